@@ -1,0 +1,192 @@
+package config
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Secret holds a credential read from the config (a broker token, a Jira
+// token). It never prints itself: String, GoString, LogValue and the
+// marshalers all return "REDACTED". Call Reveal at the one place that must
+// put the value on the wire.
+type Secret string
+
+// Redacted is what a Secret prints instead of its value.
+const Redacted = "REDACTED"
+
+// Reveal returns the secret value.
+func (s Secret) Reveal() string { return string(s) }
+
+// IsZero reports whether no secret is set.
+func (s Secret) IsZero() bool { return s == "" }
+
+func (s Secret) String() string               { return Redacted }
+func (s Secret) GoString() string             { return Redacted }
+func (s Secret) LogValue() slog.Value         { return slog.StringValue(Redacted) }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
+
+var _ slog.LogValuer = Secret("")
+
+// Agent is the configuration of the agent, oxbroker.
+type Agent struct {
+	Broker   Broker      `mapstructure:"broker"`
+	StateDir string      `mapstructure:"state_dir"`
+	Gateway  GatewayDial `mapstructure:"gateway"`
+	Sites    []Site      `mapstructure:"sites"`
+	Admin    Admin       `mapstructure:"admin"`
+	Log      Log         `mapstructure:"log"`
+}
+
+// Broker identifies the agent to the gateway.
+type Broker struct {
+	ID string `mapstructure:"id"`
+	// Token is the broker token; after loading it holds the content of
+	// TokenFile when that is set (surrounding white space trimmed).
+	Token     Secret `mapstructure:"token"`
+	TokenFile string `mapstructure:"token_file"`
+}
+
+// Transports accepted in GatewayDial.Transport.
+const (
+	TransportAuto = "auto"
+	TransportQUIC = "quic"
+	TransportTCP  = "tcp"
+)
+
+// GatewayDial says how the agent reaches the gateway.
+type GatewayDial struct {
+	Address     string   `mapstructure:"address"`
+	Addresses   []string `mapstructure:"addresses"`
+	Transport   string   `mapstructure:"transport"`
+	Connections int      `mapstructure:"connections"`
+	CAFile      string   `mapstructure:"ca_file"`
+	ServerName  string   `mapstructure:"server_name"`
+	// Proxy is an http:// CONNECT proxy URL, possibly with user:pass.
+	// Empty means HTTPS_PROXY/https_proxy (honouring NO_PROXY), resolved at
+	// load time. A proxy forces the tcp transport.
+	Proxy string `mapstructure:"proxy"`
+}
+
+// Auth types accepted in Auth.Type.
+const (
+	AuthServiceAccount = "service_account"
+	AuthBasic          = "basic"
+	AuthBearer         = "bearer"
+)
+
+// Site is one Jira installation the agent proxies to.
+type Site struct {
+	Name string `mapstructure:"name"`
+	Type string `mapstructure:"type"`
+	// URL is the Jira base URL, e.g.
+	// https://api.atlassian.com/ex/jira/<cloudId> or https://jira.acme.local.
+	// Exactly one of URL and CloudSite is set.
+	URL string `mapstructure:"url"`
+	// CloudSite is "acme", "acme.atlassian.net" or "https://acme.atlassian.net";
+	// the Cloud ID is discovered at start and the upstream becomes
+	// AtlassianAPI + "/ex/jira/" + cloudId.
+	CloudSite    string        `mapstructure:"cloud_site"`
+	AtlassianAPI string        `mapstructure:"atlassian_api"`
+	Auth         Auth          `mapstructure:"auth"`
+	TLS          SiteTLS       `mapstructure:"tls"`
+	Proxy        string        `mapstructure:"proxy"`
+	Allow        Allow         `mapstructure:"allow"`
+	Timeout      time.Duration `mapstructure:"timeout"`
+	// MaxConcurrent bounds in-flight upstream requests for this site.
+	MaxConcurrent int `mapstructure:"max_concurrent"`
+	// MaxBody is the request body limit in bytes ("50MiB" in YAML).
+	MaxBody ByteSize `mapstructure:"max_body"`
+}
+
+// Auth holds the Jira credentials of a site.
+type Auth struct {
+	Type      string `mapstructure:"type"`
+	Token     Secret `mapstructure:"token"`
+	TokenFile string `mapstructure:"token_file"`
+	Email     string `mapstructure:"email"`
+	// Expires is the token's expiry date (YYYY-MM-DD); zero when unset.
+	Expires Date `mapstructure:"expires"`
+}
+
+// SiteTLS is the TLS policy toward Jira.
+type SiteTLS struct {
+	CAFile             string `mapstructure:"ca_file"`
+	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify"`
+}
+
+// Allow narrows what the agent forwards to a site.
+type Allow struct {
+	Scopes     []string    `mapstructure:"scopes"`
+	Operations []string    `mapstructure:"operations"`
+	Deny       []string    `mapstructure:"deny"`
+	Rules      []AllowRule `mapstructure:"rules"`
+}
+
+// AllowRule allows extra method + path templates.
+type AllowRule struct {
+	Methods []string `mapstructure:"methods"`
+	Path    string   `mapstructure:"path"`
+}
+
+// Admin is the admin listener (/healthz /readyz /metrics).
+type Admin struct {
+	Listen string `mapstructure:"listen"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// Gateway is the configuration of oxbroker-gateway.
+type Gateway struct {
+	Listen   GatewayListen `mapstructure:"listen"`
+	TLS      GatewayTLS    `mapstructure:"tls"`
+	Brokers  []BrokerEntry `mapstructure:"brokers"`
+	Registry Registry      `mapstructure:"registry"`
+	Cluster  Cluster       `mapstructure:"cluster"`
+	Log      Log           `mapstructure:"log"`
+}
+
+// GatewayListen holds the gateway's listen addresses.
+type GatewayListen struct {
+	Tunnel   string `mapstructure:"tunnel"`
+	API      string `mapstructure:"api"`
+	Admin    string `mapstructure:"admin"`
+	Internal string `mapstructure:"internal"`
+}
+
+// GatewayTLS is the gateway's certificate.
+type GatewayTLS struct {
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+	APITLS   bool   `mapstructure:"api_tls"`
+}
+
+// BrokerEntry is one broker the gateway accepts. Tokens are stored only
+// as "sha256:<64 hex>" hashes.
+type BrokerEntry struct {
+	ID              string   `mapstructure:"id"`
+	Token           string   `mapstructure:"token"`
+	ConnectorTokens []string `mapstructure:"connector_tokens"`
+}
+
+// Registry selects where the gateway keeps its session registry.
+type Registry struct {
+	Type      string `mapstructure:"type"`
+	URL       string `mapstructure:"url"`
+	Advertise string `mapstructure:"advertise"`
+}
+
+// Cluster holds replica-to-replica settings.
+type Cluster struct {
+	SecretFile string `mapstructure:"secret_file"`
+}
+
+// ByteSize is a size in bytes, written in YAML as a number or with a unit
+// ("50MiB", "512KiB", "1GB").
+type ByteSize int64
+
+// Date is a calendar day, written in YAML as YYYY-MM-DD.
+type Date struct{ time.Time }
