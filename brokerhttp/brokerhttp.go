@@ -1,0 +1,90 @@
+// Package brokerhttp holds the HTTP conventions that the agent and the
+// gateway share: the Ox-Broker-* header names, the error codes of the
+// contract (docs/design.md, "Connector API") and the JSON error body.
+//
+// Errors made by the broker itself carry the header Ox-Broker-Error and the
+// body {"error":{"code":...,"message":...,"request_id":...}}. Messages are
+// written for the person calling the API and must never contain a secret:
+// callers pass a message they composed, not err.Error() of an internal cause.
+package brokerhttp
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+// Header names on the connector API and on tunnel streams.
+const (
+	HeaderError     = "Ox-Broker-Error"
+	HeaderRequestID = "Ox-Broker-Request-Id"
+	HeaderSite      = "Ox-Broker-Site"
+)
+
+// Code is one of the broker's error codes.
+type Code string
+
+// The error codes of the contract.
+const (
+	Unauthorized        Code = "unauthorized"
+	UnknownBroker       Code = "unknown_broker"
+	BrokerOffline       Code = "broker_offline"
+	UnknownSite         Code = "unknown_site"
+	PathNotAllowed      Code = "path_not_allowed"
+	BadRequest          Code = "bad_request"
+	TooLarge            Code = "too_large"
+	UpstreamUnreachable Code = "upstream_unreachable"
+	UpstreamTLS         Code = "upstream_tls"
+	UpstreamTimeout     Code = "upstream_timeout"
+	Overloaded          Code = "overloaded"
+)
+
+// Status returns the HTTP status the contract gives a code.
+func (c Code) Status() int {
+	switch c {
+	case Unauthorized:
+		return http.StatusUnauthorized
+	case UnknownBroker, UnknownSite:
+		return http.StatusNotFound
+	case PathNotAllowed:
+		return http.StatusForbidden
+	case BadRequest:
+		return http.StatusBadRequest
+	case TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case UpstreamTimeout:
+		return http.StatusGatewayTimeout
+	case Overloaded:
+		return http.StatusServiceUnavailable
+	default: // BrokerOffline, UpstreamUnreachable, UpstreamTLS
+		return http.StatusBadGateway
+	}
+}
+
+// Body is the JSON error body.
+type Body struct {
+	Error Detail `json:"error"`
+}
+
+// Detail is the content of Body.
+type Detail struct {
+	Code      Code   `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// WriteError writes a broker error response. requestID may be empty.
+func WriteError(w http.ResponseWriter, code Code, message, requestID string) {
+	b, _ := json.Marshal(Body{Error: Detail{Code: code, Message: message, RequestID: requestID}})
+	b = append(b, '\n')
+	h := w.Header()
+	h.Set(HeaderError, string(code))
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("Cache-Control", "no-store")
+	if requestID != "" {
+		h.Set(HeaderRequestID, requestID)
+	}
+	w.WriteHeader(code.Status())
+	w.Write(b)
+}
