@@ -1,0 +1,58 @@
+package tunnel
+
+import "time"
+
+// Options tunes a session. The zero value means the defaults below, chosen
+// so that a dead peer is noticed within seconds and a bulk transfer is not
+// starved by small flow-control windows.
+type Options struct {
+	// KeepAlive is how often an idle session sends a keepalive.
+	KeepAlive time.Duration
+	// IdleTimeout closes a session that has heard nothing from its peer
+	// for this long (QUIC idle timeout; yamux keepalive timeout).
+	IdleTimeout time.Duration
+	// HandshakeTimeout bounds the transport handshake (TCP+TLS or QUIC).
+	HandshakeTimeout time.Duration
+	// MaxIncomingStreams bounds the streams the peer may have open at
+	// once. The agent raises it (the gateway opens one stream per
+	// in-flight request); the gateway keeps it at 1, the control stream.
+	MaxIncomingStreams int
+	// StreamIdleTimeout is the read or write deadline put on a stream for
+	// each call when its user has set none, so that a stalled peer cannot
+	// hang a reader (yamux GHSA-29qp-crvh-w22m).
+	StreamIdleTimeout time.Duration
+	// StreamWindow is the largest per-stream receive window, in bytes.
+	StreamWindow uint32
+}
+
+// Defaults of Options.
+const (
+	DefaultKeepAlive          = 2 * time.Second
+	DefaultIdleTimeout        = 8 * time.Second
+	DefaultHandshakeTimeout   = 10 * time.Second
+	DefaultMaxIncomingStreams = 1024
+	DefaultStreamIdleTimeout  = 5 * time.Minute
+	DefaultStreamWindow       = 8 << 20
+)
+
+func (o Options) withDefaults() Options {
+	if o.KeepAlive <= 0 {
+		o.KeepAlive = DefaultKeepAlive
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if o.MaxIncomingStreams <= 0 {
+		o.MaxIncomingStreams = DefaultMaxIncomingStreams
+	}
+	if o.StreamIdleTimeout <= 0 {
+		o.StreamIdleTimeout = DefaultStreamIdleTimeout
+	}
+	if o.StreamWindow == 0 {
+		o.StreamWindow = DefaultStreamWindow
+	}
+	return o
+}

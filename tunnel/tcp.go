@@ -1,0 +1,116 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// yamuxSession is a Session over TLS over TCP, multiplexed by yamux.
+type yamuxSession struct {
+	mux  *yamux.Session
+	conn net.Conn
+	opts Options
+}
+
+var _ Session = (*yamuxSession)(nil)
+
+// yamuxConfig tunes yamux for the tunnel: keepalives detect a dead peer
+// within KeepAlive+IdleTimeout, the stream window is raised from 256 KiB
+// so bulk transfers are not window-bound, and the accept backlog bounds how
+// many streams a peer can queue before new ones are refused.
+func yamuxConfig(o Options) *yamux.Config {
+	c := yamux.DefaultConfig()
+	c.EnableKeepAlive = true
+	c.KeepAliveInterval = o.KeepAlive
+	c.ConnectionWriteTimeout = o.IdleTimeout
+	c.MaxStreamWindowSize = o.StreamWindow
+	c.AcceptBacklog = min(o.MaxIncomingStreams, 1024)
+	c.StreamOpenTimeout = o.IdleTimeout
+	c.StreamCloseTimeout = time.Minute
+	c.LogOutput = io.Discard
+	return c
+}
+
+func newYamux(conn net.Conn, client bool, o Options) (*yamuxSession, error) {
+	var (
+		mux *yamux.Session
+		err error
+	)
+	if client {
+		mux, err = yamux.Client(conn, yamuxConfig(o))
+	} else {
+		mux, err = yamux.Server(conn, yamuxConfig(o))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &yamuxSession{mux: mux, conn: conn, opts: o}, nil
+}
+
+func dialTCP(ctx context.Context, addr string, tlsConf *tls.Config, proxy *url.URL, o Options) (Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.HandshakeTimeout)
+	defer cancel()
+	var (
+		raw net.Conn
+		err error
+	)
+	if proxy != nil {
+		raw, err = dialViaProxy(ctx, proxy, addr)
+	} else {
+		d := net.Dialer{KeepAlive: 15 * time.Second}
+		raw, err = d.DialContext(ctx, "tcp", addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tcp dial %s: %w", addr, err)
+	}
+	tc := tls.Client(raw, tlsConf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
+	}
+	if p := tc.ConnectionState().NegotiatedProtocol; p != ALPN {
+		tc.Close()
+		return nil, fmt.Errorf("tls handshake with %s: peer speaks %q, not %q", addr, p, ALPN)
+	}
+	s, err := newYamux(tc, true, o)
+	if err != nil {
+		tc.Close()
+		return nil, fmt.Errorf("yamux client: %w", err)
+	}
+	return s, nil
+}
+
+func (s *yamuxSession) OpenStream(ctx context.Context) (net.Conn, error) {
+	// yamux's Open does not block on the peer (the SYN is sent with the
+	// first window update), so ctx only matters for a session that is
+	// already gone.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	st, err := s.mux.OpenStream()
+	if err != nil {
+		return nil, err
+	}
+	return withIdleTimeout(st, s.opts.StreamIdleTimeout), nil
+}
+
+func (s *yamuxSession) AcceptStream(ctx context.Context) (net.Conn, error) {
+	st, err := s.mux.AcceptStreamWithContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return withIdleTimeout(st, s.opts.StreamIdleTimeout), nil
+}
+
+func (s *yamuxSession) Close() error          { return s.mux.Close() }
+func (s *yamuxSession) Done() <-chan struct{} { return s.mux.CloseChan() }
+func (s *yamuxSession) Transport() string     { return TransportTCP }
+func (s *yamuxSession) LocalAddr() net.Addr   { return s.conn.LocalAddr() }
+func (s *yamuxSession) RemoteAddr() net.Addr  { return s.conn.RemoteAddr() }
