@@ -206,8 +206,13 @@ func (c *Control) Send(m Message) error {
 }
 
 // Recv reads the next message, waiting at most until deadline (zero: no
-// limit other than the session's own liveness).
+// limit other than the session's own liveness, which keepalives watch).
 func (c *Control) Recv(deadline time.Time) (Message, error) {
+	if deadline.IsZero() {
+		// An explicit far deadline turns off the stream idle deadline: a
+		// control stream is quiet for as long as nothing changes.
+		deadline = time.Now().Add(100 * 365 * 24 * time.Hour)
+	}
 	c.conn.SetReadDeadline(deadline)
 	b, err := ReadFrame(c.conn)
 	if err != nil {

@@ -1,0 +1,352 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/jira"
+	"github.com/oxsecurity/oxbroker/proxy"
+	"github.com/oxsecurity/oxbroker/tunnel"
+)
+
+// Options are the parts of an Agent that do not come from its config.
+type Options struct {
+	Logger  *slog.Logger
+	Version string
+	// DrainTimeout bounds how long in-flight requests may take to finish
+	// when the agent stops or the gateway sends goaway (default 30 s).
+	DrainTimeout time.Duration
+	// Tunnel tunes sessions; the zero value is the protocol default.
+	Tunnel tunnel.Options
+}
+
+// Reconnect timing (tunnel/spec.md, "Reconnects").
+const (
+	backoffBase = 500 * time.Millisecond
+	backoffMax  = 30 * time.Second
+	// stableAfter is how long a session must stay up before the backoff
+	// starts again from its base.
+	stableAfter = 30 * time.Second
+)
+
+// Agent keeps the tunnel sessions up and serves the gateway's requests.
+type Agent struct {
+	cfg     *config.Agent
+	opts    Options
+	log     *slog.Logger
+	agentID string
+	dialer  *tunnel.Dialer
+	addrs   []string
+	router  *router
+	hello   tunnel.Hello
+
+	live   atomic.Int32   // sessions up
+	drains sync.WaitGroup // sessions draining after goaway
+}
+
+// New checks cfg, loads the agent id from state_dir, resolves Cloud IDs
+// of cloud_site entries and builds the sites' proxies. It dials nothing.
+func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 30 * time.Second
+	}
+	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger}
+	var err error
+	if a.agentID, err = loadAgentID(cfg.StateDir); err != nil {
+		return nil, err
+	}
+	if a.dialer, err = newDialer(cfg.Gateway); err != nil {
+		return nil, err
+	}
+	a.addrs = append([]string{cfg.Gateway.Address}, cfg.Gateway.Addresses...)
+	if a.router, err = newRouter(ctx, cfg.Sites, a.log); err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	a.hello = tunnel.Hello{
+		Protocol:     tunnel.ProtocolVersion,
+		BrokerID:     cfg.Broker.ID,
+		Token:        cfg.Broker.Token.Reveal(),
+		AgentID:      a.agentID,
+		AgentVersion: opts.Version,
+		Hostname:     host,
+		OS:           runtime.GOOS + "/" + runtime.GOARCH,
+		Sites:        a.router.infos,
+	}
+	return a, nil
+}
+
+// newDialer builds the tunnel dialer: the gateway certificate is checked
+// against the system roots plus gateway.ca_file, always.
+func newDialer(g config.GatewayDial) (*tunnel.Dialer, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if g.CAFile != "" {
+		pem, err := os.ReadFile(g.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("gateway.ca_file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("gateway.ca_file: no PEM certificate in %s", g.CAFile)
+		}
+	}
+	d := &tunnel.Dialer{
+		Transport: g.Transport,
+		TLS:       &tls.Config{RootCAs: roots, ServerName: g.ServerName, MinVersion: tls.VersionTLS12},
+	}
+	switch {
+	case g.Proxy != "":
+		if d.Proxy, err = url.Parse(g.Proxy); err != nil {
+			return nil, fmt.Errorf("gateway.proxy: %w", err)
+		}
+	default:
+		if d.Proxy, err = tunnel.ProxyFromEnvironment(g.Address); err != nil {
+			return nil, fmt.Errorf("HTTPS_PROXY: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// AgentID is the persistent id of this agent.
+func (a *Agent) AgentID() string { return a.agentID }
+
+// Ready reports whether at least one tunnel session is up.
+func (a *Agent) Ready() bool { return a.live.Load() > 0 }
+
+// Run keeps gateway.connections sessions up until ctx ends, then drains:
+// sessions stop taking streams, in-flight requests get DrainTimeout to
+// finish, and Run returns once every goroutine it started has ended.
+func (a *Agent) Run(ctx context.Context) error {
+	if a.dialer.Proxy != nil {
+		a.log.Info("dialing the gateway through a proxy; transport is tcp", "proxy", a.dialer.Proxy.Redacted())
+	}
+	var wg sync.WaitGroup
+	for i := range a.cfg.Gateway.Connections {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.keepConnected(ctx, i, a.addrs[i%len(a.addrs)])
+		}()
+	}
+	wg.Wait()
+	a.drains.Wait()
+	a.router.close()
+	return nil
+}
+
+// keepConnected is one of the agent's connections: dial, serve, redial.
+func (a *Agent) keepConnected(ctx context.Context, idx int, addr string) {
+	log := a.log.With("conn", idx, "gateway", addr)
+	bo := backoff{base: backoffBase, max: backoffMax}
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := a.session(ctx, log, addr)
+		if ctx.Err() != nil {
+			return
+		}
+		var rej *tunnel.RejectError
+		switch {
+		case errors.As(err, &rej) && rej.Reject.Code == tunnel.RejectUnauthorized:
+			log.Error("the gateway refused the broker id or token; check broker.id and broker.token", "message", rej.Reject.Message)
+			bo.exhaust()
+		case errors.Is(err, errGoAway):
+			bo.reset()
+			continue // the replacement is dialled at once
+		case err != nil:
+			log.Warn("tunnel down", "err", err)
+		}
+		if time.Since(start) > stableAfter {
+			bo.reset()
+		}
+		d := bo.next()
+		log.Info("reconnecting", "in", d.Round(time.Millisecond).String())
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// errGoAway ends a session whose gateway asked us to move.
+var errGoAway = errors.New("gateway sent goaway")
+
+// session dials one session and serves it until it ends, ctx ends, or the
+// gateway sends goaway; on goaway the old session drains in the
+// background while the caller dials the replacement.
+func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) error {
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := a.dialer.Dial(dctx, addr)
+	if err != nil {
+		return err
+	}
+	ctrl, welcome, err := tunnel.ClientHandshake(dctx, s, a.hello)
+	if err != nil {
+		s.Close()
+		return err
+	}
+	log = log.With("session", welcome.SessionID, "transport", s.Transport())
+	log.Info("tunnel up", "gateway_version", welcome.GatewayVersion)
+	a.live.Add(1)
+
+	srv := a.newStreamServer(log)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(newStreamListener(s, maxConcurrentStreams))
+	}()
+	// Control messages: goaway is the only one an agent acts on.
+	goaway := make(chan string, 1)
+	ctrlDone := make(chan struct{})
+	go func() {
+		defer close(ctrlDone)
+		for {
+			m, err := ctrl.Recv(time.Time{})
+			if errors.Is(err, tunnel.ErrUnknownMessage) {
+				continue
+			}
+			if err != nil {
+				return
+			}
+			if g, ok := m.(tunnel.GoAway); ok {
+				goaway <- g.Reason
+				return
+			}
+		}
+	}()
+
+	finish := func() {
+		a.drain(srv, log)
+		s.Close()
+		<-served
+		<-ctrlDone
+		a.live.Add(-1)
+	}
+	select {
+	case <-s.Done():
+		finish()
+		return errors.New("session closed by the gateway or the network")
+	case <-ctx.Done():
+		finish()
+		log.Info("tunnel closed")
+		return nil
+	case reason := <-goaway:
+		log.Info("gateway asked us to move; draining this session", "reason", reason)
+		a.drains.Add(1)
+		go func() {
+			defer a.drains.Done()
+			finish()
+		}()
+		return errGoAway
+	}
+}
+
+// drain stops taking streams and waits for in-flight requests.
+func (a *Agent) drain(srv *http.Server, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), a.opts.DrainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("drain: requests still in flight at the deadline", "err", err)
+		srv.Close()
+	}
+}
+
+// maxConcurrentStreams bounds the streams served at once on one session,
+// whatever the gateway opens: a hostile or broken gateway cannot make the
+// agent hold unbounded goroutines and buffers.
+const maxConcurrentStreams = 1024
+
+func (a *Agent) newStreamServer(log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           a.router,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+// router sends each request to its site's proxy.
+type router struct {
+	sites map[string]*proxy.Proxy
+	infos []tunnel.SiteInfo
+}
+
+func newRouter(ctx context.Context, sites []config.Site, log *slog.Logger) (*router, error) {
+	r := &router{sites: make(map[string]*proxy.Proxy, len(sites))}
+	for _, site := range sites {
+		if site.CloudSite != "" {
+			id, err := discoverCloudID(ctx, site)
+			if err != nil {
+				r.close()
+				return nil, fmt.Errorf("site %q: cloud_site %s: %w", site.Name, site.CloudSite, err)
+			}
+			site.URL = strings.TrimRight(site.AtlassianAPI, "/") + "/ex/jira/" + id
+			log.Info("resolved cloud_site", "site", site.Name, "cloud_id", id)
+		}
+		p, err := proxy.New(site, proxy.Options{Logger: log})
+		if err != nil {
+			r.close()
+			return nil, err
+		}
+		r.sites[site.Name] = p
+		r.infos = append(r.infos, tunnel.SiteInfo{Name: site.Name, Type: site.Type, URL: site.URL, AuthType: site.Auth.Type})
+	}
+	return r, nil
+}
+
+func discoverCloudID(ctx context.Context, site config.Site) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	// tenant_info needs no credentials, and none are sent: this client
+	// knows nothing of the site's token.
+	client := &http.Client{Timeout: 15 * time.Second}
+	return jira.DiscoverCloudID(ctx, client, site.CloudSite)
+}
+
+func (r *router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	name := req.Header.Get(brokerhttp.HeaderSite)
+	p := r.sites[name]
+	if p == nil {
+		brokerhttp.WriteError(w, brokerhttp.UnknownSite, fmt.Sprintf("this agent has no site %q", truncate(name, 64)),
+			req.Header.Get(brokerhttp.HeaderRequestID))
+		return
+	}
+	p.ServeHTTP(w, req)
+}
+
+func (r *router) close() {
+	for _, p := range r.sites {
+		p.Close()
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

@@ -1,0 +1,46 @@
+package agent
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+var agentIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// loadAgentID returns the persistent agent id kept in dir/agent-id,
+// creating it (and dir) on first start. The id lets the gateway tell an
+// agent's restarts from a second agent of the same broker.
+func loadAgentID(dir string) (string, error) {
+	path := filepath.Join(dir, "agent-id")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if agentIDPattern.MatchString(id) {
+			return id, nil
+		}
+		// A damaged file is replaced rather than trusted.
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read agent id: %w", err)
+	}
+	raw := make([]byte, 16)
+	rand.Read(raw)
+	id := hex.EncodeToString(raw)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", fmt.Errorf("state_dir: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o640); err != nil {
+		return "", fmt.Errorf("write agent id: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("write agent id: %w", err)
+	}
+	return id, nil
+}

@@ -1,0 +1,77 @@
+// Command oxbroker-gateway is the OX side of OX Broker: agents dial in to
+// it, and OX's Jira connector calls it as if it were Jira.
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oxsecurity/oxbroker/cmd/internal/cli"
+	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/gateway"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func main() { cli.Main(newRoot()) }
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "oxbroker-gateway",
+		Short: "OX Broker gateway: agents dial in, OX's Jira connector calls /b/{broker}/{site}/...",
+		Long: `oxbroker-gateway accepts tunnel sessions from OX Broker agents (QUIC on UDP and
+TLS+yamux on TCP, on one port) and serves the connector API: a Jira client pointed at
+https://<gateway>/b/<broker>/<site> with a connector token reaches that site's Jira
+through the broker's agent, which adds the Jira credentials on its side.
+
+Try it locally:
+  oxbroker-gateway dev --dir /tmp/oxdev`,
+	}
+	root.AddCommand(runCmd(), tokenCmd(), devCmd(), cli.VersionCmd("oxbroker-gateway", version, commit))
+	return cli.Group(root)
+}
+
+func runCmd() *cobra.Command {
+	var path string
+	c := &cobra.Command{
+		Use:   "run",
+		Short: "Run the gateway in the foreground",
+		Args:  cli.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := config.LoadGateway(path, nil)
+			if err != nil {
+				fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\n", path, err)
+				return cli.Reported(err)
+			}
+			log := cfg.Log.NewLogger(c.ErrOrStderr())
+			g, err := gateway.New(cfg, gateway.Options{Logger: log, Version: version})
+			if err != nil {
+				log.Error("cannot start", "err", err)
+				return cli.Reported(err)
+			}
+			return g.Run(c.Context())
+		},
+	}
+	c.Flags().StringVarP(&path, "config", "c", "/etc/oxbroker-gateway/config.yaml", "path of the gateway's YAML config")
+	return c
+}
+
+func tokenCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "token",
+		Short: "Print a new random token and the sha256 hash to put in the config",
+		Long: `Prints a new token (give it to the agent as broker.token, or to OX's connector as a
+connector token) and its hash (put it in brokers[].token or brokers[].connector_tokens).
+The gateway stores only the hash.`,
+		Args: cli.NoArgs,
+		Run: func(c *cobra.Command, _ []string) {
+			t := gateway.NewToken()
+			fmt.Fprintf(c.OutOrStdout(), "token: %s\nhash:  %s\n", t, gateway.HashToken(t))
+		},
+	}
+}

@@ -1,0 +1,145 @@
+// Command oxbroker is the OX Broker agent: it runs inside the customer's
+// network, holds the Jira credentials, dials out to the OX gateway and
+// serves the Jira API calls that arrive over the tunnel.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oxsecurity/oxbroker/agent"
+	"github.com/oxsecurity/oxbroker/cmd/internal/cli"
+	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/jira"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func main() { cli.Main(newRoot()) }
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "oxbroker",
+		Short: "OX Broker agent: lets OX reach your Jira without holding its token or opening a port",
+		Long: `oxbroker runs inside your network. It keeps your Jira credentials, dials out to the
+OX gateway (QUIC, or TLS over TCP, optionally through an HTTP proxy) and forwards the
+Jira API calls OX makes, after checking each against an allowlist.
+
+Start with:
+  oxbroker config validate --config /etc/oxbroker/config.yaml
+  oxbroker run --config /etc/oxbroker/config.yaml`,
+	}
+	root.AddCommand(runCmd(), configCmd(), jiraCmd(), cli.VersionCmd("oxbroker", version, commit))
+	return cli.Group(root)
+}
+
+func configFlag(c *cobra.Command, p *string) {
+	c.Flags().StringVarP(p, "config", "c", config.DefaultAgentPath(), "path of the agent's YAML config")
+}
+
+// loadConfig loads and validates the config, printing every problem.
+func loadConfig(c *cobra.Command, path string) (*config.Agent, error) {
+	cfg, err := config.LoadAgent(path, nil)
+	if err != nil {
+		fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\n", path, err)
+		return nil, cli.Reported(err)
+	}
+	return cfg, nil
+}
+
+func runCmd() *cobra.Command {
+	var path string
+	c := &cobra.Command{
+		Use:   "run",
+		Short: "Run the agent in the foreground (the service runs this)",
+		Args:  cli.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(c, path)
+			if err != nil {
+				return err
+			}
+			log := cfg.Log.NewLogger(c.ErrOrStderr())
+			a, err := agent.New(c.Context(), cfg, agent.Options{Logger: log, Version: version})
+			if err != nil {
+				log.Error("cannot start", "err", err)
+				return cli.Reported(err)
+			}
+			log.Info("oxbroker starting", "version", version, "broker", cfg.Broker.ID, "agent_id", a.AgentID(),
+				"gateway", cfg.Gateway.Address, "transport", cfg.Gateway.Transport,
+				"connections", cfg.Gateway.Connections, "sites", len(cfg.Sites))
+			err = a.Run(c.Context())
+			log.Info("oxbroker stopped")
+			return err
+		},
+	}
+	configFlag(c, &path)
+	return c
+}
+
+func configCmd() *cobra.Command {
+	c := &cobra.Command{Use: "config", Short: "Validate or show the agent's config"}
+	var vpath, spath string
+	validate := &cobra.Command{
+		Use:   "validate",
+		Short: "Check the config offline; prints one `key.path: message` line per problem",
+		Args:  cli.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if _, err := loadConfig(c, vpath); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.OutOrStdout(), "%s: ok\n", vpath)
+			return nil
+		},
+	}
+	configFlag(validate, &vpath)
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Print the effective config (defaults and overrides applied), secrets redacted",
+		Args:  cli.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(c, spath)
+			if err != nil {
+				return err
+			}
+			b, err := cfg.Redacted()
+			if err != nil {
+				return err
+			}
+			_, err = c.OutOrStdout().Write(b)
+			return err
+		},
+	}
+	configFlag(show, &spath)
+	c.AddCommand(validate, show)
+	return cli.Group(c)
+}
+
+func jiraCmd() *cobra.Command {
+	c := &cobra.Command{Use: "jira", Short: "Jira helpers"}
+	c.AddCommand(&cobra.Command{
+		Use:   "cloud-id SITE",
+		Short: "Print the Cloud ID of SITE (acme, acme.atlassian.net or https://acme.atlassian.net)",
+		Long: `Reads https://SITE/_edge/tenant_info (no credentials are sent) and prints the Cloud ID,
+for a service-account URL of the form https://api.atlassian.com/ex/jira/<cloudId>.`,
+		Args: cli.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ctx, cancel := context.WithTimeout(c.Context(), 20*time.Second)
+			defer cancel()
+			id, err := jira.DiscoverCloudID(ctx, &http.Client{Timeout: 20 * time.Second}, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.OutOrStdout(), id)
+			return nil
+		},
+	})
+	return cli.Group(c)
+}

@@ -1,0 +1,253 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oxsecurity/oxbroker/brokerhttp"
+)
+
+// The connector API:
+//
+//	ANY /b/{broker}/{site}/{path...}   proxied to {path} on the site's Jira
+//	GET /v1/brokers/{broker}           sessions and sites of a broker
+//
+// /b/ paths are routed by hand, not by http.ServeMux, because ServeMux
+// cleans paths and redirects: the raw path must reach the agent unchanged
+// so that the agent, which holds the credentials, judges it.
+func (g *Gateway) apiHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/brokers/{broker}", g.serveBroker)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.RequestURI, "/") {
+			// Absolute-form target: a proxy request, never ours.
+			brokerhttp.WriteError(w, brokerhttp.BadRequest, "the request target must be a path (origin-form)", "")
+			return
+		}
+		if strings.HasPrefix(r.URL.EscapedPath(), "/b/") {
+			g.serveConnector(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+type ctxKey struct{}
+
+// routed is what the reverse proxy needs to know about one request.
+type routed struct {
+	session   *agentSession
+	site      string
+	path      string // escaped path below /b/{broker}/{site}
+	requestID string
+}
+
+func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	reqID := newID()
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/b/")
+	broker, rest, _ := strings.Cut(rest, "/")
+	site, path, hasPath := strings.Cut(rest, "/")
+	if !namePattern.MatchString(broker) || !namePattern.MatchString(site) || !hasPath {
+		brokerhttp.WriteError(w, brokerhttp.BadRequest, "the path must be /b/{broker}/{site}/{jira path}", reqID)
+		return
+	}
+	if code, msg := g.authorize(r, broker); code != "" {
+		brokerhttp.WriteError(w, code, msg, reqID)
+		return
+	}
+	s, online := g.reg.pick(broker, site)
+	switch {
+	case !online:
+		brokerhttp.WriteError(w, brokerhttp.BrokerOffline, fmt.Sprintf("no agent of broker %s is connected", broker), reqID)
+		return
+	case s == nil:
+		brokerhttp.WriteError(w, brokerhttp.UnknownSite, fmt.Sprintf("the agent of broker %s has no site %q", broker, site), reqID)
+		return
+	}
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	rw := &statusWriter{ResponseWriter: w}
+	rt := &routed{session: s, site: site, path: "/" + path, requestID: reqID}
+	g.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rt)))
+	g.log.Info("request", "request_id", reqID, "broker", broker, "site", site, "method", r.Method,
+		"status", rw.status, "bytes", rw.bytes, "duration", time.Since(start).Round(time.Microsecond).String(),
+		"session", s.id)
+}
+
+// authorize checks the connector token. A token that is valid for no
+// broker gets 401 whatever the broker, so that callers without a token
+// cannot learn which brokers exist; failures are slowed per address.
+func (g *Gateway) authorize(r *http.Request, broker string) (brokerhttp.Code, string) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if ok && token != "" {
+		if b := g.brokers[broker]; b != nil {
+			for _, h := range b.connectors {
+				if h.matches(token) {
+					return "", ""
+				}
+			}
+		} else if g.validForAny(token) {
+			return brokerhttp.UnknownBroker, fmt.Sprintf("no broker %q", broker)
+		}
+	}
+	delay := g.failures.fail(r.RemoteAddr)
+	select {
+	case <-time.After(delay):
+	case <-r.Context().Done():
+	}
+	return brokerhttp.Unauthorized, "missing or wrong connector token (Authorization: Bearer <token>)"
+}
+
+func (g *Gateway) validForAny(token string) bool {
+	for _, b := range g.brokers {
+		for _, h := range b.connectors {
+			if h.matches(token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (g *Gateway) newReverseProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			rt := pr.In.Context().Value(ctxKey{}).(*routed)
+			u := &url.URL{Scheme: "http", Host: "agent", RawQuery: pr.In.URL.RawQuery}
+			if p, err := url.PathUnescape(rt.path); err == nil {
+				u.Path, u.RawPath = p, rt.path
+			} else {
+				u.Path = rt.path
+			}
+			pr.Out.URL = u
+			pr.Out.Host = "agent"
+			h := pr.Out.Header
+			h.Del("Authorization") // the connector token stays here
+			for k := range h {
+				if strings.HasPrefix(k, "Ox-Broker-") {
+					delete(h, k)
+				}
+			}
+			h.Set(brokerhttp.HeaderSite, rt.site)
+			h.Set(brokerhttp.HeaderRequestID, rt.requestID)
+		},
+		Transport: sessionTransport{},
+		ModifyResponse: func(resp *http.Response) error {
+			rt := resp.Request.Context().Value(ctxKey{}).(*routed)
+			resp.Header.Set(brokerhttp.HeaderRequestID, rt.requestID)
+			return nil
+		},
+		ErrorHandler: g.proxyError,
+		BufferPool:   bufferPool{},
+		ErrorLog:     nil,
+	}
+}
+
+// proxyError maps a failure between gateway and agent to the contract.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	rt := r.Context().Value(ctxKey{}).(*routed)
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The connector went away; there is nobody to answer.
+		w.WriteHeader(499)
+		return
+	}
+	g.log.Debug("tunnel request failed", "request_id", rt.requestID, "session", rt.session.id, "err", err)
+	brokerhttp.WriteError(w, brokerhttp.BrokerOffline, "the tunnel to the agent failed during the request; retry", rt.requestID)
+}
+
+// sessionTransport sends a request over the session chosen for it.
+type sessionTransport struct{}
+
+func (sessionTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rt := r.Context().Value(ctxKey{}).(*routed)
+	return rt.session.transport.RoundTrip(r)
+}
+
+// bufferPool reuses 32 KiB copy buffers across requests.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// BrokerStatus is the answer of GET /v1/brokers/{broker}.
+type BrokerStatus struct {
+	Broker   string          `json:"broker"`
+	Online   bool            `json:"online"`
+	Sessions []SessionStatus `json:"sessions"`
+	Sites    []string        `json:"sites"`
+}
+
+// SessionStatus describes one live agent session.
+type SessionStatus struct {
+	ID        string    `json:"id"`
+	AgentID   string    `json:"agent_id"`
+	Version   string    `json:"version"`
+	Hostname  string    `json:"hostname"`
+	Transport string    `json:"transport"`
+	Since     time.Time `json:"since"`
+	Sites     []string  `json:"sites"`
+}
+
+func (g *Gateway) serveBroker(w http.ResponseWriter, r *http.Request) {
+	broker := r.PathValue("broker")
+	if code, msg := g.authorize(r, broker); code != "" {
+		brokerhttp.WriteError(w, code, msg, "")
+		return
+	}
+	st := BrokerStatus{Broker: broker, Sessions: []SessionStatus{}, Sites: []string{}}
+	seen := map[string]bool{}
+	for _, s := range g.reg.sessions(broker) {
+		ss := SessionStatus{ID: s.id, AgentID: s.hello.AgentID, Version: s.hello.AgentVersion,
+			Hostname: s.hello.Hostname, Transport: s.sess.Transport(), Since: s.since.UTC(), Sites: []string{}}
+		for _, si := range s.siteList() {
+			ss.Sites = append(ss.Sites, si.Name)
+			if !seen[si.Name] {
+				seen[si.Name] = true
+				st.Sites = append(st.Sites, si.Name)
+			}
+		}
+		st.Sessions = append(st.Sessions, ss)
+	}
+	sort.Strings(st.Sites)
+	sort.Slice(st.Sessions, func(i, j int) bool { return st.Sessions[i].Since.Before(st.Sessions[j].Since) })
+	st.Online = len(st.Sessions) > 0
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(st)
+}

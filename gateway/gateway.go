@@ -1,0 +1,308 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/tunnel"
+)
+
+// Options are the parts of a Gateway that do not come from its config.
+type Options struct {
+	Logger  *slog.Logger
+	Version string
+	// DrainTimeout bounds how long Serve waits for in-flight requests after
+	// its context ends (default 30 s).
+	DrainTimeout time.Duration
+	// Tunnel tunes agent sessions; the zero value is the protocol default.
+	Tunnel tunnel.Options
+}
+
+// Gateway serves agents on the tunnel port and connectors on the API port.
+type Gateway struct {
+	cfg      *config.Gateway
+	opts     Options
+	log      *slog.Logger
+	brokers  map[string]*brokerAuth
+	tls      *tls.Config
+	reg      *registry
+	failures *throttle
+	proxy    *httputil.ReverseProxy
+
+	tunnelLn *tunnel.Listener
+	apiLn    net.Listener
+	api      *http.Server
+
+	draining atomic.Bool
+	sessions sync.WaitGroup // one per agent session being served
+}
+
+type brokerAuth struct {
+	id         string
+	token      tokenHash
+	connectors []tokenHash
+}
+
+// New checks cfg and loads the certificate. It binds nothing; call Listen.
+func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 30 * time.Second
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load tls.cert_file/tls.key_file: %w", err)
+	}
+	g := &Gateway{
+		cfg:      cfg,
+		opts:     opts,
+		log:      opts.Logger,
+		brokers:  make(map[string]*brokerAuth, len(cfg.Brokers)),
+		tls:      &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		reg:      newRegistry(),
+		failures: newThrottle(),
+	}
+	for i, b := range cfg.Brokers {
+		ba := &brokerAuth{id: b.ID}
+		var ok bool
+		if ba.token, ok = parseTokenHash(b.Token); !ok {
+			return nil, fmt.Errorf("brokers[%d].token: not a sha256:<hex> hash", i)
+		}
+		for j, c := range b.ConnectorTokens {
+			h, ok := parseTokenHash(c)
+			if !ok {
+				return nil, fmt.Errorf("brokers[%d].connector_tokens[%d]: not a sha256:<hex> hash", i, j)
+			}
+			ba.connectors = append(ba.connectors, h)
+		}
+		g.brokers[b.ID] = ba
+	}
+	g.proxy = g.newReverseProxy()
+	return g, nil
+}
+
+// Listen binds the tunnel port (TCP and UDP) and the API port.
+func (g *Gateway) Listen() error {
+	tl, err := tunnel.Listen(g.cfg.Listen.Tunnel, g.tls, g.opts.Tunnel, g.log)
+	if err != nil {
+		return fmt.Errorf("listen.tunnel: %w", err)
+	}
+	al, err := net.Listen("tcp", g.cfg.Listen.API)
+	if err != nil {
+		tl.Close()
+		return fmt.Errorf("listen.api: %w", err)
+	}
+	if g.cfg.TLS.APITLS {
+		al = tls.NewListener(al, g.tls)
+	}
+	g.tunnelLn, g.apiLn = tl, al
+	g.api = &http.Server{
+		Handler:           g.apiHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+	return nil
+}
+
+// TunnelAddr is the bound tunnel address (TCP; UDP has the same port).
+func (g *Gateway) TunnelAddr() net.Addr { return g.tunnelLn.Addr() }
+
+// APIAddr is the bound connector API address.
+func (g *Gateway) APIAddr() net.Addr { return g.apiLn.Addr() }
+
+// Run listens and serves until ctx ends, then drains.
+func (g *Gateway) Run(ctx context.Context) error {
+	if err := g.Listen(); err != nil {
+		return err
+	}
+	return g.Serve(ctx)
+}
+
+// Serve serves agents and connectors until ctx ends. Then it stops taking
+// sessions, sends goaway to every agent, lets in-flight requests finish
+// within the drain timeout, closes the sessions and returns once every
+// goroutine it started has ended.
+func (g *Gateway) Serve(ctx context.Context) error {
+	g.log.Info("gateway listening", "tunnel", g.TunnelAddr().String(), "api", g.APIAddr().String(),
+		"brokers", len(g.brokers), "version", g.opts.Version)
+	apiErr := make(chan error, 1)
+	go func() { apiErr <- g.api.Serve(g.apiLn) }()
+
+	sessCtx, stopSessions := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSessions()
+	var accept sync.WaitGroup
+	accept.Add(1)
+	go func() {
+		defer accept.Done()
+		for {
+			s, err := g.tunnelLn.Accept(ctx)
+			if err != nil {
+				return
+			}
+			g.sessions.Add(1)
+			go g.serveSession(sessCtx, s)
+		}
+	}()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-apiErr:
+		err = fmt.Errorf("connector api: %w", err)
+	}
+
+	g.draining.Store(true)
+	g.tunnelLn.Close()
+	accept.Wait()
+	for _, s := range g.reg.all() {
+		s.ctrl.Send(tunnel.GoAway{Reason: "gateway shutting down"})
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), g.opts.DrainTimeout)
+	defer cancel()
+	if serr := g.api.Shutdown(drainCtx); serr != nil {
+		g.log.Warn("drain: requests still in flight at the deadline", "err", serr)
+		g.api.Close()
+	}
+	stopSessions()
+	g.sessions.Wait()
+	g.log.Info("gateway stopped")
+	return err
+}
+
+// hello deadline: an agent that opens a session must say hello quickly.
+const helloTimeout = 10 * time.Second
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
+	defer g.sessions.Done()
+	log := g.log.With("remote", s.RemoteAddr().String(), "transport", s.Transport())
+	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
+	ctrl, hello, err := tunnel.ServerHandshake(hctx, s)
+	cancel()
+	if err != nil {
+		log.Debug("agent handshake failed", "err", err)
+		s.Close()
+		return
+	}
+	if hello.Protocol != tunnel.ProtocolVersion {
+		g.reject(s, ctrl, tunnel.RejectProtocol, fmt.Sprintf("protocol %d is not supported; this gateway speaks %d", hello.Protocol, tunnel.ProtocolVersion))
+		return
+	}
+	b := g.brokers[hello.BrokerID]
+	if b == nil || !b.token.matches(hello.Token) {
+		delay := g.failures.fail(s.RemoteAddr().String())
+		log.Warn("agent authentication failed", "broker_id", truncate(hello.BrokerID, 64), "delay", delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+		}
+		g.reject(s, ctrl, tunnel.RejectUnauthorized, "unknown broker id or wrong broker token")
+		return
+	}
+	if g.draining.Load() {
+		g.reject(s, ctrl, tunnel.RejectShutdown, "gateway is shutting down; reconnect")
+		return
+	}
+	sites := validSites(hello.Sites, log)
+	hello.Sites = sites
+	as := newAgentSession(newID(), b.id, hello, s, ctrl)
+	log = log.With("broker", b.id, "session", as.id, "agent_id", truncate(hello.AgentID, 64))
+	if err := ctrl.Send(tunnel.Welcome{SessionID: as.id, GatewayVersion: g.opts.Version}); err != nil {
+		log.Debug("send welcome", "err", err)
+		s.Close()
+		return
+	}
+	g.reg.add(as)
+	log.Info("agent connected", "agent_version", truncate(hello.AgentVersion, 64), "sites", len(sites))
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // agents may open only the control stream; refuse the rest
+		defer wg.Done()
+		for {
+			st, err := s.AcceptStream(ctx)
+			if err != nil {
+				return
+			}
+			st.Close()
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	for {
+		m, err := ctrl.Recv(time.Time{})
+		if errors.Is(err, tunnel.ErrUnknownMessage) {
+			continue
+		}
+		if err != nil {
+			break
+		}
+		if m, ok := m.(tunnel.Sites); ok {
+			as.setSites(validSites(m.Sites, log))
+			log.Info("agent sites updated", "sites", len(m.Sites))
+		}
+	}
+	stop()
+	g.reg.remove(as)
+	as.transport.CloseIdleConnections()
+	s.Close()
+	wg.Wait()
+	log.Info("agent disconnected", "connected_for", time.Since(as.since).Round(time.Millisecond).String())
+}
+
+// reject tells the agent why it is refused and closes the session once the
+// agent has read it (the agent closes on reject) or after a short wait.
+func (g *Gateway) reject(s tunnel.Session, ctrl *tunnel.Control, code, msg string) {
+	if err := ctrl.Send(tunnel.Reject{Code: code, Message: msg}); err == nil {
+		select {
+		case <-s.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+	s.Close()
+}
+
+func validSites(in []tunnel.SiteInfo, log *slog.Logger) []tunnel.SiteInfo {
+	out := make([]tunnel.SiteInfo, 0, len(in))
+	for _, si := range in {
+		if !namePattern.MatchString(si.Name) {
+			log.Warn("agent announced a site with an invalid name; ignored", "site", truncate(si.Name, 64))
+			continue
+		}
+		out = append(out, si)
+	}
+	return out
+}
+
+func newID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

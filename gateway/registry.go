@@ -1,0 +1,129 @@
+package gateway
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oxsecurity/oxbroker/tunnel"
+)
+
+// agentSession is one live, authenticated tunnel session of a broker.
+type agentSession struct {
+	id       string
+	brokerID string
+	hello    tunnel.Hello
+	sess     tunnel.Session
+	ctrl     *tunnel.Control
+	since    time.Time
+	// transport sends HTTP over streams of sess; idle streams are kept for
+	// reuse like idle TCP connections.
+	transport *http.Transport
+	inflight  atomic.Int64
+
+	mu    sync.Mutex // guards sites
+	sites []tunnel.SiteInfo
+}
+
+func newAgentSession(id, brokerID string, h tunnel.Hello, s tunnel.Session, c *tunnel.Control) *agentSession {
+	as := &agentSession{id: id, brokerID: brokerID, hello: h, sess: s, ctrl: c, since: time.Now(), sites: h.Sites}
+	as.transport = &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return s.OpenStream(ctx)
+		},
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true, // pass the connector's Accept-Encoding through
+		WriteBufferSize:     32 << 10,
+		ReadBufferSize:      32 << 10,
+	}
+	return as
+}
+
+func (s *agentSession) setSites(sites []tunnel.SiteInfo) {
+	s.mu.Lock()
+	s.sites = sites
+	s.mu.Unlock()
+}
+
+func (s *agentSession) hasSite(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.ContainsFunc(s.sites, func(si tunnel.SiteInfo) bool { return si.Name == name })
+}
+
+func (s *agentSession) siteList() []tunnel.SiteInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sites)
+}
+
+// registry holds the live sessions of every broker.
+type registry struct {
+	mu       sync.Mutex // guards byBroker
+	byBroker map[string][]*agentSession
+	next     atomic.Uint64 // rotates the starting point of pick
+}
+
+func newRegistry() *registry { return &registry{byBroker: make(map[string][]*agentSession)} }
+
+func (r *registry) add(s *agentSession) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.byBroker[s.brokerID] = append(r.byBroker[s.brokerID], s)
+}
+
+func (r *registry) remove(s *agentSession) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list := slices.DeleteFunc(r.byBroker[s.brokerID], func(x *agentSession) bool { return x == s })
+	if len(list) == 0 {
+		delete(r.byBroker, s.brokerID)
+	} else {
+		r.byBroker[s.brokerID] = list
+	}
+}
+
+// sessions returns a snapshot of a broker's sessions.
+func (r *registry) sessions(brokerID string) []*agentSession {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.byBroker[brokerID])
+}
+
+// all returns a snapshot of every session.
+func (r *registry) all() []*agentSession {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*agentSession
+	for _, l := range r.byBroker {
+		out = append(out, l...)
+	}
+	return out
+}
+
+// pick chooses the session of brokerID serving site with the fewest
+// requests in flight, so that load spreads across an agent's HA
+// connections and away from a slow one; ties rotate. found reports whether the broker
+// has any session at all.
+func (r *registry) pick(brokerID, site string) (s *agentSession, found bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list := r.byBroker[brokerID]
+	start := int(r.next.Add(1) % uint64(max(len(list), 1)))
+	for i := range list {
+		c := list[(start+i)%len(list)]
+		if !c.hasSite(site) {
+			continue
+		}
+		if s == nil || c.inflight.Load() < s.inflight.Load() {
+			s = c
+		}
+	}
+	return s, len(list) > 0
+}
