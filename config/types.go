@@ -62,8 +62,8 @@ type GatewayDial struct {
 	CAFile      string   `mapstructure:"ca_file"`
 	ServerName  string   `mapstructure:"server_name"`
 	// Proxy is an http:// CONNECT proxy URL, possibly with user:pass.
-	// Empty means HTTPS_PROXY/https_proxy (honouring NO_PROXY), resolved at
-	// load time. A proxy forces the tcp transport.
+	// Empty means HTTPS_PROXY/https_proxy (honouring NO_PROXY), resolved by the
+	// agent for the address it dials. A proxy forces the tcp transport.
 	Proxy string `mapstructure:"proxy"`
 }
 

@@ -1,0 +1,103 @@
+package config
+
+import (
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Registry types accepted in Registry.Type.
+const (
+	RegistryMemory = "memory"
+	RegistryRedis  = "redis"
+)
+
+// Defaults that Load fills in for keys the file leaves out.
+const (
+	defaultConnections   = 2
+	defaultAtlassianAPI  = "https://api.atlassian.com"
+	defaultTimeout       = 60 * time.Second
+	defaultMaxConcurrent = 32
+	defaultMaxBody       = 50 << 20
+	defaultAgentAdmin    = "127.0.0.1:9108"
+	defaultTunnelListen  = ":8443"
+	defaultAPIListen     = ":8080"
+	defaultGatewayAdmin  = "127.0.0.1:9109"
+)
+
+// defaultScopes are the classic scopes a Jira service-account token is
+// given; the allowlist is built from them unless a site sets its own.
+var defaultScopes = []string{"read:jira-user", "read:jira-work", "write:jira-work"}
+
+// DefaultAgentPath is where the agent looks for its config when no
+// --config is given: /etc/oxbroker/config.yaml on Linux and other Unix
+// systems, %ProgramData%\OXBroker\config.yaml on Windows and
+// /Library/Application Support/OXBroker/config.yaml on macOS.
+func DefaultAgentPath() string { return defaultAgentPath() }
+
+// setDefaults fills in the keys the file and the overrides left out. It
+// runs after decoding, not in Validate, and looks at whether a key was
+// set rather than at zero values, so that `admin: {listen: ""}` keeps the
+// admin listener off and an explicit `timeout: 0s` is reported, not
+// replaced.
+func (a *Agent) setDefaults(set map[string]bool) {
+	if !set["state_dir"] {
+		a.StateDir = defaultStateDir()
+	}
+	if !set["gateway.transport"] {
+		a.Gateway.Transport = TransportAuto
+	}
+	if !set["gateway.connections"] {
+		a.Gateway.Connections = defaultConnections
+	}
+	for i := range a.Sites {
+		s, p := &a.Sites[i], "sites["+strconv.Itoa(i)+"]."
+		if !set[p+"type"] {
+			s.Type = "jira"
+		}
+		if !set[p+"atlassian_api"] {
+			s.AtlassianAPI = defaultAtlassianAPI
+		}
+		if !set[p+"allow.scopes"] {
+			s.Allow.Scopes = slices.Clone(defaultScopes)
+		}
+		if !set[p+"timeout"] {
+			s.Timeout = defaultTimeout
+		}
+		if !set[p+"max_concurrent"] {
+			s.MaxConcurrent = defaultMaxConcurrent
+		}
+		if !set[p+"max_body"] {
+			s.MaxBody = defaultMaxBody
+		}
+	}
+	if !set["admin.listen"] {
+		a.Admin.Listen = defaultAgentAdmin
+	}
+	a.Log.setDefaults(set)
+}
+
+func (g *Gateway) setDefaults(set map[string]bool) {
+	if !set["listen.tunnel"] {
+		g.Listen.Tunnel = defaultTunnelListen
+	}
+	if !set["listen.api"] {
+		g.Listen.API = defaultAPIListen
+	}
+	if !set["listen.admin"] {
+		g.Listen.Admin = defaultGatewayAdmin
+	}
+	if !set["registry.type"] {
+		g.Registry.Type = RegistryMemory
+	}
+	g.Log.setDefaults(set)
+}
+
+func (l *Log) setDefaults(set map[string]bool) {
+	if !set["log.level"] {
+		l.Level = "info"
+	}
+	if !set["log.format"] {
+		l.Format = "text"
+	}
+}

@@ -1,0 +1,139 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// LoadAgent reads, decodes, completes and validates the agent config at
+// path, as described in the package documentation. lookupEnv resolves
+// ${NAME} and OXBROKER_* overrides; nil means os.LookupEnv. A YAML syntax
+// error is returned as it is; every other problem is reported in one
+// Errors value.
+func LoadAgent(path string, lookupEnv func(string) (string, bool)) (*Agent, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	a, err := ParseAgent(data, lookupEnv)
+	return a, withFile(path, err)
+}
+
+// LoadGateway is LoadAgent for the gateway config; overrides are
+// OXGATEWAY_* variables.
+func LoadGateway(path string, lookupEnv func(string) (string, bool)) (*Gateway, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	g, err := ParseGateway(data, lookupEnv)
+	return g, withFile(path, err)
+}
+
+// withFile names the file in a YAML syntax error, which has no key path.
+func withFile(path string, err error) error {
+	var errs Errors
+	if err == nil || errors.As(err, &errs) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+// ParseAgent is LoadAgent for YAML already read. Relative token_file paths
+// are read relative to the working directory of the process, not to the
+// config file.
+func ParseAgent(data []byte, lookupEnv func(string) (string, bool)) (*Agent, error) {
+	return parseAgent(data, lookupEnv, readTokenFile)
+}
+
+// ParseGateway is LoadGateway for YAML already read.
+func ParseGateway(data []byte, lookupEnv func(string) (string, bool)) (*Gateway, error) {
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	var g Gateway
+	d, err := decode(data, "OXGATEWAY_", lookupEnv, &g)
+	if err != nil {
+		return nil, err
+	}
+	g.setDefaults(d.set)
+	return finish(&g, d.errs, g.Validate())
+}
+
+// parseAgent takes the token file reader as a parameter so that the fuzz
+// test does not open files named by random input.
+func parseAgent(data []byte, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) (*Agent, error) {
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	var a Agent
+	d, err := decode(data, "OXBROKER_", lookupEnv, &a)
+	if err != nil {
+		return nil, err
+	}
+	d.readToken("broker", a.Broker.TokenFile, &a.Broker.Token, readFile)
+	for i := range a.Sites {
+		auth := &a.Sites[i].Auth
+		d.readToken("sites["+strconv.Itoa(i)+"].auth", auth.TokenFile, &auth.Token, readFile)
+	}
+	a.setDefaults(d.set)
+	return finish(&a, d.errs, a.Validate())
+}
+
+// finish returns cfg, or every problem found loading and validating it.
+func finish[T any](cfg *T, loaded Errors, validateErr error) (*T, error) {
+	var validated Errors
+	errors.As(validateErr, &validated)
+	if errs := merge(reflect.TypeFor[T](), loaded, validated); len(errs) > 0 {
+		return nil, errs
+	}
+	return cfg, nil
+}
+
+// readToken fills token from the token_file of the mapping at path.
+// Messages never include the file's content.
+func (d *decoded) readToken(path, file string, token *Secret, readFile func(string) ([]byte, error)) {
+	if file == "" {
+		return
+	}
+	if !token.IsZero() {
+		d.errs.add(path+".token_file", "set either token or token_file, not both")
+		return
+	}
+	data, err := readFile(file)
+	if err != nil {
+		d.errs.add(path+".token_file", err.Error())
+		return
+	}
+	t := strings.TrimSpace(string(data))
+	if t == "" {
+		d.errs.add(path+".token_file", "file "+file+" is empty")
+		return
+	}
+	*token = Secret(t)
+}
+
+// maxTokenFile bounds what readTokenFile reads, so that a token_file
+// pointing at a log or a device does not fill memory.
+const maxTokenFile = 64 << 10
+
+func readTokenFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxTokenFile {
+		return nil, fmt.Errorf("file %s is larger than %d KiB; it does not hold a token", name, maxTokenFile>>10)
+	}
+	return data, nil
+}
