@@ -1,0 +1,202 @@
+// Command jira-standin serves the in-memory Jira stand-in of package
+// jiratest, for the demo and the end-to-end tests that start the real
+// binaries.
+//
+// Tokens may be given in the environment (JIRA_STANDIN_BEARER_TOKEN,
+// JIRA_STANDIN_BASIC_TOKEN) rather than as flags, which other users can
+// read in the process list. It logs one line per request to stderr, never
+// with credential values, and stops on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/oxsecurity/oxbroker/jira/jiratest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "jira-standin:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	var (
+		listen      = flag.String("listen", "127.0.0.1:0", "address to listen on (`host:port`; port 0 picks a free one)")
+		bearerToken = flag.String("bearer-token", "", "accept `token` as Bearer (default $JIRA_STANDIN_BEARER_TOKEN)")
+		basicEmail  = flag.String("basic-email", "", "accept Basic credentials for `email` (with --basic-token)")
+		basicToken  = flag.String("basic-token", "", "API `token` for --basic-email (default $JIRA_STANDIN_BASIC_TOKEN)")
+		cloudID     = flag.String("cloud-id", jiratest.DefaultCloudID, "Cloud ID served by /_edge/tenant_info and expected in /ex/jira/{cloudId}")
+		tlsCert     = flag.String("tls-cert", "", "serve HTTPS with this certificate `file` (with --tls-key)")
+		tlsKey      = flag.String("tls-key", "", "private key `file` for --tls-cert")
+		addrFile    = flag.String("addr-file", "", "write the listening host:port to `file` once listening")
+		delay       = flag.Duration("delay", 0, "wait this long before answering each API request")
+	)
+	flag.Parse()
+	if flag.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", flag.Args())
+	}
+	if *bearerToken == "" {
+		*bearerToken = os.Getenv("JIRA_STANDIN_BEARER_TOKEN")
+	}
+	if *basicToken == "" {
+		*basicToken = os.Getenv("JIRA_STANDIN_BASIC_TOKEN")
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if (*basicEmail == "") != (*basicToken == "") {
+		return errors.New("--basic-email and --basic-token (or $JIRA_STANDIN_BASIC_TOKEN) go together")
+	}
+
+	opts := jiratest.Options{CloudID: *cloudID}
+	if *bearerToken != "" {
+		opts.Credentials = append(opts.Credentials, jiratest.Credential{Scheme: jiratest.SchemeBearer, Token: *bearerToken})
+	}
+	if *basicEmail != "" {
+		opts.Credentials = append(opts.Credentials, jiratest.Credential{Scheme: jiratest.SchemeBasic, User: *basicEmail, Token: *basicToken})
+	}
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if len(opts.Credentials) == 0 {
+		log.Warn("no credentials given: every request is accepted")
+	}
+	standin := jiratest.New(opts)
+	standin.SetDelay(*delay)
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr().String()
+	if *addrFile != "" {
+		if err := writeAtomic(*addrFile, addr+"\n"); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	srv := &http.Server{
+		Handler:           logRequests(log, standin),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	log.Info("listening", "addr", addr, "tls", *tlsCert != "", "cloud_id", standin.CloudID())
+
+	errc := make(chan error, 1)
+	go func() {
+		if *tlsCert != "" {
+			errc <- srv.ServeTLS(ln, *tlsCert, *tlsKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = srv.Close() // requests still delayed: cut them off
+	}
+	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return err
+}
+
+// writeAtomic writes data to a temporary file beside path and renames it
+// into place, so that a process polling for path never reads it half
+// written.
+func writeAtomic(path, data string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write address file: %w", err)
+	}
+	return nil
+}
+
+// logRequests logs one line per request. It names the auth scheme a
+// request used but never its credentials.
+func logRequests(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		log.Info("request",
+			"method", r.Method,
+			"path", r.URL.Path,
+			"status", rec.status,
+			"bytes", rec.bytes,
+			"duration", time.Since(start).Round(time.Microsecond),
+			"auth", authScheme(r.Header.Get("Authorization")),
+			"remote", r.RemoteAddr)
+	})
+}
+
+// authScheme names the scheme of an Authorization header value. Anything
+// but a known scheme is reported as "other": a malformed header may be a
+// bare token.
+func authScheme(v string) string {
+	scheme, _, _ := strings.Cut(v, " ")
+	switch {
+	case v == "":
+		return "none"
+	case strings.EqualFold(scheme, jiratest.SchemeBearer):
+		return jiratest.SchemeBearer
+	case strings.EqualFold(scheme, jiratest.SchemeBasic):
+		return jiratest.SchemeBasic
+	}
+	return "other"
+}
+
+// recorder notes the status and size of a response.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
