@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oxsecurity/oxbroker/brokerhttp"
+)
+
+// exchange is the ResponseWriter the Proxy hands on: it records what the
+// audit line needs, and carries the request's state to handleError, which
+// ReverseProxy calls with it.
+type exchange struct {
+	http.ResponseWriter
+
+	start     time.Time
+	requestID string
+	// path is the path for the audit line: the decoded path once checked,
+	// the raw path of a refused one.
+	path string
+
+	// Set in the handler's goroutine only.
+	status   int
+	written  int64
+	code     brokerhttp.Code // a broker error, if one was answered
+	cause    error           // why the upstream request failed
+	canceled bool            // the caller went away
+
+	body trackedBody
+}
+
+func (e *exchange) WriteHeader(code int) {
+	// 1xx responses (ReverseProxy forwards Jira's) precede the real one.
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		if e.status == 0 {
+			e.status = code
+		}
+	}
+	e.ResponseWriter.WriteHeader(code)
+}
+
+func (e *exchange) Write(b []byte) (int, error) {
+	if e.status == 0 {
+		e.status = http.StatusOK
+	}
+	n, err := e.ResponseWriter.Write(b)
+	e.written += int64(n)
+	return n, err
+}
+
+// Flush lets ReverseProxy stream responses of unknown length.
+func (e *exchange) Flush() {
+	_ = http.NewResponseController(e.ResponseWriter).Flush()
+}
+
+// Unwrap gives http.ResponseController the server's writer.
+func (e *exchange) Unwrap() http.ResponseWriter { return e.ResponseWriter }
+
+// trackedBody wraps the request body to count it and to keep its first
+// read error, so that handleError can tell a body that broke (too large,
+// caller gone, bad chunking) from Jira failing. The transport reads it in
+// its own goroutine, which can outlive the handler.
+type trackedBody struct {
+	rc io.ReadCloser
+	n  atomic.Int64
+
+	mu  sync.Mutex
+	err error // the first read error other than io.EOF; guarded by mu
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n.Add(int64(n))
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *trackedBody) Close() error { return b.rc.Close() }
+
+// failure returns the body's first read error, or nil.
+func (b *trackedBody) failure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// maxLoggedPath bounds the length of a refused raw path in the audit log.
+const maxLoggedPath = 256
+
+// audit writes the request's audit line. aborted is true when the
+// handler is unwinding from a panic, which ReverseProxy raises
+// (http.ErrAbortHandler) when Jira's response breaks off mid-body.
+func (p *Proxy) audit(r *http.Request, ex *exchange, aborted bool) {
+	ctx := r.Context()
+	if !p.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	path := ex.path
+	if len(path) > maxLoggedPath {
+		path = path[:maxLoggedPath] + "..."
+	}
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs,
+		slog.String("request_id", ex.requestID),
+		slog.String("method", r.Method),
+		slog.String("path", path),
+		slog.Int("status", ex.status),
+	)
+	if ex.code != "" {
+		attrs = append(attrs, slog.String("code", string(ex.code)))
+	}
+	attrs = append(attrs,
+		slog.Int64("bytes_in", ex.body.n.Load()),
+		slog.Int64("bytes_out", ex.written),
+		slog.Duration("duration", time.Since(ex.start)),
+	)
+	if ex.canceled {
+		attrs = append(attrs, slog.Bool("canceled", true))
+	}
+	if aborted {
+		attrs = append(attrs, slog.Bool("aborted", true))
+	}
+	if ex.cause != nil {
+		attrs = append(attrs, slog.String("err", p.scrub(ex.cause.Error())))
+	}
+	p.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+}

@@ -1,0 +1,446 @@
+package proxy
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/jira"
+)
+
+// Values used when the matching config.Site field is zero.
+const (
+	DefaultTimeout       = 60 * time.Second
+	DefaultMaxConcurrent = 32
+	DefaultMaxBody       = 50 << 20 // 50 MiB
+	DefaultQueueTimeout  = 2 * time.Second
+)
+
+// defaultUserAgent is sent when the caller sent no User-Agent.
+const defaultUserAgent = "oxbroker"
+
+// Options tune a Proxy beyond what the site's config says.
+type Options struct {
+	// Logger receives the audit log (one line per request, at info) and
+	// the proxy's warnings. Nil discards them.
+	Logger *slog.Logger
+	// Policy decides which method and path pairs are forwarded. Nil means
+	// FirstCutPolicy.
+	Policy Policy
+	// QueueTimeout bounds how long a request waits for one of the site's
+	// max_concurrent upstream slots before it is refused with overloaded.
+	// Zero means DefaultQueueTimeout.
+	QueueTimeout time.Duration
+}
+
+// Proxy forwards checked requests to one site's Jira with the site's
+// credentials. It is safe for concurrent use.
+type Proxy struct {
+	site string
+	auth config.Auth
+
+	// scheme and host are the upstream's, from config only. basePath and
+	// baseRawPath are the decoded and escaped path of the site's URL
+	// without a trailing "/"; the request's path is appended to them.
+	scheme, host          string
+	basePath, baseRawPath string
+	// hostport names Jira in error messages.
+	hostport string
+	caFile   string
+
+	timeout      time.Duration
+	maxBody      int64
+	queueTimeout time.Duration
+	// sem holds one token per in-flight upstream request.
+	sem chan struct{}
+
+	policy    Policy
+	log       *slog.Logger
+	transport *http.Transport
+	rp        *httputil.ReverseProxy
+}
+
+var _ http.Handler = (*Proxy)(nil)
+
+// New returns the proxy of one site. site.URL is the resolved upstream
+// base URL (for Cloud, https://api.atlassian.com/ex/jira/<cloudId>) and
+// site.Auth.Token holds the token. Zero Timeout, MaxConcurrent and MaxBody
+// take DefaultTimeout, DefaultMaxConcurrent and DefaultMaxBody.
+//
+// New fails on a URL that is not an absolute http(s) URL without user
+// info, query or fragment, on an unknown auth type or a missing token, on
+// an unreadable tls.ca_file or one without certificates, and on a bad
+// proxy URL. It logs a warning once when the site turns TLS verification
+// off or talks plain http.
+func New(site config.Site, opts Options) (*Proxy, error) {
+	p, err := newProxy(site, opts)
+	if err != nil {
+		return nil, fmt.Errorf("site %q: %w", site.Name, err)
+	}
+	return p, nil
+}
+
+func newProxy(site config.Site, opts Options) (*Proxy, error) {
+	base, err := parseBaseURL(site.URL)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkAuth(site.Auth); err != nil {
+		return nil, err
+	}
+	switch {
+	case site.Timeout < 0:
+		return nil, errors.New("timeout must not be negative")
+	case site.MaxConcurrent < 0:
+		return nil, errors.New("max_concurrent must not be negative")
+	case site.MaxBody < 0:
+		return nil, errors.New("max_body must not be negative")
+	case opts.QueueTimeout < 0:
+		return nil, errors.New("queue timeout must not be negative")
+	}
+
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("site", site.Name)
+
+	p := &Proxy{
+		site:         site.Name,
+		auth:         site.Auth,
+		scheme:       base.Scheme,
+		host:         base.Host,
+		basePath:     strings.TrimRight(base.Path, "/"),
+		baseRawPath:  strings.TrimRight(base.EscapedPath(), "/"),
+		hostport:     hostPort(base),
+		caFile:       site.TLS.CAFile,
+		timeout:      cmp.Or(site.Timeout, DefaultTimeout),
+		maxBody:      cmp.Or(int64(site.MaxBody), DefaultMaxBody),
+		queueTimeout: cmp.Or(opts.QueueTimeout, DefaultQueueTimeout),
+		policy:       opts.Policy,
+		log:          log,
+	}
+	if p.policy == nil {
+		p.policy = FirstCutPolicy{}
+	}
+	maxConcurrent := cmp.Or(site.MaxConcurrent, DefaultMaxConcurrent)
+	p.sem = make(chan struct{}, maxConcurrent)
+
+	p.transport, err = newTransport(site, maxConcurrent, p.timeout, log)
+	if err != nil {
+		return nil, err
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      p.transport,
+		BufferPool:     copyBuffers,
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   p.handleError,
+		// ReverseProxy reports here mostly body copies cut short, usually
+		// because the caller went away; the audit line has the outcome.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+
+	if site.TLS.InsecureSkipVerify && base.Scheme == "https" {
+		log.Warn("TLS certificate verification of Jira is turned off for this site (tls.insecure_skip_verify)", "upstream", p.hostport)
+	}
+	if base.Scheme == "http" {
+		log.Warn("Jira URL uses plain http: the Jira token crosses the network unencrypted", "upstream", p.hostport)
+	}
+	return p, nil
+}
+
+// parseBaseURL checks the site's upstream URL. Its errors do not repeat
+// the URL, which might hold a password.
+func parseBaseURL(s string) (*url.URL, error) {
+	if s == "" {
+		return nil, errors.New("url is empty (is the Cloud ID resolved?)")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("url: not a valid URL: %w", err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("url: scheme must be http or https, not %q", u.Scheme)
+	case u.Host == "" || u.Opaque != "":
+		return nil, errors.New("url: must be absolute, like https://jira.example.com")
+	case u.User != nil:
+		return nil, errors.New("url: must not hold user info; credentials belong in auth")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return nil, errors.New("url: must not have a query or fragment")
+	}
+	if p := strings.TrimRight(u.EscapedPath(), "/"); p != "" {
+		if err := CheckPath(p); err != nil {
+			return nil, fmt.Errorf("url: %w", err)
+		}
+	}
+	return u, nil
+}
+
+// checkAuth refuses auth settings that jira.SetCredentials would turn into
+// an unauthenticated request.
+func checkAuth(a config.Auth) error {
+	switch a.Type {
+	case config.AuthServiceAccount, config.AuthBearer:
+	case config.AuthBasic:
+		if a.Email == "" {
+			return errors.New("auth.email is required for basic auth")
+		}
+	default:
+		return fmt.Errorf("auth.type %q is not one of %s, %s, %s", a.Type,
+			config.AuthServiceAccount, config.AuthBasic, config.AuthBearer)
+	}
+	if a.Token.IsZero() {
+		return errors.New("auth: token is empty")
+	}
+	return nil
+}
+
+// hostPort returns u's host with the scheme's default port made explicit.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+// Close closes the idle connections to Jira. It does not wait for the
+// requests in flight; the server in front of the Proxy does that.
+func (p *Proxy) Close() {
+	p.transport.CloseIdleConnections()
+}
+
+// ServeHTTP checks the request and forwards it to Jira; see the package
+// documentation for the steps.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ex := &exchange{
+		ResponseWriter: w,
+		start:          time.Now(),
+		requestID:      r.Header.Get(brokerhttp.HeaderRequestID),
+	}
+	finished := false
+	defer func() { p.audit(r, ex, !finished) }()
+
+	if code, msg := p.check(r, ex); code != "" {
+		p.refuse(ex, code, msg)
+		finished = true
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		// The original writer, not ex: MaxBytesReader tells the server
+		// through it to close the connection once the limit is hit.
+		ex.body.rc = http.MaxBytesReader(w, r.Body, p.maxBody)
+		r.Body = &ex.body
+	}
+
+	if !p.acquire(r, ex) {
+		finished = true
+		return
+	}
+	defer p.release()
+
+	p.rp.ServeHTTP(ex, r)
+	finished = true
+}
+
+// check runs the checks made before anything is sent to Jira. It returns
+// the error code and message of a refusal, or "" to go on.
+func (p *Proxy) check(r *http.Request, ex *exchange) (brokerhttp.Code, string) {
+	raw, _, _ := strings.Cut(r.RequestURI, "?")
+	ex.path = raw
+	if !strings.HasPrefix(raw, "/") {
+		ex.path = ""
+		return brokerhttp.BadRequest, `request target must be a path starting with "/" (origin-form)`
+	}
+	// Go's server resolves this conflict before the handler runs (RFC
+	// 9112: Transfer-Encoding wins, Content-Length is deleted), so this
+	// catches it only in requests read by other means.
+	if _, hasCL := r.Header["Content-Length"]; hasCL && (len(r.TransferEncoding) > 0 || r.Header["Transfer-Encoding"] != nil) {
+		return brokerhttp.BadRequest, "request has both Content-Length and Transfer-Encoding"
+	}
+	if r.Header["Upgrade"] != nil {
+		return brokerhttp.BadRequest, "protocol upgrades are not supported"
+	}
+	clean, err := checkPath(raw)
+	if err != nil {
+		return brokerhttp.BadRequest, "bad request path: " + err.Error()
+	}
+	ex.path = clean
+	if err := p.policy.Allow(r.Method, clean); err != nil {
+		return brokerhttp.PathNotAllowed, fmt.Sprintf("%s %s is not allowed for this site: %v", r.Method, clean, err)
+	}
+	if r.ContentLength > p.maxBody {
+		return brokerhttp.TooLarge, p.tooLargeMessage()
+	}
+	return "", ""
+}
+
+func (p *Proxy) tooLargeMessage() string {
+	return fmt.Sprintf("request body is larger than this site's max_body of %d bytes", p.maxBody)
+}
+
+// acquire takes an upstream slot, waiting at most queueTimeout. It
+// answers the request itself and returns false when it cannot.
+func (p *Proxy) acquire(r *http.Request, ex *exchange) bool {
+	select {
+	case p.sem <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(p.queueTimeout)
+	defer t.Stop()
+	select {
+	case p.sem <- struct{}{}:
+		return true
+	case <-t.C:
+		p.refuse(ex, brokerhttp.Overloaded, fmt.Sprintf(
+			"too many requests in flight to this site (max_concurrent %d); retry later", cap(p.sem)))
+		return false
+	case <-r.Context().Done():
+		ex.canceled = true
+		return false
+	}
+}
+
+func (p *Proxy) release() { <-p.sem }
+
+// refuse answers with a broker error.
+func (p *Proxy) refuse(ex *exchange, code brokerhttp.Code, msg string) {
+	ex.code = code
+	brokerhttp.WriteError(ex, code, msg, ex.requestID)
+}
+
+// rewrite builds the request to Jira. The upstream comes from the config
+// only: the inbound URL's scheme and host (absolute-form) and its Host
+// header are ignored.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	// The path forwarded is exactly the one check accepted: ServeHTTP ran
+	// checkPath on this same RequestURI.
+	raw, _, _ := strings.Cut(pr.In.RequestURI, "?")
+	decoded, err := url.PathUnescape(raw)
+	if err != nil {
+		panic(http.ErrAbortHandler) // unreachable: checkPath accepted raw
+	}
+	out := pr.Out
+	u := out.URL
+	u.Scheme = p.scheme
+	u.Host = p.host
+	u.Opaque = ""
+	u.User = nil
+	u.OmitHost = false
+	u.Path = p.basePath + decoded
+	u.RawPath = p.baseRawPath + raw
+	u.Fragment, u.RawFragment = "", ""
+	out.Host = p.host
+
+	for k := range out.Header {
+		if dropRequestHeader(k) {
+			delete(out.Header, k)
+		}
+	}
+	// A caller could declare "Trailer: Authorization" and send a trailer;
+	// trailers are not forwarded.
+	out.Trailer = nil
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header.Set("User-Agent", defaultUserAgent)
+	}
+	jira.SetCredentials(out.Header, p.auth)
+}
+
+// droppedRequestHeaders are removed from every request before the
+// credentials are set, in addition to the prefixes in dropRequestHeader
+// and the hop-by-hop headers that httputil.ReverseProxy removes. Besides
+// credentials and forwarding headers, they hold the headers with which
+// some servers and frameworks in front of Jira let a request override its
+// method or URL, which would slip past the Policy.
+var droppedRequestHeaders = []string{
+	"Authorization",
+	"Cookie",
+	"Forwarded",
+	"X-Real-Ip",
+	"X-Client-Ip",
+	"True-Client-Ip",
+	"X-Http-Method-Override",
+	"X-Http-Method",
+	"X-Method-Override",
+	"X-Original-Url",
+	"X-Rewrite-Url",
+}
+
+// dropRequestHeader reports whether the request header named k is dropped.
+func dropRequestHeader(k string) bool {
+	if hasPrefixFold(k, "Proxy-") || hasPrefixFold(k, "X-Forwarded-") || hasPrefixFold(k, "Ox-Broker-") {
+		return true
+	}
+	for _, d := range droppedRequestHeaders {
+		if strings.EqualFold(k, d) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// modifyResponse removes from Jira's response what must not leave the
+// customer network or could pass for the broker's own headers.
+func modifyResponse(res *http.Response) error {
+	scrubResponseHeader(res.Header)
+	if len(res.Trailer) > 0 {
+		scrubResponseHeader(res.Trailer)
+		res.Body = &trailerScrubber{ReadCloser: res.Body, res: res}
+	}
+	return nil
+}
+
+// scrubResponseHeader drops Set-Cookie (a Jira session cookie is as good
+// as the token) and Ox-Broker-* (only the broker sets those).
+func scrubResponseHeader(h http.Header) {
+	for k := range h {
+		if strings.EqualFold(k, "Set-Cookie") || strings.EqualFold(k, "Set-Cookie2") || hasPrefixFold(k, "Ox-Broker-") {
+			delete(h, k)
+		}
+	}
+}
+
+// trailerScrubber scrubs the response's trailers once the body has been
+// read, which is when the transport fills them in and before
+// ReverseProxy copies them.
+type trailerScrubber struct {
+	io.ReadCloser
+	res *http.Response
+}
+
+func (t *trailerScrubber) Read(b []byte) (int, error) {
+	n, err := t.ReadCloser.Read(b)
+	if err == io.EOF {
+		scrubResponseHeader(t.res.Trailer)
+	}
+	return n, err
+}
+
+func (t *trailerScrubber) Close() error {
+	err := t.ReadCloser.Close()
+	scrubResponseHeader(t.res.Trailer)
+	return err
+}
