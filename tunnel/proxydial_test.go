@@ -2,79 +2,24 @@ package tunnel
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"io"
-	"net"
-	"net/http"
 	"net/url"
-	"sync"
-	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
-// connectProxy is a real HTTP CONNECT proxy on loopback with Basic auth,
-// built on net/http, recording the targets it tunnelled to.
-type connectProxy struct {
-	srv     *http.Server
-	ln      net.Listener
-	user    string
-	pass    string
-	tunnels atomic.Int32
-	wg      sync.WaitGroup
-}
-
-func newConnectProxy(t testing.TB, user, pass string) *connectProxy {
+func newConnectProxy(t testing.TB, user, pass string) *tunneltest.ConnectProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := tunneltest.NewConnectProxy(user, pass)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &connectProxy{ln: ln, user: user, pass: pass}
-	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 5 * time.Second}
-	go p.srv.Serve(ln)
-	t.Cleanup(func() {
-		p.srv.Close()
-		p.wg.Wait()
-	})
+	t.Cleanup(p.Close)
 	return p
-}
-
-func (p *connectProxy) URL(user, pass string) *url.URL {
-	u := &url.URL{Scheme: "http", Host: p.ln.Addr().String()}
-	if user != "" {
-		u.User = url.UserPassword(user, pass)
-	}
-	return u
-}
-
-func (p *connectProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodConnect {
-		http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
-		return
-	}
-	want := "Basic " + base64.StdEncoding.EncodeToString([]byte(p.user+":"+p.pass))
-	if r.Header.Get("Proxy-Authorization") != want {
-		w.Header().Set("Proxy-Authenticate", `Basic realm="test"`)
-		w.WriteHeader(http.StatusProxyAuthRequired)
-		return
-	}
-	up, err := net.Dial("tcp", r.Host)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
-	c, _, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		up.Close()
-		return
-	}
-	p.tunnels.Add(1)
-	p.wg.Add(2)
-	go func() { defer p.wg.Done(); io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
-	go func() { defer p.wg.Done(); io.Copy(c, up); c.Close() }()
 }
 
 func TestDialThroughConnectProxy(t *testing.T) {
@@ -99,7 +44,7 @@ func TestDialThroughConnectProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	if got := proxy.tunnels.Load(); got != 1 {
+	if got := proxy.Tunnels.Load(); got != 1 {
 		t.Fatalf("proxy tunnels: got %d, want 1", got)
 	}
 	// The session works end to end through the proxy.
@@ -136,17 +81,8 @@ func TestDialThroughConnectProxyWrongPassword(t *testing.T) {
 		if !errors.Is(err, ErrProxyAuth) {
 			t.Fatalf("got %v, want ErrProxyAuth", err)
 		}
-		if u.User != nil && containsPassword(err.Error(), "wrong") {
+		if u.User != nil && strings.Contains(err.Error(), "wrong") {
 			t.Fatalf("error shows the proxy password: %v", err)
 		}
 	}
-}
-
-func containsPassword(s, pw string) bool {
-	for i := 0; i+len(pw) <= len(s); i++ {
-		if s[i:i+len(pw)] == pw {
-			return true
-		}
-	}
-	return false
 }
