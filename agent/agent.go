@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/jira"
@@ -32,6 +34,8 @@ type Options struct {
 	DrainTimeout time.Duration
 	// Tunnel tunes sessions; the zero value is the protocol default.
 	Tunnel tunnel.Options
+	// Metrics receives the agent's metrics; nil keeps them private.
+	Metrics prometheus.Registerer
 }
 
 // Reconnect timing (tunnel/spec.md, "Reconnects").
@@ -53,6 +57,7 @@ type Agent struct {
 	addrs   []string
 	router  *router
 	hello   tunnel.Hello
+	metrics *metrics
 
 	live   atomic.Int32   // sessions up
 	drains sync.WaitGroup // sessions draining after goaway
@@ -70,7 +75,10 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 30 * time.Second
 	}
-	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger}
+	if opts.Metrics == nil {
+		opts.Metrics = prometheus.NewRegistry()
+	}
+	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics)}
 	var err error
 	if a.agentID, err = loadAgentID(cfg.StateDir); err != nil {
 		return nil, err
@@ -79,7 +87,7 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.addrs = append([]string{cfg.Gateway.Address}, cfg.Gateway.Addresses...)
-	if a.router, err = newRouter(ctx, cfg.Sites, a.log); err != nil {
+	if a.router, err = newRouter(ctx, cfg.Sites, a.log, a.metrics); err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
@@ -173,6 +181,7 @@ func (a *Agent) keepConnected(ctx context.Context, idx int, addr string) {
 			bo.exhaust()
 		case errors.Is(err, errGoAway):
 			bo.reset()
+			a.metrics.reconnects.Inc()
 			continue // the replacement is dialled at once
 		case err != nil:
 			log.Warn("tunnel down", "err", err)
@@ -181,6 +190,7 @@ func (a *Agent) keepConnected(ctx context.Context, idx int, addr string) {
 			bo.reset()
 		}
 		d := bo.next()
+		a.metrics.reconnects.Inc()
 		log.Info("reconnecting", "in", d.Round(time.Millisecond).String())
 		select {
 		case <-time.After(d):
@@ -211,6 +221,7 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) erro
 	log = log.With("session", welcome.SessionID, "transport", s.Transport())
 	log.Info("tunnel up", "gateway_version", welcome.GatewayVersion)
 	a.live.Add(1)
+	a.metrics.tunnels.WithLabelValues(s.Transport()).Inc()
 
 	srv := a.newStreamServer(log)
 	served := make(chan struct{})
@@ -244,6 +255,7 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) erro
 		<-served
 		<-ctrlDone
 		a.live.Add(-1)
+		a.metrics.tunnels.WithLabelValues(s.Transport()).Dec()
 	}
 	select {
 	case <-s.Done():
@@ -295,9 +307,10 @@ type router struct {
 	infos []tunnel.SiteInfo
 }
 
-func newRouter(ctx context.Context, sites []config.Site, log *slog.Logger) (*router, error) {
+func newRouter(ctx context.Context, sites []config.Site, log *slog.Logger, m *metrics) (*router, error) {
 	r := &router{sites: make(map[string]*proxy.Proxy, len(sites))}
 	for _, site := range sites {
+		watchExpiry(site, log, m)
 		if site.CloudSite != "" {
 			id, err := discoverCloudID(ctx, site)
 			if err != nil {
@@ -307,7 +320,7 @@ func newRouter(ctx context.Context, sites []config.Site, log *slog.Logger) (*rou
 			site.URL = strings.TrimRight(site.AtlassianAPI, "/") + "/ex/jira/" + id
 			log.Info("resolved cloud_site", "site", site.Name, "cloud_id", id)
 		}
-		p, err := proxy.New(site, proxy.Options{Logger: log})
+		p, err := proxy.New(site, proxy.Options{Logger: log, Observer: m})
 		if err != nil {
 			r.close()
 			return nil, err
@@ -316,6 +329,25 @@ func newRouter(ctx context.Context, sites []config.Site, log *slog.Logger) (*rou
 		r.infos = append(r.infos, tunnel.SiteInfo{Name: site.Name, Type: site.Type, URL: site.URL, AuthType: site.Auth.Type})
 	}
 	return r, nil
+}
+
+// expiryWarning is how long before auth.expires the agent starts warning.
+const expiryWarning = 30 * 24 * time.Hour
+
+// watchExpiry publishes a site's token expiry and warns when it is near.
+func watchExpiry(site config.Site, log *slog.Logger, m *metrics) {
+	if site.Auth.Expires.IsZero() {
+		return
+	}
+	exp := site.Auth.Expires.Time
+	m.expiry.WithLabelValues(site.Name).Set(float64(exp.Unix()))
+	switch left := time.Until(exp); {
+	case left <= 0:
+		log.Error("the site's Jira token has expired; create a new one and update auth.token", "site", site.Name, "expired", exp.Format(time.DateOnly))
+	case left < expiryWarning:
+		log.Warn("the site's Jira token expires soon; create a new one before then", "site", site.Name,
+			"expires", exp.Format(time.DateOnly), "days_left", int(left.Hours()/24))
+	}
 }
 
 func discoverCloudID(ctx context.Context, site config.Site) (string, error) {

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -54,34 +55,50 @@ type routed struct {
 func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	reqID := newID()
+	rw := &statusWriter{ResponseWriter: w}
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/b/")
 	broker, rest, _ := strings.Cut(rest, "/")
 	site, path, hasPath := strings.Cut(rest, "/")
+	var s *agentSession
+	defer func() {
+		// Only configured brokers become label values: the path is the
+		// caller's, and labels must not grow with what strangers send.
+		label := "unknown"
+		if g.brokers[broker] != nil {
+			label = broker
+		}
+		g.metrics.requests.WithLabelValues(label, strconv.Itoa(rw.status)).Inc()
+		g.metrics.duration.Observe(time.Since(start).Seconds())
+		session := ""
+		if s != nil {
+			session = s.id
+		}
+		g.log.Info("request", "request_id", reqID, "broker", truncate(broker, 64), "site", truncate(site, 64),
+			"method", r.Method, "status", rw.status, "bytes", rw.bytes,
+			"duration", time.Since(start).Round(time.Microsecond).String(), "session", session)
+	}()
+
 	if !namePattern.MatchString(broker) || !namePattern.MatchString(site) || !hasPath {
-		brokerhttp.WriteError(w, brokerhttp.BadRequest, "the path must be /b/{broker}/{site}/{jira path}", reqID)
+		brokerhttp.WriteError(rw, brokerhttp.BadRequest, "the path must be /b/{broker}/{site}/{jira path}", reqID)
 		return
 	}
 	if code, msg := g.authorize(r, broker); code != "" {
-		brokerhttp.WriteError(w, code, msg, reqID)
+		brokerhttp.WriteError(rw, code, msg, reqID)
 		return
 	}
 	s, online := g.reg.pick(broker, site)
 	switch {
 	case !online:
-		brokerhttp.WriteError(w, brokerhttp.BrokerOffline, fmt.Sprintf("no agent of broker %s is connected", broker), reqID)
+		brokerhttp.WriteError(rw, brokerhttp.BrokerOffline, fmt.Sprintf("no agent of broker %s is connected", broker), reqID)
 		return
 	case s == nil:
-		brokerhttp.WriteError(w, brokerhttp.UnknownSite, fmt.Sprintf("the agent of broker %s has no site %q", broker, site), reqID)
+		brokerhttp.WriteError(rw, brokerhttp.UnknownSite, fmt.Sprintf("the agent of broker %s has no site %q", broker, site), reqID)
 		return
 	}
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
-	rw := &statusWriter{ResponseWriter: w}
 	rt := &routed{session: s, site: site, path: "/" + path, requestID: reqID}
 	g.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rt)))
-	g.log.Info("request", "request_id", reqID, "broker", broker, "site", site, "method", r.Method,
-		"status", rw.status, "bytes", rw.bytes, "duration", time.Since(start).Round(time.Microsecond).String(),
-		"session", s.id)
 }
 
 // authorize checks the connector token. A token that is valid for no
@@ -100,6 +117,7 @@ func (g *Gateway) authorize(r *http.Request, broker string) (brokerhttp.Code, st
 			return brokerhttp.UnknownBroker, fmt.Sprintf("no broker %q", broker)
 		}
 	}
+	g.metrics.authFailures.Inc()
 	delay := g.failures.fail(r.RemoteAddr)
 	select {
 	case <-time.After(delay):

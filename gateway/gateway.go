@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
@@ -29,6 +31,8 @@ type Options struct {
 	DrainTimeout time.Duration
 	// Tunnel tunes agent sessions; the zero value is the protocol default.
 	Tunnel tunnel.Options
+	// Metrics receives the gateway's metrics; nil keeps them private.
+	Metrics prometheus.Registerer
 }
 
 // Gateway serves agents on the tunnel port and connectors on the API port.
@@ -41,6 +45,7 @@ type Gateway struct {
 	reg      *registry
 	failures *throttle
 	proxy    *httputil.ReverseProxy
+	metrics  *metrics
 
 	tunnelLn *tunnel.Listener
 	apiLn    net.Listener
@@ -67,6 +72,9 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 30 * time.Second
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = prometheus.NewRegistry()
+	}
 	cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load tls.cert_file/tls.key_file: %w", err)
@@ -79,6 +87,7 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 		tls:      &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		reg:      newRegistry(),
 		failures: newThrottle(),
+		metrics:  newMetrics(opts.Metrics),
 	}
 	for i, b := range cfg.Brokers {
 		ba := &brokerAuth{id: b.ID}
@@ -122,6 +131,18 @@ func (g *Gateway) Listen() error {
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
 	return nil
+}
+
+// Ready reports whether the gateway's listeners are up, with the reason
+// when they are not.
+func (g *Gateway) Ready() (bool, string) {
+	switch {
+	case g.tunnelLn == nil:
+		return false, "not listening yet"
+	case g.draining.Load():
+		return false, "shutting down"
+	}
+	return true, ""
 }
 
 // TunnelAddr is the bound tunnel address (TCP; UDP has the same port).
@@ -211,6 +232,7 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 	}
 	b := g.brokers[hello.BrokerID]
 	if b == nil || !b.token.matches(hello.Token) {
+		g.metrics.authFailures.Inc()
 		delay := g.failures.fail(s.RemoteAddr().String())
 		log.Warn("agent authentication failed", "broker_id", truncate(hello.BrokerID, 64), "delay", delay)
 		select {
@@ -234,6 +256,7 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		return
 	}
 	g.reg.add(as)
+	g.metrics.sessions.WithLabelValues(s.Transport()).Inc()
 	log.Info("agent connected", "agent_version", truncate(hello.AgentVersion, 64), "sites", len(sites))
 
 	var wg sync.WaitGroup
@@ -264,6 +287,7 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 	}
 	stop()
 	g.reg.remove(as)
+	g.metrics.sessions.WithLabelValues(s.Transport()).Dec()
 	as.transport.CloseIdleConnections()
 	s.Close()
 	wg.Wait()

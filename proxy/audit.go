@@ -94,6 +94,13 @@ func (b *trackedBody) failure() error {
 	return b.err
 }
 
+// Observer is told about every request a Proxy finished: the status sent
+// (0 if the caller went away first), the broker error code if the broker
+// answered itself, and the time taken. It is called concurrently.
+type Observer interface {
+	ObserveRequest(site string, status int, code brokerhttp.Code, d time.Duration)
+}
+
 // maxLoggedPath bounds the length of a refused raw path in the audit log.
 const maxLoggedPath = 256
 
@@ -101,6 +108,9 @@ const maxLoggedPath = 256
 // handler is unwinding from a panic, which ReverseProxy raises
 // (http.ErrAbortHandler) when Jira's response breaks off mid-body.
 func (p *Proxy) audit(r *http.Request, ex *exchange, aborted bool) {
+	if p.observer != nil {
+		p.observer.ObserveRequest(p.site, ex.status, ex.code, time.Since(ex.start))
+	}
 	ctx := r.Context()
 	if !p.log.Enabled(ctx, slog.LevelInfo) {
 		return

@@ -37,6 +37,8 @@ type Options struct {
 	// Policy decides which method and path pairs are forwarded. Nil means
 	// FirstCutPolicy.
 	Policy Policy
+	// Observer, if set, is told about every finished request (metrics).
+	Observer Observer
 	// QueueTimeout bounds how long a request waits for one of the site's
 	// max_concurrent upstream slots before it is refused with overloaded.
 	// Zero means DefaultQueueTimeout.
@@ -65,6 +67,7 @@ type Proxy struct {
 	sem chan struct{}
 
 	policy    Policy
+	observer  Observer
 	log       *slog.Logger
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
@@ -128,6 +131,7 @@ func newProxy(site config.Site, opts Options) (*Proxy, error) {
 		maxBody:      cmp.Or(int64(site.MaxBody), DefaultMaxBody),
 		queueTimeout: cmp.Or(opts.QueueTimeout, DefaultQueueTimeout),
 		policy:       opts.Policy,
+		observer:     opts.Observer,
 		log:          log,
 	}
 	if p.policy == nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/oxsecurity/oxbroker/admin"
 	"github.com/oxsecurity/oxbroker/cmd/internal/cli"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/gateway"
@@ -49,12 +50,26 @@ func runCmd() *cobra.Command {
 				return cli.Reported(err)
 			}
 			log := cfg.Log.NewLogger(c.ErrOrStderr())
-			g, err := gateway.New(cfg, gateway.Options{Logger: log, Version: version})
+			reg := admin.NewRegistry()
+			g, err := gateway.New(cfg, gateway.Options{Logger: log, Version: version, Metrics: reg})
 			if err != nil {
 				log.Error("cannot start", "err", err)
 				return cli.Reported(err)
 			}
-			return g.Run(c.Context())
+			if err := g.Listen(); err != nil {
+				log.Error("cannot start", "err", err)
+				return cli.Reported(err)
+			}
+			if cfg.Listen.Admin != "" {
+				srv, err := admin.Listen(cfg.Listen.Admin, admin.Handler(reg, g.Ready), log)
+				if err != nil {
+					log.Error("cannot start", "err", err)
+					return cli.Reported(err)
+				}
+				defer srv.Close()
+				log.Info("admin endpoints", "addr", srv.Addr().String())
+			}
+			return g.Serve(c.Context())
 		},
 	}
 	c.Flags().StringVarP(&path, "config", "c", "/etc/oxbroker-gateway/config.yaml", "path of the gateway's YAML config")

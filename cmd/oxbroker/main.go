@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/oxsecurity/oxbroker/admin"
 	"github.com/oxsecurity/oxbroker/agent"
 	"github.com/oxsecurity/oxbroker/cmd/internal/cli"
 	"github.com/oxsecurity/oxbroker/config"
@@ -67,10 +68,21 @@ func runCmd() *cobra.Command {
 				return err
 			}
 			log := cfg.Log.NewLogger(c.ErrOrStderr())
-			a, err := agent.New(c.Context(), cfg, agent.Options{Logger: log, Version: version})
+			reg := admin.NewRegistry()
+			a, err := agent.New(c.Context(), cfg, agent.Options{Logger: log, Version: version, Metrics: reg})
 			if err != nil {
 				log.Error("cannot start", "err", err)
 				return cli.Reported(err)
+			}
+			if cfg.Admin.Listen != "" {
+				ready := func() (bool, string) { return a.Ready(), "no tunnel to the gateway is up" }
+				srv, err := admin.Listen(cfg.Admin.Listen, admin.Handler(reg, ready), log)
+				if err != nil {
+					log.Error("cannot start", "err", err)
+					return cli.Reported(err)
+				}
+				defer srv.Close()
+				log.Info("admin endpoints", "addr", srv.Addr().String())
 			}
 			log.Info("oxbroker starting", "version", version, "broker", cfg.Broker.ID, "agent_id", a.AgentID(),
 				"gateway", cfg.Gateway.Address, "transport", cfg.Gateway.Transport,

@@ -1,0 +1,68 @@
+package agent
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/proxy"
+)
+
+// metrics are the agent's Prometheus metrics (docs/design.md, "Metrics").
+type metrics struct {
+	tunnels    *prometheus.GaugeVec
+	reconnects prometheus.Counter
+	requests   *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	denied     *prometheus.CounterVec
+	expiry     *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		tunnels: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "oxbroker_tunnel_connections",
+			Help: "Tunnel sessions to the gateway that are up, by transport.",
+		}, []string{"transport"}),
+		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oxbroker_tunnel_reconnects_total",
+			Help: "Times a tunnel connection was dialled again after it ended or failed.",
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxbroker_requests_total",
+			Help: "Requests served, by site and HTTP status code (Jira's, or the broker's own).",
+		}, []string{"site", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "oxbroker_request_duration_seconds",
+			Help:    "Time from a request's arrival on the tunnel to the end of its response.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"site"}),
+		denied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxbroker_requests_denied_total",
+			Help: "Requests refused before reaching Jira (allowlist, bad path, too large), by site.",
+		}, []string{"site"}),
+		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "oxbroker_site_token_expiry_timestamp_seconds",
+			Help: "When the site's Jira token expires (auth.expires), as a Unix time.",
+		}, []string{"site"}),
+	}
+	reg.MustRegister(m.tunnels, m.reconnects, m.requests, m.duration, m.denied, m.expiry)
+	for _, t := range []string{"quic", "tcp"} {
+		m.tunnels.WithLabelValues(t) // show zero rather than nothing
+	}
+	return m
+}
+
+var _ proxy.Observer = (*metrics)(nil)
+
+// ObserveRequest records one finished request.
+func (m *metrics) ObserveRequest(site string, status int, code brokerhttp.Code, d time.Duration) {
+	m.requests.WithLabelValues(site, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(site).Observe(d.Seconds())
+	switch code {
+	case brokerhttp.PathNotAllowed, brokerhttp.BadRequest, brokerhttp.TooLarge:
+		m.denied.WithLabelValues(site).Inc()
+	}
+}
