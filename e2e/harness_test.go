@@ -230,6 +230,7 @@ type env struct {
 	jiraURL        string
 	tunnelAddr     string
 	apiAddr        string
+	adminAddr      string // gateway admin listener
 	gw             *proc
 }
 
@@ -252,6 +253,7 @@ func newEnv(t *testing.T) *env {
 	e.jiraURL = srv.URL
 	e.tunnelAddr = freeTunnelAddr(t)
 	e.apiAddr = freeAddr(t)
+	e.adminAddr = freeAddr(t)
 	return e
 }
 
@@ -269,7 +271,7 @@ func (e *env) startGateway() *proc {
 	cfg := e.writeFile("gateway.yaml", fmt.Sprintf(`listen:
   tunnel: %s
   api: %s
-  admin: ""
+  admin: %q
 tls:
   cert_file: %s
   key_file: %s
@@ -277,7 +279,7 @@ brokers:
   - id: acme
     token: %s
     connector_tokens: [%s]
-`, e.tunnelAddr, e.apiAddr, e.certs.Cert, e.certs.Key, gateway.HashToken(e.brokerToken), gateway.HashToken(e.connectorToken)))
+`, e.tunnelAddr, e.apiAddr, e.adminAddr, e.certs.Cert, e.certs.Key, gateway.HashToken(e.brokerToken), gateway.HashToken(e.connectorToken)))
 	e.gw = start(e.t, "gateway", bins.gateway, nil, "run", "--config", cfg)
 	e.gw.waitOutput(e.t, "gateway listening", 10*time.Second)
 	return e.gw
@@ -291,6 +293,7 @@ type agentOpts struct {
 	proxy       string
 	serverName  string
 	connections int
+	admin       string // admin listen address; "" = off
 }
 
 func (e *env) startAgent(o agentOpts) *proc {
@@ -323,9 +326,9 @@ sites:
       type: bearer
       token: ${JIRA_TOKEN}
 admin:
-  listen: ""
+  listen: %q
 `, filepath.Join(e.dir, "broker.token"), filepath.Join(e.dir, "state"), o.address, o.transport, o.connections,
-		e.certs.CACert, o.serverName, o.proxy, e.jiraURL))
+		e.certs.CACert, o.serverName, o.proxy, e.jiraURL, o.admin))
 	return start(e.t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken}, "run", "--config", cfg)
 }
 
