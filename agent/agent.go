@@ -49,18 +49,24 @@ const (
 
 // Agent keeps the tunnel sessions up and serves the gateway's requests.
 type Agent struct {
-	cfg     *config.Agent
 	opts    Options
 	log     *slog.Logger
 	agentID string
-	dialer  *tunnel.Dialer
-	addrs   []string
-	router  *router
-	hello   tunnel.Hello
 	metrics *metrics
+	// router serves requests; Reload swaps it, and requests already
+	// routed finish on the proxy they started on.
+	router atomic.Pointer[router]
+
+	mu        sync.Mutex // guards the fields below, which Reload changes
+	cfg       *config.Agent
+	dialer    *tunnel.Dialer
+	addrs     []string
+	hello     tunnel.Hello
+	controls  map[*tunnel.Control]struct{} // control streams of live sessions
+	cancelGen context.CancelCauseFunc      // ends the current connection loops
 
 	live   atomic.Int32   // sessions up
-	drains sync.WaitGroup // sessions draining after goaway
+	drains sync.WaitGroup // sessions draining after goaway or a reconnecting reload
 }
 
 // New checks cfg, loads the agent id from state_dir, resolves Cloud IDs
@@ -78,7 +84,8 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = prometheus.NewRegistry()
 	}
-	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics)}
+	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics),
+		controls: make(map[*tunnel.Control]struct{})}
 	var err error
 	if a.agentID, err = loadAgentID(cfg.StateDir); err != nil {
 		return nil, err
@@ -86,22 +93,31 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 	if a.dialer, err = newDialer(cfg.Gateway); err != nil {
 		return nil, err
 	}
-	a.addrs = append([]string{cfg.Gateway.Address}, cfg.Gateway.Addresses...)
-	if a.router, err = newRouter(ctx, cfg.Sites, a.log, a.metrics); err != nil {
+	r, err := newRouter(ctx, cfg.Sites, a.log, a.metrics)
+	if err != nil {
 		return nil, err
 	}
+	a.router.Store(r)
+	a.setConfig(cfg, r)
+	return a, nil
+}
+
+// setConfig derives the hello and addresses from cfg. Callers hold a.mu
+// or own a exclusively.
+func (a *Agent) setConfig(cfg *config.Agent, r *router) {
 	host, _ := os.Hostname()
+	a.cfg = cfg
+	a.addrs = append([]string{cfg.Gateway.Address}, cfg.Gateway.Addresses...)
 	a.hello = tunnel.Hello{
 		Protocol:     tunnel.ProtocolVersion,
 		BrokerID:     cfg.Broker.ID,
 		Token:        cfg.Broker.Token.Reveal(),
 		AgentID:      a.agentID,
-		AgentVersion: opts.Version,
+		AgentVersion: a.opts.Version,
 		Hostname:     host,
 		OS:           runtime.GOOS + "/" + runtime.GOARCH,
-		Sites:        a.router.infos,
+		Sites:        r.infos,
 	}
-	return a, nil
 }
 
 // newDialer builds the tunnel dialer: the gateway certificate is checked
@@ -147,20 +163,31 @@ func (a *Agent) Ready() bool { return a.live.Load() > 0 }
 // sessions stop taking streams, in-flight requests get DrainTimeout to
 // finish, and Run returns once every goroutine it started has ended.
 func (a *Agent) Run(ctx context.Context) error {
-	if a.dialer.Proxy != nil {
-		a.log.Info("dialing the gateway through a proxy; transport is tcp", "proxy", a.dialer.Proxy.Redacted())
+	// Each pass of this loop is one generation of connections; a Reload
+	// that changes the broker or gateway settings ends it, and the next
+	// generation dials with the new settings.
+	for ctx.Err() == nil {
+		gen, cancel := context.WithCancelCause(ctx)
+		a.mu.Lock()
+		a.cancelGen = cancel
+		n, addrs, d := a.cfg.Gateway.Connections, a.addrs, a.dialer
+		a.mu.Unlock()
+		if d.Proxy != nil {
+			a.log.Info("dialing the gateway through a proxy; transport is tcp", "proxy", d.Proxy.Redacted())
+		}
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a.keepConnected(gen, i, addrs[i%len(addrs)])
+			}()
+		}
+		wg.Wait()
+		cancel(nil)
 	}
-	var wg sync.WaitGroup
-	for i := range a.cfg.Gateway.Connections {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.keepConnected(ctx, i, a.addrs[i%len(a.addrs)])
-		}()
-	}
-	wg.Wait()
 	a.drains.Wait()
-	a.router.close()
+	a.router.Load().close()
 	return nil
 }
 
@@ -209,11 +236,14 @@ var errGoAway = errors.New("gateway sent goaway")
 func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) error {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	s, err := a.dialer.Dial(dctx, addr)
+	a.mu.Lock()
+	d, hello := a.dialer, a.hello
+	a.mu.Unlock()
+	s, err := d.Dial(dctx, addr)
 	if err != nil {
 		return err
 	}
-	ctrl, welcome, err := tunnel.ClientHandshake(dctx, s, a.hello)
+	ctrl, welcome, err := tunnel.ClientHandshake(dctx, s, hello)
 	if err != nil {
 		s.Close()
 		return err
@@ -222,6 +252,9 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) erro
 	log.Info("tunnel up", "gateway_version", welcome.GatewayVersion)
 	a.live.Add(1)
 	a.metrics.tunnels.WithLabelValues(s.Transport()).Inc()
+	a.mu.Lock()
+	a.controls[ctrl] = struct{}{}
+	a.mu.Unlock()
 
 	srv := a.newStreamServer(log)
 	served := make(chan struct{})
@@ -250,6 +283,9 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) erro
 	}()
 
 	finish := func() {
+		a.mu.Lock()
+		delete(a.controls, ctrl)
+		a.mu.Unlock()
 		a.drain(srv, log)
 		s.Close()
 		<-served
@@ -262,6 +298,17 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) erro
 		finish()
 		return errors.New("session closed by the gateway or the network")
 	case <-ctx.Done():
+		if errors.Is(context.Cause(ctx), errReconnect) {
+			// A reload changed the gateway settings: the next generation
+			// dials at once while this session drains.
+			log.Info("settings changed; draining this session")
+			a.drains.Add(1)
+			go func() {
+				defer a.drains.Done()
+				finish()
+			}()
+			return nil
+		}
 		finish()
 		log.Info("tunnel closed")
 		return nil
@@ -293,7 +340,7 @@ const maxConcurrentStreams = 1024
 
 func (a *Agent) newStreamServer(log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           a.router,
+		Handler:           http.HandlerFunc(a.serveStream),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -357,6 +404,11 @@ func discoverCloudID(ctx context.Context, site config.Site) (string, error) {
 	// knows nothing of the site's token.
 	client := &http.Client{Timeout: 15 * time.Second}
 	return jira.DiscoverCloudID(ctx, client, site.CloudSite)
+}
+
+// serveStream hands a request from the tunnel to the current router.
+func (a *Agent) serveStream(w http.ResponseWriter, req *http.Request) {
+	a.router.Load().ServeHTTP(w, req)
 }
 
 func (r *router) ServeHTTP(w http.ResponseWriter, req *http.Request) {

@@ -294,9 +294,18 @@ type agentOpts struct {
 	serverName  string
 	connections int
 	admin       string // admin listen address; "" = off
+	extraSites  string // YAML list items appended to sites:
+	tokenFile   bool   // the site reads its Jira token from dir/jira.token
 }
 
 func (e *env) startAgent(o agentOpts) *proc {
+	e.t.Helper()
+	cfg := e.agentConfig(o)
+	return start(e.t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken}, "run", "--config", cfg)
+}
+
+// agentConfig writes agent.yaml and broker.token and returns the config path.
+func (e *env) agentConfig(o agentOpts) string {
 	e.t.Helper()
 	if o.address == "" {
 		o.address = e.tunnelAddr
@@ -308,6 +317,10 @@ func (e *env) startAgent(o agentOpts) *proc {
 		o.connections = 2
 	}
 	e.writeFile("broker.token", o.brokerToken+"\n")
+	siteToken := "token: ${JIRA_TOKEN}"
+	if o.tokenFile {
+		siteToken = "token_file: " + filepath.Join(e.dir, "jira.token")
+	}
 	cfg := e.writeFile("agent.yaml", fmt.Sprintf(`broker:
   id: acme
   token_file: %s
@@ -324,12 +337,19 @@ sites:
     url: %s
     auth:
       type: bearer
-      token: ${JIRA_TOKEN}
-admin:
+      %s
+%sadmin:
   listen: %q
 `, filepath.Join(e.dir, "broker.token"), filepath.Join(e.dir, "state"), o.address, o.transport, o.connections,
-		e.certs.CACert, o.serverName, o.proxy, e.jiraURL, o.admin))
-	return start(e.t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken}, "run", "--config", cfg)
+		e.certs.CACert, o.serverName, o.proxy, e.jiraURL, siteToken, o.extraSites, o.admin))
+	return cfg
+}
+
+// writeAgentConfig rewrites agent.yaml (and broker.token) without starting
+// anything, for reload tests.
+func (e *env) writeAgentConfig(o agentOpts) {
+	e.t.Helper()
+	e.agentConfig(o)
 }
 
 // call sends one connector request to the gateway.

@@ -1,0 +1,75 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/tunnel"
+)
+
+// errReconnect ends a generation of connections after a reload changed
+// how the agent reaches or introduces itself to the gateway.
+var errReconnect = errors.New("gateway or broker settings changed")
+
+// Reload applies a new config without dropping the tunnels: sites,
+// allowlists and Jira tokens take effect for the next request, and the
+// gateway is sent the new site list. If the broker id or token or the
+// gateway settings changed, the agent dials new sessions with them and
+// drains the old ones. On any error nothing changes.
+//
+// state_dir, admin.listen and log settings take effect at restart.
+func (a *Agent) Reload(ctx context.Context, cfg *config.Agent) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	r, err := newRouter(ctx, cfg.Sites, a.log, a.metrics)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	old := a.cfg
+	reconnect := cfg.Broker.ID != old.Broker.ID || cfg.Broker.Token != old.Broker.Token ||
+		!sameGateway(cfg.Gateway, old.Gateway)
+	if reconnect {
+		d, err := newDialer(cfg.Gateway)
+		if err != nil {
+			a.mu.Unlock()
+			r.close()
+			return err
+		}
+		a.dialer = d
+	}
+	a.setConfig(cfg, r)
+	prev := a.router.Swap(r)
+	controls := make([]*tunnel.Control, 0, len(a.controls))
+	for c := range a.controls {
+		controls = append(controls, c)
+	}
+	cancelGen := a.cancelGen
+	a.mu.Unlock()
+
+	// Requests in flight finish on the old proxies; this only drops their
+	// idle connections to Jira.
+	prev.close()
+	if reconnect {
+		a.log.Info("config reloaded; reconnecting with the new gateway or broker settings")
+		if cancelGen != nil {
+			cancelGen(errReconnect)
+		}
+		return nil
+	}
+	for _, c := range controls {
+		if err := c.Send(tunnel.Sites{Sites: r.infos}); err != nil {
+			a.log.Warn("could not send the new site list on a session; it will be sent on reconnect", "err", err)
+		}
+	}
+	a.log.Info("config reloaded", "sites", len(r.infos))
+	return nil
+}
+
+func sameGateway(a, b config.GatewayDial) bool {
+	return a.Address == b.Address && slices.Equal(a.Addresses, b.Addresses) && a.Transport == b.Transport &&
+		a.Connections == b.Connections && a.CAFile == b.CAFile && a.ServerName == b.ServerName && a.Proxy == b.Proxy
+}

@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/oxsecurity/oxbroker/brokerhttp"
+)
+
+func sessionIDs(e *env) []string {
+	var ids []string
+	for _, s := range e.brokerStatus().Sessions {
+		ids = append(ids, s.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// TestReloadKeepsTunnels: SIGHUP with a new site added makes the site
+// answer, while the gateway still sees the same sessions; a broken config
+// is refused and the running one kept; a rotated token file is used for
+// the next request with no signal at all.
+func TestReloadKeepsTunnels(t *testing.T) {
+	e := newEnv(t)
+	e.startGateway()
+	e.writeFile("jira.token", e.jiraToken+"\n")
+	o := agentOpts{transport: "quic", tokenFile: true}
+	a := e.startAgent(o)
+	e.waitSessions(2, "quic", 15*time.Second)
+	before := sessionIDs(e)
+	if resp, _ := e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.connectorToken, nil); resp.StatusCode != 404 {
+		t.Fatalf("jira2 before reload: got %d, want 404 unknown_site", resp.StatusCode)
+	}
+
+	// A second site, pointed at the same stand-in.
+	o.extraSites = fmt.Sprintf("  - name: jira2\n    url: %s\n    auth:\n      type: bearer\n      token: ${JIRA_TOKEN}\n", e.jiraURL)
+	e.agentConfig(o)
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, b := e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.connectorToken, nil)
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jira2 after SIGHUP: %d %s", resp.StatusCode, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if after := sessionIDs(e); !slices.Equal(before, after) {
+		t.Fatalf("sessions changed across the reload: before %v, after %v", before, after)
+	}
+	if st := e.brokerStatus(); !slices.Equal(st.Sites, []string{"jira", "jira2"}) {
+		t.Fatalf("gateway's site list: got %v, want [jira jira2]", st.Sites)
+	}
+
+	// A broken config: logged, the running one kept.
+	e.writeFile("agent.yaml", "broker: {id: acme}\nsites: nope\n")
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	a.waitOutput(t, "config reload failed; keeping the running config", 10*time.Second)
+	if resp, b := e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.connectorToken, nil); resp.StatusCode != 200 {
+		t.Fatalf("after a broken reload: %d %s", resp.StatusCode, b)
+	}
+	e.agentConfig(o)
+
+	// Token rotation through the file: no signal, the watcher reloads.
+	rotated := randomToken("jira-rotated-")
+	e.jira.Reset()
+	e.writeFile("jira.token", rotated+"\n")
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		e.jiraCall("GET", "/rest/api/3/myself", "") // 401 from Jira once the new token is used
+		reqs := e.jira.Requests()
+		if len(reqs) > 0 && reqs[len(reqs)-1].Header.Get("Authorization") == "Bearer "+rotated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the rotated Jira token was not used within 10 s of the file change")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if after := sessionIDs(e); !slices.Equal(before, after) {
+		t.Fatalf("sessions changed across the token rotation: before %v, after %v", before, after)
+	}
+}
+
+// TestReloadNewBrokerTokenReconnects: a changed broker token is a new
+// identity; the agent dials new sessions with it.
+func TestReloadNewBrokerTokenReconnects(t *testing.T) {
+	e := newEnv(t)
+	e.startGateway()
+	o := agentOpts{transport: "tcp"}
+	a := e.startAgent(o)
+	e.waitSessions(2, "tcp", 15*time.Second)
+	before := sessionIDs(e)
+	o.brokerToken = "wrong-after-rotation"
+	e.agentConfig(o)
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	a.waitOutput(t, "reconnecting with the new gateway or broker settings", 10*time.Second)
+	a.waitOutput(t, "refused the broker id or token", 10*time.Second)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, _ := e.jiraCall("GET", "/rest/api/3/myself", "")
+		if resp.StatusCode == 502 && resp.Header.Get(brokerhttp.HeaderError) == string(brokerhttp.BrokerOffline) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("old sessions %v still serve after the broker token changed", before)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if strings.Contains(a.out.String(), "wrong-after-rotation") {
+		t.Fatal("the broker token was logged")
+	}
+}
