@@ -87,7 +87,15 @@ func runCmd() *cobra.Command {
 			log.Info("oxbroker starting", "version", version, "broker", cfg.Broker.ID, "agent_id", a.AgentID(),
 				"gateway", cfg.Gateway.Address, "transport", cfg.Gateway.Transport,
 				"connections", cfg.Gateway.Connections, "sites", len(cfg.Sites))
-			err = a.Run(c.Context())
+			ctx, stop := context.WithCancel(c.Context())
+			reloaded := make(chan struct{})
+			go func() {
+				defer close(reloaded)
+				watchReload(ctx, path, cfg, a, log)
+			}()
+			err = a.Run(ctx)
+			stop()
+			<-reloaded
 			log.Info("oxbroker stopped")
 			return err
 		},
