@@ -24,6 +24,9 @@ func (a *Agent) Reload(ctx context.Context, cfg *config.Agent) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if err := CheckAllowlists(cfg); err != nil {
+		return err
+	}
 	r, err := newRouter(ctx, cfg.Sites, a.log, a.metrics)
 	if err != nil {
 		return err

@@ -101,3 +101,7 @@ func (l *Log) setDefaults(set map[string]bool) {
 		l.Format = "text"
 	}
 }
+
+// DefaultScopes returns the allow.scopes a site gets when it names none:
+// the classic scopes the OX service account is given.
+func DefaultScopes() []string { return append([]string(nil), defaultScopes...) }

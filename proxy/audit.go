@@ -19,9 +19,13 @@ type exchange struct {
 
 	start     time.Time
 	requestID string
-	// path is the path for the audit line: the decoded path once checked,
-	// the raw path of a refused one.
-	path string
+	// path is the path for the audit line of a refused request: the
+	// decoded path once checked, the raw path of a malformed one. An
+	// allowed request is logged by its template and operation instead,
+	// since its path can carry user data (issue keys, account ids).
+	path      string
+	template  string
+	operation string
 
 	// Set in the handler's goroutine only.
 	status   int
@@ -115,17 +119,21 @@ func (p *Proxy) audit(r *http.Request, ex *exchange, aborted bool) {
 	if !p.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	path := ex.path
-	if len(path) > maxLoggedPath {
-		path = path[:maxLoggedPath] + "..."
-	}
-	attrs := make([]slog.Attr, 0, 12)
+	attrs := make([]slog.Attr, 0, 13)
 	attrs = append(attrs,
 		slog.String("request_id", ex.requestID),
 		slog.String("method", r.Method),
-		slog.String("path", path),
-		slog.Int("status", ex.status),
 	)
+	if ex.template != "" {
+		attrs = append(attrs, slog.String("path", ex.template), slog.String("operation", ex.operation))
+	} else {
+		path := ex.path
+		if len(path) > maxLoggedPath {
+			path = path[:maxLoggedPath] + "..."
+		}
+		attrs = append(attrs, slog.String("path", path))
+	}
+	attrs = append(attrs, slog.Int("status", ex.status))
 	if ex.code != "" {
 		attrs = append(attrs, slog.String("code", string(ex.code)))
 	}

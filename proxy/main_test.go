@@ -179,6 +179,7 @@ func testSite(baseURL string) config.Site {
 		Timeout:       5 * time.Second,
 		MaxConcurrent: 4,
 		MaxBody:       1 << 20,
+		Allow:         config.Allow{Scopes: config.DefaultScopes()},
 	}
 }
 

@@ -135,7 +135,11 @@ func newProxy(site config.Site, opts Options) (*Proxy, error) {
 		log:          log,
 	}
 	if p.policy == nil {
-		p.policy = FirstCutPolicy{}
+		al, err := jira.NewAllowlist(site.Allow)
+		if err != nil {
+			return nil, err
+		}
+		p.policy = al
 	}
 	maxConcurrent := cmp.Or(site.MaxConcurrent, DefaultMaxConcurrent)
 	p.sem = make(chan struct{}, maxConcurrent)
@@ -288,9 +292,17 @@ func (p *Proxy) check(r *http.Request, ex *exchange) (brokerhttp.Code, string) {
 		return brokerhttp.BadRequest, "bad request path: " + err.Error()
 	}
 	ex.path = clean
-	if err := p.policy.Allow(r.Method, clean); err != nil {
-		return brokerhttp.PathNotAllowed, fmt.Sprintf("%s %s is not allowed for this site: %v", r.Method, clean, err)
+	dec, err := p.policy.Match(r.Method, clean)
+	if err != nil {
+		// A refused call of a known operation is logged by its template
+		// too; an unknown path is logged as it came, for the audit.
+		var de *jira.DeniedError
+		if errors.As(err, &de) && de.Template != "" {
+			ex.template, ex.operation = de.Template, de.OperationID
+		}
+		return brokerhttp.PathNotAllowed, err.Error()
 	}
+	ex.template, ex.operation = dec.Template, dec.OperationID
 	if r.ContentLength > p.maxBody {
 		return brokerhttp.TooLarge, p.tooLargeMessage()
 	}

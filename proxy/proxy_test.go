@@ -22,6 +22,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/jira"
 )
 
 func TestCredentialsPerAuthType(t *testing.T) {
@@ -325,13 +326,13 @@ func TestNotAllowedRefused(t *testing.T) {
 	up := newUpstream(t, false, nil)
 	f := newFront(t, testSite(up.URL), Options{})
 	for _, tt := range []struct{ method, target string }{
-		{"DELETE", "/rest/api/3/issue/ABC-1"},
-		{"PUT", "/rest/api/3/issue/ABC-1"},
-		{"GET", "/rest/api/3/project"},
+		{"POST", "/rest/api/3/user"},           // createUser: manage:jira-configuration
+		{"GET", "/rest/api/3/auditing/record"}, // manage:jira-configuration
+		{"DELETE", "/rest/api/3/project/ABC"},  // deleteProject: manage:jira-configuration
 		{"GET", "/rest/api/3/issue"},
 		{"GET", "/rest/api/1/myself"},
-		{"GET", "/rest/api/3/search"},
 		{"POST", "/rest/api/3/myself"},
+		{"GET", "/plugins/servlet/oauth/users"},
 		{"GET", "/secure/admin"},
 		{"GET", "/"},
 		{"HEAD", "/rest/api/3/myself"},
@@ -516,7 +517,7 @@ func TestTimeoutBoundsHeadersOnly(t *testing.T) {
 	site := testSite(up.URL)
 	site.Timeout = 200 * time.Millisecond
 	f := newFront(t, site, Options{})
-	resp, body := f.do(t, "GET", "/rest/api/3/issue/ABC-1/attachments", nil, nil)
+	resp, body := f.do(t, "GET", "/rest/api/3/attachment/content/10001", nil, nil)
 	if resp.StatusCode != 200 || len(body) != 5000 {
 		t.Errorf("got %d with %d bytes, want 200 with 5000", resp.StatusCode, len(body))
 	}
@@ -758,13 +759,17 @@ func TestAuditLog(t *testing.T) {
 	f.do(t, "GET", "/rest/api/3/issue/ABC-1?fields=summary", nil, http.Header{
 		brokerhttp.HeaderRequestID: {"req-ok"}, "Cookie": {"c=secretcookie"},
 	})
-	f.do(t, "DELETE", "/rest/api/3/issue/ABC-1", nil, http.Header{brokerhttp.HeaderRequestID: {"req-denied"}})
+	f.do(t, "DELETE", "/rest/api/3/project/SECRETPROJ", nil, http.Header{brokerhttp.HeaderRequestID: {"req-denied"}})
+	f.do(t, "GET", "/secure/admin/SECRETPATH", nil, http.Header{brokerhttp.HeaderRequestID: {"req-unknown"}})
 	f.raw(t, "GET /rest/api/3/issue/../../x HTTP/1.1\r\nHost: x\r\nOx-Broker-Request-Id: req-bad\r\n\r\n")
-	waitFor(t, func() bool { return strings.Count(buf.String(), "msg=request ") == 3 })
+	waitFor(t, func() bool { return strings.Count(buf.String(), "msg=request ") == 4 })
 	out := buf.String()
 	for _, want := range []string{
-		`request_id=req-ok method=GET path=/rest/api/3/issue/ABC-1 status=200 bytes_in=0 bytes_out=11 `,
-		`request_id=req-denied method=DELETE path=/rest/api/3/issue/ABC-1 status=403 code=path_not_allowed `,
+		// Known operations are logged by template: paths carry user data.
+		`request_id=req-ok method=GET path=/rest/api/3/issue/{issueIdOrKey} operation=getIssue status=200 bytes_in=0 bytes_out=11 `,
+		`request_id=req-denied method=DELETE path=/rest/api/3/project/{projectIdOrKey} operation=deleteProject status=403 code=path_not_allowed `,
+		// An unknown path is kept as it came, for the security audit.
+		`request_id=req-unknown method=GET path=/secure/admin/SECRETPATH status=403 code=path_not_allowed `,
 		`request_id=req-bad method=GET path=/rest/api/3/issue/../../x status=400 code=bad_request `,
 		`site=jira-test`,
 	} {
@@ -772,7 +777,7 @@ func TestAuditLog(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
 	}
-	for _, never := range []string{"fields=summary", "secretcookie", connectorToken, "Authorization"} {
+	for _, never := range []string{"fields=summary", "secretcookie", connectorToken, "Authorization", "ABC-1", "SECRETPROJ"} {
 		if strings.Contains(out, never) {
 			t.Errorf("log contains %q:\n%s", never, out)
 		}
@@ -871,11 +876,11 @@ type recordingPolicy struct {
 	asked []string
 }
 
-func (r *recordingPolicy) Allow(method, cleanPath string) error {
+func (r *recordingPolicy) Match(method, cleanPath string) (jira.Decision, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.asked = append(r.asked, method+" "+cleanPath)
-	return nil
+	return jira.Decision{OperationID: "anything", Template: cleanPath}, nil
 }
 
 func TestPolicyGetsDecodedPathWithoutBase(t *testing.T) {

@@ -49,6 +49,9 @@ func configFlag(c *cobra.Command, p *string) {
 // loadConfig loads and validates the config, printing every problem.
 func loadConfig(c *cobra.Command, path string) (*config.Agent, error) {
 	cfg, err := config.LoadAgent(path, nil)
+	if err == nil {
+		err = agent.CheckAllowlists(cfg)
+	}
 	if err != nil {
 		fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\n", path, err)
 		return nil, cli.Reported(err)
