@@ -12,9 +12,16 @@ import (
 type backoff struct {
 	base, max time.Duration
 	attempt   int
+	// exhausted makes every delay fall in [max/2, max] until reset: after
+	// the gateway refused our credentials, retrying soon cannot help, and
+	// full jitter would sometimes retry within a second.
+	exhausted bool
 }
 
 func (b *backoff) next() time.Duration {
+	if b.exhausted {
+		return b.max/2 + rand.N(b.max/2+1)
+	}
 	ceil := b.max
 	if b.attempt < 30 {
 		ceil = min(b.max, b.base<<b.attempt)
@@ -23,8 +30,8 @@ func (b *backoff) next() time.Duration {
 	return rand.N(ceil + 1)
 }
 
-// exhaust makes the next delays use the cap, e.g. after the gateway
-// refused our credentials: retrying fast will not fix them.
-func (b *backoff) exhaust() { b.attempt = 30 }
+// exhaust moves the backoff to its cap, e.g. after the gateway refused our
+// credentials.
+func (b *backoff) exhaust() { b.exhausted = true }
 
-func (b *backoff) reset() { b.attempt = 0 }
+func (b *backoff) reset() { b.attempt, b.exhausted = 0, false }
