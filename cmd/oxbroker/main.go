@@ -38,7 +38,7 @@ Start with:
   oxbroker config validate --config /etc/oxbroker/config.yaml
   oxbroker run --config /etc/oxbroker/config.yaml`,
 	}
-	root.AddCommand(runCmd(), configCmd(), jiraCmd(), cli.VersionCmd("oxbroker", version, commit))
+	root.AddCommand(runCmd(), configCmd(), serviceCmd(), jiraCmd(), cli.VersionCmd("oxbroker", version, commit))
 	return cli.Group(root)
 }
 
@@ -66,6 +66,7 @@ func runCmd() *cobra.Command {
 		Short: "Run the agent in the foreground (the service runs this)",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			c.SetErr(logOutput(c.ErrOrStderr()))
 			cfg, err := loadConfig(c, path)
 			if err != nil {
 				return err
@@ -96,7 +97,7 @@ func runCmd() *cobra.Command {
 				defer close(reloaded)
 				watchReload(ctx, path, cfg, a, log)
 			}()
-			err = a.Run(ctx)
+			err = runManaged(ctx, a.Run)
 			stop()
 			<-reloaded
 			log.Info("oxbroker stopped")

@@ -1,0 +1,27 @@
+//go:build !windows
+
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+)
+
+const privilegeHint = "needs root: run it with sudo"
+
+func checkPrivileged() error {
+	if os.Geteuid() != 0 {
+		return errors.New(privilegeHint)
+	}
+	return nil
+}
+
+// runManaged runs the agent. systemd and launchd stop a service with
+// SIGTERM, which already cancels ctx.
+func runManaged(ctx context.Context, run func(context.Context) error) error { return run(ctx) }
+
+// logOutput is where "oxbroker run" writes: stderr, which systemd sends
+// to the journal and launchd to /var/log/oxbroker.err.log.
+func logOutput(stderr io.Writer) io.Writer { return stderr }
