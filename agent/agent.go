@@ -93,7 +93,7 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 	if a.agentID, err = loadAgentID(cfg.StateDir); err != nil {
 		return nil, err
 	}
-	if a.dialer, err = newDialer(cfg.Gateway); err != nil {
+	if a.dialer, err = newDialer(cfg.Gateway, opts.Tunnel); err != nil {
 		return nil, err
 	}
 	r, err := newRouter(ctx, cfg.Sites, a.log, a.metrics)
@@ -125,7 +125,7 @@ func (a *Agent) setConfig(cfg *config.Agent, r *router) {
 
 // newDialer builds the tunnel dialer: the gateway certificate is checked
 // against the system roots plus gateway.ca_file, always.
-func newDialer(g config.GatewayDial) (*tunnel.Dialer, error) {
+func newDialer(g config.GatewayDial, o tunnel.Options) (*tunnel.Dialer, error) {
 	roots, err := x509.SystemCertPool()
 	if err != nil || roots == nil {
 		roots = x509.NewCertPool()
@@ -142,6 +142,7 @@ func newDialer(g config.GatewayDial) (*tunnel.Dialer, error) {
 	d := &tunnel.Dialer{
 		Transport: g.Transport,
 		TLS:       &tls.Config{RootCAs: roots, ServerName: g.ServerName, MinVersion: tls.VersionTLS12},
+		Options:   o,
 	}
 	switch {
 	case g.Proxy != "":

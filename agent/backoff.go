@@ -23,8 +23,8 @@ func (b *backoff) next() time.Duration {
 		return b.max/2 + rand.N(b.max/2+1)
 	}
 	ceil := b.max
-	if b.attempt < 30 {
-		ceil = min(b.max, b.base<<b.attempt)
+	if b.attempt < 30 && b.base <= b.max>>b.attempt { // no overflow of base<<attempt
+		ceil = b.base << b.attempt
 	}
 	b.attempt++
 	return rand.N(ceil + 1)

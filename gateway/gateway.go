@@ -176,7 +176,10 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	go func() {
 		defer accept.Done()
 		for {
-			s, err := g.tunnelLn.Accept(ctx)
+			// Sessions keep being accepted while draining, to be refused
+			// with a reject an agent understands at once, rather than a
+			// silence it would wait out.
+			s, err := g.tunnelLn.Accept(sessCtx)
 			if err != nil {
 				return
 			}
@@ -193,8 +196,6 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	}
 
 	g.draining.Store(true)
-	g.tunnelLn.Close()
-	accept.Wait()
 	for _, s := range g.reg.all() {
 		s.ctrl.Send(tunnel.GoAway{Reason: "gateway shutting down"})
 	}
@@ -204,8 +205,11 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		g.log.Warn("drain: requests still in flight at the deadline", "err", serr)
 		g.api.Close()
 	}
+	g.tunnelLn.StopAccepting()
+	accept.Wait()
 	stopSessions()
 	g.sessions.Wait()
+	g.tunnelLn.Close()
 	g.log.Info("gateway stopped")
 	return err
 }
@@ -250,13 +254,17 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 	hello.Sites = sites
 	as := newAgentSession(newID(), b.id, hello, s, ctrl)
 	log = log.With("broker", b.id, "session", as.id, "agent_id", truncate(hello.AgentID, 64))
+	// Registered before the welcome: once the agent knows it is accepted
+	// (and reports ready), requests must find it.
+	g.reg.add(as)
+	g.metrics.sessions.WithLabelValues(s.Transport()).Inc()
 	if err := ctrl.Send(tunnel.Welcome{SessionID: as.id, GatewayVersion: g.opts.Version}); err != nil {
 		log.Debug("send welcome", "err", err)
+		g.reg.remove(as)
+		g.metrics.sessions.WithLabelValues(s.Transport()).Dec()
 		s.Close()
 		return
 	}
-	g.reg.add(as)
-	g.metrics.sessions.WithLabelValues(s.Transport()).Inc()
 	log.Info("agent connected", "agent_version", truncate(hello.AgentVersion, 64), "sites", len(sites))
 
 	var wg sync.WaitGroup
@@ -281,8 +289,9 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 			break
 		}
 		if m, ok := m.(tunnel.Sites); ok {
-			as.setSites(validSites(m.Sites, log))
-			log.Info("agent sites updated", "sites", len(m.Sites))
+			sites := validSites(m.Sites, log)
+			as.setSites(sites)
+			log.Info("agent sites updated", "sites", len(sites))
 		}
 	}
 	stop()

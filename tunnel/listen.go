@@ -26,12 +26,13 @@ const maxPendingHandshakes = 512
 type Listener struct {
 	tcp  net.Listener
 	udp  net.PacketConn
+	qt   *quic.Transport // owns udp; outlives ql so sessions survive StopAccepting
 	ql   *quic.Listener
 	tls  *tls.Config
 	opts Options
 	log  *slog.Logger
 
-	ctx      context.Context // cancelled by Close; ends handshakes
+	ctx      context.Context // cancelled by StopAccepting; ends handshakes
 	cancel   context.CancelFunc
 	sessions chan Session
 	closing  chan struct{}
@@ -62,14 +63,19 @@ func Listen(addr string, tlsConf *tls.Config, opts Options, log *slog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	ql, err := quic.Listen(udpC, tc, quicConfig(opts))
+	// An explicit Transport, unlike quic.Listen, keeps accepted
+	// connections alive when the listener closes, so a draining gateway
+	// can still send goaway and finish requests on them.
+	qt := &quic.Transport{Conn: udpC}
+	ql, err := qt.Listen(tc, quicConfig(opts))
 	if err != nil {
 		tcpL.Close()
+		qt.Close()
 		udpC.Close()
 		return nil, fmt.Errorf("quic listen %s: %w", udpC.LocalAddr(), err)
 	}
 	l := &Listener{
-		tcp: tcpL, udp: udpC, ql: ql, tls: tc, opts: opts, log: log,
+		tcp: tcpL, udp: udpC, qt: qt, ql: ql, tls: tc, opts: opts, log: log,
 		sessions: make(chan Session),
 		closing:  make(chan struct{}),
 		sem:      make(chan struct{}, maxPendingHandshakes),
@@ -121,18 +127,25 @@ func (l *Listener) Accept(ctx context.Context) (Session, error) {
 	}
 }
 
-// Close stops accepting and waits for the accept loops to end. Sessions
-// already accepted are not closed: their owner closes them.
-func (l *Listener) Close() error {
+// StopAccepting stops taking new sessions and waits for the accept loops
+// to end. Sessions already accepted go on, QUIC ones included: their
+// owner closes them, then calls Close.
+func (l *Listener) StopAccepting() {
 	l.closeMu.Do(func() {
 		close(l.closing)
 		l.cancel()
 		l.tcp.Close()
 		l.ql.Close()
-		l.udp.Close()
 	})
 	l.wg.Wait()
-	return nil
+}
+
+// Close stops accepting and releases the UDP socket, which ends every QUIC
+// session still running on it.
+func (l *Listener) Close() error {
+	l.StopAccepting()
+	l.qt.Close()
+	return l.udp.Close()
 }
 
 func (l *Listener) deliver(s Session) {

@@ -25,14 +25,21 @@ var _ Session = (*yamuxSession)(nil)
 // within KeepAlive+IdleTimeout, the stream window is raised from 256 KiB
 // so bulk transfers are not window-bound, and the accept backlog bounds how
 // many streams a peer can queue before new ones are refused.
+//
+// The backlog is 1,024 on both sides, whatever MaxIncomingStreams says:
+// yamux also uses it as the opener's limit on streams not yet accepted, and
+// the gateway refuses agent-opened streams itself. StreamOpenTimeout is off:
+// yamux would close the whole session when one opened stream waits for
+// accept longer than that, which is what an agent at its concurrency limit
+// makes streams do; keepalives already detect a dead peer.
 func yamuxConfig(o Options) *yamux.Config {
 	c := yamux.DefaultConfig()
 	c.EnableKeepAlive = true
 	c.KeepAliveInterval = o.KeepAlive
 	c.ConnectionWriteTimeout = o.IdleTimeout
 	c.MaxStreamWindowSize = o.StreamWindow
-	c.AcceptBacklog = min(o.MaxIncomingStreams, 1024)
-	c.StreamOpenTimeout = o.IdleTimeout
+	c.AcceptBacklog = 1024
+	c.StreamOpenTimeout = 0
 	c.StreamCloseTimeout = time.Minute
 	c.LogOutput = io.Discard
 	return c
@@ -88,17 +95,36 @@ func dialTCP(ctx context.Context, addr string, tlsConf *tls.Config, proxy *url.U
 }
 
 func (s *yamuxSession) OpenStream(ctx context.Context) (net.Conn, error) {
-	// yamux's Open does not block on the peer (the SYN is sent with the
-	// first window update), so ctx only matters for a session that is
-	// already gone.
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	st, err := s.mux.OpenStream()
-	if err != nil {
-		return nil, err
+	// yamux's OpenStream takes no context and blocks while the peer has
+	// 1,024 streams not yet accepted. Wait for it here instead, so ctx
+	// bounds the wait; a stream that opens after ctx ended is closed by
+	// the goroutine, which ends with the open or with the session.
+	type result struct {
+		st  *yamux.Stream
+		err error
 	}
-	return withIdleTimeout(st, s.opts.StreamIdleTimeout), nil
+	ch := make(chan result, 1)
+	go func() {
+		st, err := s.mux.OpenStream()
+		ch <- result{st, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		return withIdleTimeout(r.st, s.opts.StreamIdleTimeout), nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.err == nil {
+				r.st.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 func (s *yamuxSession) AcceptStream(ctx context.Context) (net.Conn, error) {

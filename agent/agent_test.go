@@ -1,0 +1,561 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/devcert"
+	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/jira/jiratest"
+	"github.com/oxsecurity/oxbroker/tunnel"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer collects log output written from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// env is what an agent test needs around the agent: certificates, the
+// tokens of broker "acme", a Jira stand-in, and a client for the
+// gateway's connector API.
+type env struct {
+	dir            string
+	certs          devcert.Files
+	brokerToken    string
+	connectorToken string
+	jiraToken      string
+	jira           *jiratest.Server
+	jiraURL        string
+	client         *http.Client
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{
+		dir:            t.TempDir(),
+		brokerToken:    gateway.NewToken(),
+		connectorToken: gateway.NewToken(),
+		jiraToken:      "jira-" + gateway.NewToken(),
+		client:         &http.Client{Transport: &http.Transport{}, Timeout: 20 * time.Second},
+	}
+	var err error
+	if e.certs, err = devcert.WriteFiles(e.dir, "gateway", "127.0.0.1", "localhost"); err != nil {
+		t.Fatal(err)
+	}
+	e.jira = jiratest.New(jiratest.Options{Credentials: []jiratest.Credential{{Scheme: jiratest.SchemeBearer, Token: e.jiraToken}}})
+	srv := httptest.NewServer(e.jira)
+	t.Cleanup(srv.Close)
+	e.jiraURL = srv.URL
+	t.Cleanup(e.client.CloseIdleConnections)
+	return e
+}
+
+// testGateway is a real gateway serving in-process.
+type testGateway struct {
+	gw       *gateway.Gateway
+	api      string
+	tunnel   string
+	logs     *syncBuffer
+	client   *http.Client
+	cancel   context.CancelFunc
+	served   chan error
+	stopOnce sync.Once
+}
+
+// startGateway serves a gateway with broker acme; tunnelAddr is
+// "127.0.0.1:0" or the address of a gateway that has stopped.
+func (e *env) startGateway(t *testing.T, tunnelAddr string) *testGateway {
+	t.Helper()
+	cfg := &config.Gateway{
+		Listen: config.GatewayListen{Tunnel: tunnelAddr, API: "127.0.0.1:0"},
+		TLS:    config.GatewayTLS{CertFile: e.certs.Cert, KeyFile: e.certs.Key},
+		Brokers: []config.BrokerEntry{{ID: "acme", Token: gateway.HashToken(e.brokerToken),
+			ConnectorTokens: []string{gateway.HashToken(e.connectorToken)}}},
+		Registry: config.Registry{Type: config.RegistryMemory},
+		Log:      config.Log{Level: "debug", Format: "text"},
+	}
+	tg := &testGateway{logs: &syncBuffer{}, client: e.client, served: make(chan error, 1)}
+	var err error
+	tg.gw, err = gateway.New(cfg, gateway.Options{Logger: newLogger(tg.logs), Version: "gw-test", DrainTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A port a stopped gateway held may take a moment to be free again.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err = tg.gw.Listen()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.api = tg.gw.APIAddr().String()
+	tg.tunnel = tg.gw.TunnelAddr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	tg.cancel = cancel
+	go func() { tg.served <- tg.gw.Serve(ctx) }()
+	t.Cleanup(func() {
+		tg.stop(t)
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", tg.logs)
+		}
+	})
+	tg.status(t, e.connectorToken) // Serve is serving
+	return tg
+}
+
+// stop cancels Serve's context and waits for Serve to return.
+func (tg *testGateway) stop(t *testing.T) {
+	t.Helper()
+	tg.stopOnce.Do(func() {
+		tg.client.CloseIdleConnections() // unused connections hold up http.Server.Shutdown for 5 s
+		tg.cancel()
+		select {
+		case <-tg.served:
+		case <-time.After(20 * time.Second):
+			t.Errorf("gateway Serve did not return 20 s after its context ended")
+		}
+	})
+}
+
+// do sends a connector request; safe outside the test goroutine.
+func (tg *testGateway) do(method, path, token string) (*http.Response, []byte, error) {
+	req, err := http.NewRequest(method, "http://"+tg.api+path, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := tg.client.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: read body: %w", method, path, err)
+	}
+	return resp, b, nil
+}
+
+func (tg *testGateway) call(t *testing.T, method, path, token string) (*http.Response, []byte) {
+	t.Helper()
+	resp, b, err := tg.do(method, path, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func (tg *testGateway) status(t *testing.T, token string) gateway.BrokerStatus {
+	t.Helper()
+	resp, b := tg.call(t, "GET", "/v1/brokers/acme", token)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/brokers/acme: got %d %s, want 200", resp.StatusCode, b)
+	}
+	var st gateway.BrokerStatus
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// agentConfig builds the agent's config from YAML, as the agent's
+// command does, with no environment.
+func (e *env) agentConfig(t *testing.T, transport, address string, connections int, brokerToken string) *config.Agent {
+	t.Helper()
+	yaml := fmt.Sprintf(`broker:
+  id: acme
+  token: %q
+state_dir: %q
+gateway:
+  address: %q
+  transport: %s
+  connections: %d
+  ca_file: %q
+  proxy: ""
+sites:
+  - name: jira
+    url: %q
+    auth:
+      type: bearer
+      token: %q
+admin:
+  listen: ""
+log:
+  level: debug
+`, brokerToken, filepath.Join(e.dir, "state"), address, transport, connections, e.certs.CACert, e.jiraURL, e.jiraToken)
+	cfg, err := config.ParseAgent([]byte(yaml), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("agent config: %v\n%s", err, yaml)
+	}
+	return cfg
+}
+
+// runningAgent is an Agent whose Run is going on in a goroutine.
+type runningAgent struct {
+	*Agent
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startAgent(t *testing.T, e *env, cfg *config.Agent) *runningAgent {
+	t.Helper()
+	return startAgentWith(t, e, cfg, Options{})
+}
+
+// startAgentWith is startAgent with some options set; the logger,
+// version and drain timeout are the test's.
+func startAgentWith(t *testing.T, e *env, cfg *config.Agent, opts Options) *runningAgent {
+	t.Helper()
+	ra := &runningAgent{logs: &syncBuffer{}, done: make(chan error, 1)}
+	opts.Logger, opts.Version, opts.DrainTimeout = newLogger(ra.logs), "agent-test", 10*time.Second
+	var err error
+	ra.Agent, err = New(context.Background(), cfg, opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ra.cancel = cancel
+	go func() { ra.done <- ra.Run(ctx) }()
+	t.Cleanup(func() {
+		ra.stop(t, 15*time.Second)
+		if t.Failed() {
+			t.Logf("agent log:\n%s", ra.logs)
+		}
+		for _, tok := range []string{e.jiraToken, e.brokerToken, e.connectorToken} {
+			if strings.Contains(ra.logs.String(), tok) {
+				t.Errorf("the agent log contains a token (%s…)", tok[:8])
+			}
+		}
+	})
+	return ra
+}
+
+// stop cancels Run's context and waits for Run to return.
+func (ra *runningAgent) stop(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	ra.cancel()
+	select {
+	case err, ok := <-ra.done:
+		if ok && err != nil {
+			t.Errorf("Run: got %v, want nil after its context ended", err)
+		}
+		if ok {
+			close(ra.done)
+		}
+	case <-time.After(timeout):
+		t.Fatalf("Run did not return %s after its context ended", timeout)
+	}
+}
+
+func TestAgentServesConnectorCalls(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			e := newEnv(t)
+			gw := e.startGateway(t, "127.0.0.1:0")
+			a := startAgent(t, e, e.agentConfig(t, tr, gw.tunnel, 2, e.brokerToken))
+
+			waitFor(t, 10*time.Second, "agent ready", a.Ready)
+			var st gateway.BrokerStatus
+			waitFor(t, 10*time.Second, "two sessions at the gateway", func() bool {
+				st = gw.status(t, e.connectorToken)
+				return len(st.Sessions) == 2
+			})
+			for _, s := range st.Sessions {
+				if s.AgentID != a.AgentID() || s.Version != "agent-test" || s.Transport != tr || len(s.Sites) != 1 || s.Sites[0] != "jira" {
+					t.Errorf("session at the gateway: got %+v, want agent %s, version agent-test, %s, sites [jira]", s, a.AgentID(), tr)
+				}
+			}
+
+			resp, b := gw.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET myself through the broker: got %d %s, want 200", resp.StatusCode, b)
+			}
+			if resp.Header.Get(brokerhttp.HeaderRequestID) == "" {
+				t.Errorf("response has no %s", brokerhttp.HeaderRequestID)
+			}
+			reqs := e.jira.Requests()
+			if len(reqs) != 1 {
+				t.Fatalf("requests at Jira: got %d, want 1", len(reqs))
+			}
+			got := reqs[0]
+			if got.Method != "GET" || got.Path != "/rest/api/3/myself" {
+				t.Errorf("request at Jira: got %s %s, want GET /rest/api/3/myself", got.Method, got.Path)
+			}
+			if auth, want := got.Header.Get("Authorization"), "Bearer "+e.jiraToken; auth != want {
+				t.Errorf("Authorization at Jira: got %q, want the site's Bearer token", auth)
+			}
+			for k, vs := range got.Header {
+				for _, v := range vs {
+					if strings.Contains(v, e.connectorToken) || strings.Contains(v, e.brokerToken) {
+						t.Errorf("header %s at Jira carries the connector or broker token", k)
+					}
+				}
+			}
+
+			// A site the agent does not serve.
+			resp, b = gw.call(t, "GET", "/b/acme/nosite/rest/api/3/myself", e.connectorToken)
+			if resp.StatusCode != http.StatusNotFound || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.UnknownSite) {
+				t.Errorf("unknown site: got %d %s %s, want 404 unknown_site", resp.StatusCode, resp.Header.Get(brokerhttp.HeaderError), b)
+			}
+			if n := len(e.jira.Requests()); n != 1 {
+				t.Errorf("requests at Jira after a call to an unknown site: got %d, want still 1", n)
+			}
+		})
+	}
+}
+
+func TestRunReturnsAfterCancel(t *testing.T) {
+	closedPort := func(t *testing.T) string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr
+	}
+	tests := []struct {
+		name      string
+		transport string
+		connected bool // else the gateway address answers nothing
+	}{
+		{"connected over quic", "quic", true},
+		{"connected over tcp", "tcp", true},
+		{"dialling quic", "quic", false},
+		{"dialling tcp", "tcp", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			addr := closedPort(t)
+			var gw *testGateway
+			if tt.connected {
+				gw = e.startGateway(t, "127.0.0.1:0")
+				addr = gw.tunnel
+			}
+			// Whatever runs now (the gateway, the stand-in) may go on;
+			// what the agent starts must be gone after Run. The
+			// gateway's accept loop may start just after this snapshot.
+			ignore := []goleak.Option{goleak.IgnoreCurrent(),
+				goleak.IgnoreAnyFunction("github.com/oxsecurity/oxbroker/tunnel.(*Listener).Accept")}
+			a := startAgent(t, e, e.agentConfig(t, tt.transport, addr, 2, e.brokerToken))
+			if tt.connected {
+				waitFor(t, 10*time.Second, "agent ready", a.Ready)
+				resp, b := gw.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("call: got %d %s, want 200", resp.StatusCode, b)
+				}
+				e.client.CloseIdleConnections()
+			} else if tt.transport == "tcp" {
+				waitFor(t, 5*time.Second, "a failed dial", func() bool { return strings.Contains(a.logs.String(), "reconnecting") })
+			} else {
+				time.Sleep(200 * time.Millisecond) // the QUIC dial is waiting for an answer
+			}
+
+			start := time.Now()
+			a.stop(t, 5*time.Second)
+			t.Logf("Run returned %s after cancel", time.Since(start).Round(time.Millisecond))
+			if a.Ready() {
+				t.Error("Ready after Run returned: got true, want false")
+			}
+			if tt.connected {
+				waitFor(t, 5*time.Second, "sessions gone at the gateway", func() bool {
+					return len(gw.status(t, e.connectorToken).Sessions) == 0
+				})
+				e.client.CloseIdleConnections()
+			}
+			if err := goleak.Find(ignore...); err != nil {
+				t.Errorf("goroutines left after Run returned: %v", err)
+			}
+		})
+	}
+}
+
+func TestWrongBrokerToken(t *testing.T) {
+	e := newEnv(t)
+	gw := e.startGateway(t, "127.0.0.1:0")
+	a := startAgent(t, e, e.agentConfig(t, "tcp", gw.tunnel, 1, gateway.NewToken()))
+	waitFor(t, 5*time.Second, "the agent logs the refusal", func() bool {
+		return strings.Contains(a.logs.String(), "the gateway refused the broker id or token")
+	})
+	if a.Ready() {
+		t.Error("Ready with a refused token: got true, want false")
+	}
+	if st := gw.status(t, e.connectorToken); len(st.Sessions) != 0 {
+		t.Errorf("sessions at the gateway: got %+v, want none", st.Sessions)
+	}
+	// Backing off toward the 30 s cap does not hold up the stop.
+	a.stop(t, 3*time.Second)
+}
+
+// TestStopDrainsInFlight: a request in flight when Run's context ends
+// still gets its answer before Run returns.
+func TestStopDrainsInFlight(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			e := newEnv(t)
+			gw := e.startGateway(t, "127.0.0.1:0")
+			a := startAgent(t, e, e.agentConfig(t, tr, gw.tunnel, 1, e.brokerToken))
+			waitFor(t, 10*time.Second, "agent ready", a.Ready)
+			waitFor(t, 5*time.Second, "session at the gateway", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 1 })
+
+			e.jira.SetDelay(time.Second)
+			type result struct {
+				resp *http.Response
+				body []byte
+				err  error
+			}
+			done := make(chan result, 1)
+			go func() {
+				resp, b, err := gw.do("GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
+				done <- result{resp, b, err}
+			}()
+			waitFor(t, 5*time.Second, "the request reaches Jira", func() bool { return len(e.jira.Requests()) == 1 })
+			a.stop(t, 10*time.Second)
+			select {
+			case r := <-done:
+				if r.err != nil {
+					t.Fatalf("in-flight request: %v", r.err)
+				}
+				if r.resp.StatusCode != http.StatusOK {
+					t.Errorf("in-flight request: got %d %s, want 200", r.resp.StatusCode, r.body)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the in-flight request had no answer 5 s after Run returned")
+			}
+		})
+	}
+}
+
+// TestGoAwayDrainsAndReconnects: a gateway that shuts down while a slow
+// request is in flight lets the request finish (the agent drains the
+// session after goaway), and the agent reconnects to the gateway that
+// takes the address over.
+func TestGoAwayDrainsAndReconnects(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			e := newEnv(t)
+			gw1 := e.startGateway(t, "127.0.0.1:0")
+			a := startAgent(t, e, e.agentConfig(t, tr, gw1.tunnel, 1, e.brokerToken))
+			waitFor(t, 10*time.Second, "agent ready", a.Ready)
+			waitFor(t, 5*time.Second, "session at the gateway", func() bool { return len(gw1.status(t, e.connectorToken).Sessions) == 1 })
+
+			const delay = 1500 * time.Millisecond
+			e.jira.SetDelay(delay)
+			type result struct {
+				resp *http.Response
+				body []byte
+				err  error
+			}
+			done := make(chan result, 1)
+			go func() {
+				resp, b, err := gw1.do("GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
+				done <- result{resp, b, err}
+			}()
+			waitFor(t, 5*time.Second, "the request reaches Jira", func() bool { return len(e.jira.Requests()) == 1 })
+
+			stopped := make(chan struct{})
+			go func() { defer close(stopped); gw1.stop(t) }()
+
+			select {
+			case r := <-done:
+				if r.err != nil {
+					t.Fatalf("in-flight request: %v", r.err)
+				}
+				if r.resp.StatusCode != http.StatusOK {
+					t.Fatalf("in-flight request: got %d %s, want 200", r.resp.StatusCode, r.body)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the in-flight request did not finish within 10 s of the goaway")
+			}
+			e.jira.SetDelay(0)
+			<-stopped
+			if !strings.Contains(a.logs.String(), "gateway asked us to move") {
+				t.Error("the agent did not log the goaway")
+			}
+			waitFor(t, 10*time.Second, "Ready false with the gateway gone", func() bool { return !a.Ready() })
+			waitFor(t, 5*time.Second, "a reconnect attempt", func() bool { return strings.Contains(a.logs.String(), "reconnecting") })
+
+			// A new gateway on the same address gets the agent back.
+			gw2 := e.startGateway(t, gw1.tunnel)
+			waitFor(t, 15*time.Second, "agent ready again", a.Ready)
+			waitFor(t, 5*time.Second, "session at the new gateway", func() bool { return len(gw2.status(t, e.connectorToken).Sessions) == 1 })
+			resp, b := gw2.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("call through the new gateway: got %d %s, want 200", resp.StatusCode, b)
+			}
+		})
+	}
+}
+
+// TestTunnelOptionsApply: Options.Tunnel tunes the agent's sessions. A
+// QUIC dial to a port where nothing answers gives up after
+// HandshakeTimeout.
+func TestTunnelOptionsApply(t *testing.T) {
+	e := newEnv(t)
+	u, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := u.LocalAddr().String()
+	u.Close()
+	a := startAgentWith(t, e, e.agentConfig(t, "quic", addr, 1, e.brokerToken),
+		Options{Tunnel: tunnel.Options{HandshakeTimeout: 300 * time.Millisecond}})
+	waitFor(t, 3*time.Second, "the QUIC dial fails at the 300 ms handshake timeout", func() bool {
+		return strings.Contains(a.logs.String(), "tunnel down")
+	})
+}
