@@ -412,6 +412,10 @@ func discoverCloudID(ctx context.Context, site config.Site) (string, error) {
 
 // serveStream hands a request from the tunnel to the current router.
 func (a *Agent) serveStream(w http.ResponseWriter, req *http.Request) {
+	if req.Header.Get(brokerhttp.HeaderOp) != "" {
+		a.serveOp(w, req) // an operation of the agent itself (remote check), never sent to Jira
+		return
+	}
 	a.router.Load().ServeHTTP(w, req)
 }
 

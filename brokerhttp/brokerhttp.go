@@ -19,6 +19,7 @@ const (
 	HeaderError     = "Ox-Broker-Error"
 	HeaderRequestID = "Ox-Broker-Request-Id"
 	HeaderSite      = "Ox-Broker-Site"
+	HeaderOp        = "Ox-Broker-Op" // an operation of the agent itself (check), set only by the gateway
 )
 
 // Code is one of the broker's error codes.

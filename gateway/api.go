@@ -21,6 +21,7 @@ import (
 //
 //	ANY /b/{broker}/{site}/{path...}   proxied to {path} on the site's Jira
 //	GET /v1/brokers/{broker}           sessions and sites of a broker
+//	POST /v1/brokers/{broker}/sites/{site}/check   the agent's checks of a site (check.go)
 //
 // /b/ paths are routed by hand, not by http.ServeMux, because ServeMux
 // cleans paths and redirects: the raw path must reach the agent unchanged
@@ -28,6 +29,7 @@ import (
 func (g *Gateway) apiHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/brokers/{broker}", g.serveBroker)
+	mux.HandleFunc("POST /v1/brokers/{broker}/sites/{site}/check", g.serveCheck)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.RequestURI, "/") {
 			// Absolute-form target: a proxy request, never ours.

@@ -38,7 +38,7 @@ Start with:
   oxbroker config validate --config /etc/oxbroker/config.yaml
   oxbroker run --config /etc/oxbroker/config.yaml`,
 	}
-	root.AddCommand(runCmd(), configCmd(), serviceCmd(), jiraCmd(), cli.VersionCmd("oxbroker", version, commit))
+	root.AddCommand(runCmd(), checkCmd(), configCmd(), serviceCmd(), jiraCmd(), cli.VersionCmd("oxbroker", version, commit))
 	return cli.Group(root)
 }
 

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oxsecurity/oxbroker/agent"
+	"github.com/oxsecurity/oxbroker/cmd/internal/cli"
+	"github.com/oxsecurity/oxbroker/config"
+)
+
+func checkCmd() *cobra.Command {
+	var (
+		path    string
+		asJSON  bool
+		timeout time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "check",
+		Short: "Test the way to the OX gateway and to each Jira site; exit 0 only if all pass",
+		Long: `oxbroker check validates the config, then tests everything the agent needs, the way the agent
+does it, and says for each problem what is wrong and how to fix it.
+
+The OX gateway (gateway.address):
+  dns          the gateway's host name resolves
+  tcp          a TCP connection opens (through gateway.proxy or HTTPS_PROXY if set)
+  tls          the gateway's certificate is valid (system roots + gateway.ca_file)
+  quic         a QUIC handshake over UDP works (transport auto or quic, no proxy);
+               with transport auto a failure is only a warning: the agent uses TCP
+  auth         the gateway accepts broker.id and broker.token
+
+Each Jira site:
+  cloud_id     cloud_site resolves to a Cloud ID (cloud_site only)
+  dns, tcp     Jira's host resolves and answers (through the site's proxy if one applies)
+  tls          Jira's certificate is valid (system roots + tls.ca_file)
+  credentials  GET /rest/api/3/myself with the site's token, through the same
+               allowlist, proxy and TLS settings as OX's requests; says who the token is
+  permissions  the account may browse projects and create issues
+
+All checks run at the same time and finish within --timeout. Run check as the
+service's user, with the same environment: ${NAME} references in the config are
+read from it. Tokens are never printed.
+
+Exit status: 0 when no check failed (warnings allowed), 1 when the config is
+invalid or a check failed, 2 on a bad command line.`,
+		Example: `  oxbroker check --config /etc/oxbroker/config.yaml
+  oxbroker check --config /etc/oxbroker/config.yaml --json | jq '.sites[].results[] | select(.status == "fail")'`,
+		Args: cli.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if timeout <= 0 {
+				return cli.Usagef(c, "--timeout must be positive, got %s", timeout)
+			}
+			cfg, err := loadConfig(c, path)
+			if err != nil {
+				return err
+			}
+			rep := agent.Check(c.Context(), cfg, agent.CheckOptions{Timeout: timeout, Version: version})
+			out := c.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				printReport(out, cfg, rep)
+			}
+			if !rep.OK {
+				return cli.Reported(errors.New("a check failed"))
+			}
+			return nil
+		},
+	}
+	configFlag(c, &path)
+	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON instead of a table")
+	c.Flags().DurationVar(&timeout, "timeout", agent.DefaultCheckTimeout, "time limit for all checks together")
+	return c
+}
+
+// Marks of the table, by status.
+var marks = map[string]string{
+	agent.StatusPass: "✓",
+	agent.StatusFail: "✗",
+	agent.StatusWarn: "!",
+	agent.StatusSkip: "-",
+}
+
+// printReport writes the report as a table: one line per check, and the
+// cause and fix under a failure or warning.
+func printReport(w io.Writer, cfg *config.Agent, rep agent.Report) {
+	var failed, warned int
+	block := func(title string, rs []agent.Result) {
+		fmt.Fprintln(w, title)
+		for _, r := range rs {
+			took := ""
+			if r.Status != agent.StatusSkip {
+				took = fmt.Sprintf("%dms", r.DurationMS)
+			}
+			fmt.Fprintf(w, "  %s %-12s %6s  %s\n", marks[r.Status], r.Name, took, r.Detail)
+			if r.Cause != "" {
+				fmt.Fprintf(w, "      cause: %s\n", r.Cause)
+			}
+			if r.Fix != "" {
+				fmt.Fprintf(w, "      fix:   %s\n", r.Fix)
+			}
+			switch r.Status {
+			case agent.StatusFail:
+				failed++
+			case agent.StatusWarn:
+				warned++
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	block(fmt.Sprintf("Gateway %s (transport %s)", cfg.Gateway.Address, cfg.Gateway.Transport), rep.Gateway)
+	for i, s := range rep.Sites {
+		where := ""
+		if i < len(cfg.Sites) {
+			where = cfg.Sites[i].URL
+			if cfg.Sites[i].CloudSite != "" {
+				where = "cloud_site " + cfg.Sites[i].CloudSite
+			}
+		}
+		block(fmt.Sprintf("Site %s (%s)", s.Site, where), s.Results)
+	}
+	switch {
+	case failed > 0:
+		fmt.Fprintf(w, "%d %s failed%s. Fix the first failure of each block, then run oxbroker check again.\n",
+			failed, plural(failed, "check"), warnings(warned))
+	default:
+		fmt.Fprintf(w, "All checks passed%s.\n", warnings(warned))
+	}
+}
+
+func warnings(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d %s)", n, plural(n, "warning"))
+}
+
+func plural(n int, s string) string {
+	if n == 1 {
+		return s
+	}
+	return s + "s"
+}
