@@ -293,13 +293,22 @@ func siteURL(s, authType string) string {
 	return ""
 }
 
-// cloudSite checks the forms the agent can turn into
-// https://<site>.atlassian.net: "acme", "acme.atlassian.net" or
-// "https://acme.atlassian.net".
+// cloudSite checks the forms the agent can turn into the site whose
+// /_edge/tenant_info it reads: "acme", "acme.atlassian.net", or a URL with
+// nothing but a scheme and host ("https://acme.atlassian.net"; tests and
+// private clouds use other hosts).
 func cloudSite(s string) string {
-	host := strings.TrimSuffix(strings.TrimPrefix(s, "https://"), "/")
-	if !hostRE.MatchString(host) {
-		return "must be a site such as acme, acme.atlassian.net or https://acme.atlassian.net"
+	const msg = "must be a site such as acme, acme.atlassian.net or https://acme.atlassian.net"
+	if strings.Contains(s, "://") {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return msg
+		}
+		return ""
+	}
+	if !hostRE.MatchString(strings.TrimSuffix(s, "/")) {
+		return msg
 	}
 	return ""
 }

@@ -134,7 +134,7 @@ func (p *proc) waitOutput(t *testing.T, s string, timeout time.Duration) {
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("%s exited before printing %q:\n%s", p.name, s, p.out.String())
+			t.Fatalf("%s exited (%v) before printing %q:\n%s", p.name, p.cmd.ProcessState, s, p.out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -88,14 +88,20 @@ func (p *ConnectProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
-	c, _, err := http.NewResponseController(w).Hijack()
+	c, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		up.Close()
 		return
 	}
+	// The server may already have read the first bytes the client sent
+	// after CONNECT (its TLS hello); they are in brw, not in c.
+	var fromClient io.Reader = c
+	if n := brw.Reader.Buffered(); n > 0 {
+		fromClient = io.MultiReader(io.LimitReader(brw.Reader, int64(n)), c)
+	}
 	p.Tunnels.Add(1)
 	p.track(c, up)
 	p.wg.Add(2)
-	go func() { defer p.wg.Done(); io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
+	go func() { defer p.wg.Done(); io.Copy(up, fromClient); up.(*net.TCPConn).CloseWrite() }()
 	go func() { defer p.wg.Done(); io.Copy(c, up); c.Close(); up.Close() }()
 }
