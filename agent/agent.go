@@ -286,11 +286,25 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) erro
 		}
 	}()
 
-	finish := func() {
+	// finish drains the session: it tells the gateway to send no more
+	// requests (goaway; unless the session is dead or the gateway asked
+	// first), waits for the requests in flight, then half-closes the
+	// control stream and waits for the gateway to close the session once
+	// it has read every response to the end. Closing at once would cut the
+	// tail of a response still buffered in the transport.
+	finish := func(tellGateway bool) {
 		a.mu.Lock()
 		delete(a.controls, ctrl)
 		a.mu.Unlock()
+		if tellGateway {
+			ctrl.Send(tunnel.GoAway{Reason: "agent draining"})
+		}
 		a.drain(srv, log)
+		ctrl.CloseWrite()
+		select {
+		case <-s.Done():
+		case <-time.After(closeWait):
+		}
 		s.Close()
 		<-served
 		<-ctrlDone
@@ -299,7 +313,7 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) erro
 	}
 	select {
 	case <-s.Done():
-		finish()
+		finish(false)
 		return errors.New("session closed by the gateway or the network")
 	case <-ctx.Done():
 		if errors.Is(context.Cause(ctx), errReconnect) {
@@ -309,11 +323,11 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) erro
 			a.drains.Add(1)
 			go func() {
 				defer a.drains.Done()
-				finish()
+				finish(true)
 			}()
 			return nil
 		}
-		finish()
+		finish(true)
 		log.Info("tunnel closed")
 		return nil
 	case reason := <-goaway:
@@ -321,11 +335,15 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) erro
 		a.drains.Add(1)
 		go func() {
 			defer a.drains.Done()
-			finish()
+			finish(false)
 		}()
 		return errGoAway
 	}
 }
+
+// closeWait bounds how long a drained session waits for the gateway to
+// close it after the last response was written.
+const closeWait = 5 * time.Second
 
 // drain stops taking streams and waits for in-flight requests.
 func (a *Agent) drain(srv *http.Server, log *slog.Logger) {

@@ -97,8 +97,7 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 		brokerhttp.WriteError(rw, brokerhttp.UnknownSite, fmt.Sprintf("the agent of broker %s has no site %q", broker, site), reqID)
 		return
 	}
-	s.inflight.Add(1)
-	defer s.inflight.Add(-1)
+	defer s.inflight.Add(-1) // raised by pick
 	rt := &routed{session: s, site: site, path: "/" + path, requestID: reqID}
 	g.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rt)))
 }

@@ -60,8 +60,7 @@ func (g *Gateway) serveCheck(w http.ResponseWriter, r *http.Request) {
 		brokerhttp.WriteError(rw, brokerhttp.UnknownSite, fmt.Sprintf("the agent of broker %s has no site %q", broker, site), reqID)
 		return
 	}
-	s.inflight.Add(1)
-	defer s.inflight.Add(-1)
+	defer s.inflight.Add(-1) // raised by pick
 
 	ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
 	defer cancel()

@@ -288,19 +288,41 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		if err != nil {
 			break
 		}
-		if m, ok := m.(tunnel.Sites); ok {
+		switch m := m.(type) {
+		case tunnel.Sites:
 			sites := validSites(m.Sites, log)
 			as.setSites(sites)
 			log.Info("agent sites updated", "sites", len(sites))
+		case tunnel.GoAway:
+			// The agent is draining: route nothing new to this session.
+			g.reg.remove(as)
+			log.Info("agent draining", "reason", truncate(m.Reason, 128))
 		}
 	}
-	stop()
+	// The agent half-closed the control stream (a drain is over) or the
+	// session died: no new requests, and close once the requests in flight
+	// have been read to the end, so that their last bytes are not cut.
 	g.reg.remove(as)
+	g.waitIdle(as)
+	stop()
 	g.metrics.sessions.WithLabelValues(s.Transport()).Dec()
 	as.transport.CloseIdleConnections()
 	s.Close()
 	wg.Wait()
 	log.Info("agent disconnected", "connected_for", time.Since(as.since).Round(time.Millisecond).String())
+}
+
+// waitIdle waits until no request is in flight on the session, the
+// session has died, or the drain timeout has passed.
+func (g *Gateway) waitIdle(as *agentSession) {
+	deadline := time.Now().Add(g.opts.DrainTimeout)
+	for as.inflight.Load() > 0 && time.Now().Before(deadline) {
+		select {
+		case <-as.sess.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // reject tells the agent why it is refused and closes the session once the

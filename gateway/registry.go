@@ -109,7 +109,8 @@ func (r *registry) all() []*agentSession {
 
 // pick chooses the session of brokerID serving site with the fewest
 // requests in flight, so that load spreads across an agent's HA
-// connections and away from a slow one; ties rotate. found reports whether the broker
+// connections and away from a slow one; ties rotate. The chosen session's
+// in-flight count is already raised: the caller lowers it when done. found reports whether the broker
 // has any session at all.
 func (r *registry) pick(brokerID, site string) (s *agentSession, found bool) {
 	r.mu.Lock()
@@ -124,6 +125,12 @@ func (r *registry) pick(brokerID, site string) (s *agentSession, found bool) {
 		if s == nil || c.inflight.Load() < s.inflight.Load() {
 			s = c
 		}
+	}
+	if s != nil {
+		// Counted under the lock, so that a session removed from the
+		// registry cannot be picked and then closed as idle before its
+		// request is counted.
+		s.inflight.Add(1)
 	}
 	return s, len(list) > 0
 }

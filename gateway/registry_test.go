@@ -71,7 +71,7 @@ func TestRegistryAddRemove(t *testing.T) {
 	if _, ok := r.byBroker["acme"]; ok {
 		t.Error("a broker without sessions keeps an entry in the registry; want it deleted")
 	}
-	if _, found := r.pick("acme", "jira"); found {
+	if _, found := pickOne(r, "acme", "jira"); found {
 		t.Error("pick(acme) after its last session left: found true, want false")
 	}
 	if got, want := ids(r.all()), []string{"o1"}; !slices.Equal(got, want) {
@@ -81,7 +81,7 @@ func TestRegistryAddRemove(t *testing.T) {
 
 func TestRegistryPick(t *testing.T) {
 	r := newRegistry()
-	if s, found := r.pick("acme", "jira"); s != nil || found {
+	if s, found := pickOne(r, "acme", "jira"); s != nil || found {
 		t.Fatalf("pick with no session: got %v, %v, want nil, false", s, found)
 	}
 
@@ -91,17 +91,17 @@ func TestRegistryPick(t *testing.T) {
 	r.add(wiki)
 	r.add(fakeSession("other", "other", "jira", "wiki"))
 
-	if s, found := r.pick("acme", "nosuch"); s != nil || !found {
+	if s, found := pickOne(r, "acme", "nosuch"); s != nil || !found {
 		t.Fatalf("pick of an unknown site: got %v, %v, want nil, true", s, found)
 	}
-	if s, found := r.pick("nobody", "jira"); s != nil || found {
+	if s, found := pickOne(r, "nobody", "jira"); s != nil || found {
 		t.Fatalf("pick of an unknown broker: got %v, %v, want nil, false", s, found)
 	}
 	for range 10 { // whatever the rotation
-		if s, _ := r.pick("acme", "jira"); s != jira {
+		if s, _ := pickOne(r, "acme", "jira"); s != jira {
 			t.Fatalf("pick(acme, jira): got %v, want the session serving jira", s.id)
 		}
-		if s, _ := r.pick("acme", "wiki"); s != wiki {
+		if s, _ := pickOne(r, "acme", "wiki"); s != wiki {
 			t.Fatalf("pick(acme, wiki): got %v, want the session serving wiki", s.id)
 		}
 	}
@@ -110,12 +110,12 @@ func TestRegistryPick(t *testing.T) {
 	wiki.setSites([]tunnel.SiteInfo{{Name: "wiki"}, {Name: "jira"}})
 	jira.setSites(nil)
 	for range 10 {
-		if s, _ := r.pick("acme", "jira"); s != wiki {
+		if s, _ := pickOne(r, "acme", "jira"); s != wiki {
 			t.Fatalf("pick(acme, jira) after the sites moved: got %v, want wiki", s.id)
 		}
 	}
 	wiki.setSites(nil)
-	if s, found := r.pick("acme", "jira"); s != nil || !found {
+	if s, found := pickOne(r, "acme", "jira"); s != nil || !found {
 		t.Fatalf("pick after every site was withdrawn: got %v, %v, want nil, true", s, found)
 	}
 }
@@ -132,20 +132,20 @@ func TestRegistryPickFewestInFlight(t *testing.T) {
 	idle.inflight.Store(1)
 	busier.inflight.Store(7)
 	for range 10 {
-		if s, _ := r.pick("acme", "jira"); s != idle {
+		if s, _ := pickOne(r, "acme", "jira"); s != idle {
 			t.Fatalf("pick: got %s, want idle (fewest requests in flight)", s.id)
 		}
 	}
 	idle.inflight.Store(5)
 	for range 10 {
-		if s, _ := r.pick("acme", "jira"); s != busy {
+		if s, _ := pickOne(r, "acme", "jira"); s != busy {
 			t.Fatalf("pick after idle got busier: got %s, want busy", s.id)
 		}
 	}
 	// The session with fewest in flight wins only among those serving the site.
 	busy.setSites([]tunnel.SiteInfo{{Name: "wiki"}})
 	for range 10 {
-		if s, _ := r.pick("acme", "jira"); s != idle {
+		if s, _ := pickOne(r, "acme", "jira"); s != idle {
 			t.Fatalf("pick when the least busy has no such site: got %s, want idle", s.id)
 		}
 	}
@@ -170,7 +170,7 @@ func TestRegistryPickRotatesTies(t *testing.T) {
 			const picks = 300
 			count := map[string]int{}
 			for range picks {
-				s, _ := r.pick("acme", "jira")
+				s, _ := pickOne(r, "acme", "jira")
 				count[s.id]++
 			}
 			for _, id := range tt.serving {
@@ -196,7 +196,7 @@ func TestRegistryConcurrent(t *testing.T) {
 			for i := range 200 {
 				s := fakeSession("s", "acme", "jira")
 				r.add(s)
-				if p, _ := r.pick("acme", "jira"); p != nil {
+				if p, _ := pickOne(r, "acme", "jira"); p != nil {
 					p.inflight.Add(1)
 					p.hasSite("jira")
 					p.inflight.Add(-1)
@@ -213,5 +213,32 @@ func TestRegistryConcurrent(t *testing.T) {
 	wg.Wait()
 	if got := r.all(); len(got) != 0 {
 		t.Fatalf("sessions left after every one was removed: got %d, want 0", len(got))
+	}
+}
+
+// pickOne picks a session and gives its in-flight slot back at once, for
+// tests of which session is chosen.
+func pickOne(r *registry, broker, site string) (*agentSession, bool) {
+	s, found := r.pick(broker, site)
+	if s != nil {
+		s.inflight.Add(-1)
+	}
+	return s, found
+}
+
+// TestRegistryPickCountsInFlight: pick raises the chosen session's
+// in-flight count under the registry lock, so a session removed from the
+// registry and waiting to be idle cannot lose a request picked just before.
+func TestRegistryPickCountsInFlight(t *testing.T) {
+	r := newRegistry()
+	a := fakeSession("a", "acme", "jira")
+	r.add(a)
+	s, _ := r.pick("acme", "jira")
+	if s != a || a.inflight.Load() != 1 {
+		t.Fatalf("after pick: got session %v with %d in flight, want a with 1", s, a.inflight.Load())
+	}
+	s, _ = r.pick("acme", "jira")
+	if a.inflight.Load() != 2 {
+		t.Fatalf("after two picks: got %d in flight, want 2", a.inflight.Load())
 	}
 }

@@ -65,8 +65,11 @@ const (
 	RejectShutdown     = "shutting_down"
 )
 
-// GoAway asks the agent to move: it opens a replacement session, then lets
-// the streams of this one finish before closing it.
+// GoAway, from the gateway, asks the agent to move: it opens a replacement
+// session, then lets the streams of this one finish before closing it.
+// From the agent, it says the agent is draining: the gateway sends no new
+// requests on the session and closes it once the agent has half-closed the
+// control stream and the requests in flight have been read to the end.
 type GoAway struct {
 	Reason string `json:"reason"`
 }
@@ -223,6 +226,15 @@ func (c *Control) Recv(deadline time.Time) (Message, error) {
 
 // Close closes the control stream.
 func (c *Control) Close() error { return c.conn.Close() }
+
+// CloseWrite ends our side of the control stream: the peer reads EOF once
+// it has read every message sent before. The agent uses it to say that a
+// drained session may be closed.
+func (c *Control) CloseWrite() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return CloseWrite(c.conn)
+}
 
 // RejectError is returned by ClientHandshake when the gateway refuses the
 // agent.

@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/oxsecurity/oxbroker/jira/jiratest"
+)
+
+const downloadSize = 100 << 20
+
+// slowDownload fetches an attachment through the gateway at about
+// 25 MB/s, so that a signal sent after the first bytes lands mid-transfer,
+// and returns the SHA-256 of what arrived. got counts bytes as they come.
+func slowDownload(e *env, id string, got *atomic.Int64) ([]byte, int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+e.apiAddr+"/b/acme/jira/rest/api/3/attachment/content/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+e.connectorToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	buf := make([]byte, 256<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		h.Write(buf[:n])
+		got.Add(int64(n))
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, resp.StatusCode, err
+		}
+		time.Sleep(time.Duration(n) * time.Second / (25 << 20))
+	}
+	return h.Sum(nil), resp.StatusCode, nil
+}
+
+func syntheticSum(size int64) []byte {
+	h := sha256.New()
+	io.Copy(h, jiratest.SyntheticContent(size))
+	return h.Sum(nil)
+}
+
+func waitBytes(t *testing.T, got *atomic.Int64, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for got.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("download did not start: %d bytes after 20 s", got.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDrainAgentSIGTERM: a 100 MiB download started before SIGTERM to the
+// agent completes intact, and the agent then exits 0.
+func TestDrainAgentSIGTERM(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			e := newEnv(t)
+			e.startGateway()
+			a := e.startAgent(agentOpts{transport: tr})
+			e.waitSessions(2, tr, 15*time.Second)
+			id := e.jira.AddAttachment(e.jira.AddIssue("DRN", "big file"), "big.bin", downloadSize)
+
+			var got atomic.Int64
+			type result struct {
+				sum    []byte
+				status int
+				err    error
+			}
+			done := make(chan result, 1)
+			go func() {
+				sum, status, err := slowDownload(e, id, &got)
+				done <- result{sum, status, err}
+			}()
+			waitBytes(t, &got, 4<<20)
+			a.cmd.Process.Signal(syscall.SIGTERM)
+			r := <-done
+			if r.err != nil || r.status != 200 {
+				t.Fatalf("download across agent SIGTERM: status %d, err %v after %d bytes", r.status, r.err, got.Load())
+			}
+			if got.Load() != downloadSize || !bytes.Equal(r.sum, syntheticSum(downloadSize)) {
+				t.Fatalf("download across agent SIGTERM: %d bytes, checksum match %v", got.Load(), bytes.Equal(r.sum, syntheticSum(downloadSize)))
+			}
+			select {
+			case <-a.done:
+			case <-time.After(15 * time.Second):
+				t.Fatal("agent still running 15 s after the drained download")
+			}
+			if code := a.cmd.ProcessState.ExitCode(); code != 0 {
+				t.Fatalf("agent exit code after SIGTERM: got %d, want 0", code)
+			}
+		})
+	}
+}
+
+// TestDrainGatewaySIGTERM: a 100 MiB download started before SIGTERM to
+// the gateway completes intact; the agent reconnects to the restarted
+// gateway and serves again.
+func TestDrainGatewaySIGTERM(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			e := newEnv(t)
+			gw := e.startGateway()
+			a := e.startAgent(agentOpts{transport: tr})
+			e.waitSessions(2, tr, 15*time.Second)
+			id := e.jira.AddAttachment(e.jira.AddIssue("DRN", "big file"), "big.bin", downloadSize)
+
+			var got atomic.Int64
+			type result struct {
+				sum    []byte
+				status int
+				err    error
+			}
+			done := make(chan result, 1)
+			go func() {
+				sum, status, err := slowDownload(e, id, &got)
+				done <- result{sum, status, err}
+			}()
+			waitBytes(t, &got, 4<<20)
+			gw.cmd.Process.Signal(syscall.SIGTERM)
+			r := <-done
+			if r.err != nil || r.status != 200 || got.Load() != downloadSize || !bytes.Equal(r.sum, syntheticSum(downloadSize)) {
+				t.Fatalf("download across gateway SIGTERM: status %d, err %v, %d bytes", r.status, r.err, got.Load())
+			}
+			select {
+			case <-gw.done:
+			case <-time.After(15 * time.Second):
+				t.Fatal("gateway still running 15 s after the drained download")
+			}
+			if code := gw.cmd.ProcessState.ExitCode(); code != 0 {
+				t.Fatalf("gateway exit code after SIGTERM: got %d, want 0", code)
+			}
+			a.waitOutput(t, "gateway asked us to move", 5*time.Second)
+
+			e.startGateway()
+			e.waitSessions(2, tr, 45*time.Second)
+			if resp, b := e.jiraCall("GET", "/rest/api/3/myself", ""); resp.StatusCode != 200 {
+				t.Fatalf("after the gateway restart: %d %s", resp.StatusCode, b)
+			}
+		})
+	}
+}
