@@ -4,9 +4,10 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 CMDS    := ./cmd/oxbroker ./cmd/oxbroker-gateway ./cmd/jira-standin
-# Each fuzz target runs this long in `make test` (CI); `make fuzz FUZZTIME=5m` for longer.
+# Each fuzz target runs FUZZTIME in `make test` (CI); `make fuzz FUZZTIME=5m` for longer.
+# Path normalisation and the allowlist, the agent's security boundary, get 30 s.
 FUZZTIME ?= 20s
-FUZZ_TARGETS := ./tunnel:FuzzReadFrame ./config:FuzzParseAgent ./proxy:FuzzCheckPath
+FUZZ_TARGETS := ./tunnel:FuzzReadFrame ./config:FuzzParseAgent ./proxy:FuzzCheckPath ./jira:FuzzAllowlistMatch
 
 .PHONY: build test unit fuzz check fmt vet cross tidy demo clean
 
@@ -21,8 +22,9 @@ unit:
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
-		echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
-		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		ft=$(FUZZTIME); case $$fn in FuzzCheckPath|FuzzAllowlistMatch) [ "$(FUZZTIME)" = 20s ] && ft=30s;; esac; \
+		echo "fuzz $$fn ($$pkg) for $$ft"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$$ft $$pkg; \
 	done
 
 check: fmt vet tidy cross unit

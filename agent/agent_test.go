@@ -123,7 +123,7 @@ func (e *env) startGateway(t *testing.T, tunnelAddr string) *testGateway {
 	}
 	tg := &testGateway{logs: &syncBuffer{}, client: e.client, served: make(chan error, 1)}
 	var err error
-	tg.gw, err = gateway.New(cfg, gateway.Options{Logger: newLogger(tg.logs), Version: "gw-test", DrainTimeout: 10 * time.Second})
+	tg.gw, err = gateway.New(cfg, gateway.Options{Logger: newLogger(tg.logs), Version: "gw-test", DrainTimeout: 10 * time.Second, GoAwayGrace: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -139,7 +139,7 @@ func startCheckGateway(t *testing.T) *checkGW {
 		Registry: config.Registry{Type: config.RegistryMemory},
 		Log:      config.Log{Level: "info", Format: "text"},
 	}
-	gw, err := gateway.New(cfg, gateway.Options{Version: "gw-test", DrainTimeout: 2 * time.Second})
+	gw, err := gateway.New(cfg, gateway.Options{Version: "gw-test", DrainTimeout: 2 * time.Second, GoAwayGrace: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

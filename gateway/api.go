@@ -84,22 +84,30 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 		brokerhttp.WriteError(rw, brokerhttp.BadRequest, "the path must be /b/{broker}/{site}/{jira path}", reqID)
 		return
 	}
-	if code, msg := g.authorize(r, broker); code != "" {
-		brokerhttp.WriteError(rw, code, msg, reqID)
-		return
-	}
-	s, online := g.reg.pick(broker, site)
-	switch {
-	case !online:
-		brokerhttp.WriteError(rw, brokerhttp.BrokerOffline, fmt.Sprintf("no agent of broker %s is connected", broker), reqID)
-		return
-	case s == nil:
-		brokerhttp.WriteError(rw, brokerhttp.UnknownSite, fmt.Sprintf("the agent of broker %s has no site %q", broker, site), reqID)
+	if s = g.route(rw, r, broker, site, reqID); s == nil {
 		return
 	}
 	defer s.inflight.Add(-1) // raised by pick
 	rt := &routed{session: s, site: site, path: "/" + path, requestID: reqID}
 	g.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rt)))
+}
+
+// route authorizes a connector call for broker and site and picks the
+// session to carry it, with its in-flight count raised (the caller lowers
+// it). It answers the call itself and returns nil when it cannot.
+func (g *Gateway) route(w http.ResponseWriter, r *http.Request, broker, site, reqID string) *agentSession {
+	if code, msg := g.authorize(r, broker); code != "" {
+		brokerhttp.WriteError(w, code, msg, reqID)
+		return nil
+	}
+	s, online := g.reg.pick(broker, site)
+	switch {
+	case !online:
+		brokerhttp.WriteError(w, brokerhttp.BrokerOffline, fmt.Sprintf("no agent of broker %s is connected", broker), reqID)
+	case s == nil:
+		brokerhttp.WriteError(w, brokerhttp.UnknownSite, fmt.Sprintf("the agent of broker %s has no site %q", broker, site), reqID)
+	}
+	return s
 }
 
 // authorize checks the connector token. A token that is valid for no

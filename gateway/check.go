@@ -47,17 +47,7 @@ func (g *Gateway) serveCheck(w http.ResponseWriter, r *http.Request) {
 		brokerhttp.WriteError(rw, brokerhttp.BadRequest, "the path must be /v1/brokers/{broker}/sites/{site}/check", reqID)
 		return
 	}
-	if code, msg := g.authorize(r, broker); code != "" {
-		brokerhttp.WriteError(rw, code, msg, reqID)
-		return
-	}
-	s, online := g.reg.pick(broker, site)
-	switch {
-	case !online:
-		brokerhttp.WriteError(rw, brokerhttp.BrokerOffline, fmt.Sprintf("no agent of broker %s is connected", broker), reqID)
-		return
-	case s == nil:
-		brokerhttp.WriteError(rw, brokerhttp.UnknownSite, fmt.Sprintf("the agent of broker %s has no site %q", broker, site), reqID)
+	if s = g.route(rw, r, broker, site, reqID); s == nil {
 		return
 	}
 	defer s.inflight.Add(-1) // raised by pick

@@ -29,6 +29,10 @@ type Options struct {
 	// DrainTimeout bounds how long Serve waits for in-flight requests after
 	// its context ends (default 30 s).
 	DrainTimeout time.Duration
+	// GoAwayGrace bounds how long a stopping gateway waits, once its own
+	// requests have finished, for agents to end their sessions after
+	// goaway (default 5 s).
+	GoAwayGrace time.Duration
 	// Tunnel tunes agent sessions; the zero value is the protocol default.
 	Tunnel tunnel.Options
 	// Metrics receives the gateway's metrics; nil keeps them private.
@@ -74,6 +78,9 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = prometheus.NewRegistry()
+	}
+	if opts.GoAwayGrace <= 0 {
+		opts.GoAwayGrace = 5 * time.Second
 	}
 	cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 	if err != nil {
@@ -207,8 +214,20 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	}
 	g.tunnelLn.StopAccepting()
 	accept.Wait()
+	// Agents that got goaway drain, half-close their control stream and
+	// the sessions end on their own; give them a moment, so that the
+	// goaway itself is not cut off by closing the session under it.
+	ended := make(chan struct{})
+	go func() {
+		g.sessions.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(g.opts.GoAwayGrace):
+	}
 	stopSessions()
-	g.sessions.Wait()
+	<-ended
 	g.tunnelLn.Close()
 	g.log.Info("gateway stopped")
 	return err

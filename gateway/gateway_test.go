@@ -117,7 +117,7 @@ func startGateway(t *testing.T) *testGateway {
 		Log:      config.Log{Level: "debug", Format: "text"},
 	}
 	log := slog.New(slog.NewTextHandler(tg.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	tg.gw, err = New(cfg, Options{Logger: log, Version: "gw-test", DrainTimeout: 5 * time.Second})
+	tg.gw, err = New(cfg, Options{Logger: log, Version: "gw-test", DrainTimeout: 5 * time.Second, GoAwayGrace: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
