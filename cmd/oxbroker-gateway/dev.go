@@ -71,6 +71,13 @@ func runDev(c *cobra.Command, f devFlags) error {
 	if err := write("connector.token", connectorToken+"\n", 0o600); err != nil {
 		return err
 	}
+	// The agent's config must load as written (placeholders stand for the
+	// gateway port and the Jira token from JIRA_TOKEN), or the trial would
+	// end at the agent's first start.
+	placeholder := func(name string) (string, bool) { return "placeholder", name == "JIRA_TOKEN" }
+	if _, err := config.ParseAgent([]byte(devAgentYAML(dir, "127.0.0.1:8443", "ca.crt", f)), placeholder); err != nil {
+		return cli.UsageError{Err: fmt.Errorf("these flags make an agent.yaml the agent would refuse:\n%w", err)}
+	}
 	gwYAML := fmt.Sprintf(`# Written by "oxbroker-gateway dev". Tokens are stored as hashes only.
 listen:
   tunnel: %q
@@ -105,6 +112,7 @@ brokers:
 	if err := write("agent.yaml", agentYAML, 0o600); err != nil {
 		return err
 	}
+
 	apiURL := "http://" + g.APIAddr().String()
 	if err := write("api.url", apiURL+"\n", 0o644); err != nil {
 		return err
