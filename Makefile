@@ -9,7 +9,7 @@ CMDS    := ./cmd/oxbroker ./cmd/oxbroker-gateway ./cmd/jira-standin
 FUZZTIME ?= 20s
 FUZZ_TARGETS := ./tunnel:FuzzReadFrame ./config:FuzzParseAgent ./proxy:FuzzCheckPath ./jira:FuzzAllowlistMatch
 
-.PHONY: build test unit fuzz check fmt vet cross tidy demo clean
+.PHONY: build test unit fuzz check fmt vet cross tidy demo clean package package-test helm
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ $(CMDS)
@@ -27,7 +27,7 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$$ft $$pkg; \
 	done
 
-check: fmt vet tidy cross unit
+check: fmt vet tidy cross unit helm gobench
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -43,8 +43,46 @@ cross:
 tidy:
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
 
+# Release packages, as packaging/README.md lists them: make package VERSION=1.2.3
+# writes dist/. With SIGN_CERT and SIGN_KEY set, the Windows .exe files are
+# Authenticode-signed (osslsigncode).
+package:
+	$(GO) run ./packaging/cmd/oxpackage -version $(VERSION) -commit $(COMMIT) -dist dist
+
+# The packaging tests against dist/, after make package: they install the
+# amd64 .deb into a throwaway root (as root) and need dpkg, rpm, unzip,
+# osslsigncode and systemd-analyze (.ci/run installs them).
+package-test:
+	OXBROKER_DIST=$(CURDIR)/dist $(GO) test -count=1 -v ./packaging/...
+
+# helm lint and helm template of the gateway's chart, with helm pinned in
+# packaging/tools/go.mod, then the test of what it renders (dist/helm/).
+HELM  := $(GO) -C packaging/tools tool helm
+CHART := $(CURDIR)/packaging/helm/oxbroker-gateway
+helm:
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) -f $(CHART)/ci/redis-values.yaml
+	mkdir -p dist/helm
+	$(HELM) template oxbroker-gateway $(CHART) > dist/helm/default.yaml
+	$(HELM) template oxbroker-gateway $(CHART) -f $(CHART)/ci/redis-values.yaml > dist/helm/redis.yaml
+	OXBROKER_HELM_OUT=$(CURDIR)/dist/helm $(GO) test -count=1 -run '^TestHelm' ./packaging/
+
 demo: build
 	./scripts/demo.sh
+
+.PHONY: bench gobench
+
+# The benchmark of docs/benchmarks.md: the stand-in, the gateway and the
+# agent as processes on loopback, once per transport, against the stand-in
+# called directly. Prints one Markdown table; JSON in .bench/results.json.
+bench: build
+	$(GO) run ./bench/cmd/oxbroker-bench -bin bin -dir .bench/run -out .bench/results.json
+
+# Every Go benchmark once (-benchtime=1x), so that none can rot. For
+# figures: go test -run=NONE -bench=. -benchmem ./tunnel/ ./proxy/ ./jira/
+BENCH_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' '^func Benchmark' .)))
+gobench:
+	$(GO) test -run='^$$' -bench=. -benchtime=1x -benchmem $(BENCH_PKGS)
 
 clean:
 	rm -rf bin dist .demo

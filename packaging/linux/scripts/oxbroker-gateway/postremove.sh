@@ -1,0 +1,20 @@
+#!/bin/sh
+# oxbroker-gateway, after its files are removed: deb postrm "remove", "purge",
+# "upgrade"..., rpm %postun ($1 is 0 on an erase). A purge (deb only) also
+# removes the unit's enablement.
+# The config is the package manager's: dpkg removes it on purge, rpm keeps
+# a changed one as config.yaml.rpmsave. Files the administrator added to
+# /etc/oxbroker-gateway (tokens, certificates) stay, and so do the user and group
+# "oxbroker-gateway", which files elsewhere may still belong to.
+#
+# DPKG_ROOT: see preinstall.sh.
+set -e
+root="${DPKG_ROOT:-}"
+unit=oxbroker-gateway.service
+
+if [ "$1" = purge ]; then
+	rm -f "$root/etc/systemd/system/multi-user.target.wants/$unit"
+fi
+if [ -z "$root" ] && [ -d /run/systemd/system ]; then
+	systemctl daemon-reload || true
+fi

@@ -1,0 +1,28 @@
+#!/bin/sh
+# oxbroker-gateway, before its files are unpacked (deb preinst, rpm %pre): creates the
+# system group and user "oxbroker-gateway" that the service runs as and that own the
+# config's group.
+#
+# DPKG_ROOT is set when dpkg installs into another root without chroot
+# (dpkg --root=DIR --force-script-chrootless, as the package test does):
+# every command here then acts on that root, not on this machine.
+set -e
+root="${DPKG_ROOT:-}"
+name=oxbroker-gateway
+
+# exists passwd|group NAME: whether the account exists.
+exists() {
+	if [ -n "$root" ]; then
+		grep -q "^$2:" "$root/etc/$1" 2>/dev/null
+	else
+		getent "$1" "$2" >/dev/null
+	fi
+}
+
+if ! exists group "$name"; then
+	groupadd --system ${root:+--prefix "$root"} "$name"
+fi
+if ! exists passwd "$name"; then
+	useradd --system --gid "$name" --home-dir /nonexistent --no-create-home \
+		--shell /usr/sbin/nologin --comment "OX Broker gateway" ${root:+--prefix "$root"} "$name"
+fi
