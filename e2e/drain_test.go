@@ -52,6 +52,42 @@ func syntheticSum(size int64) []byte {
 	return h.Sum(nil)
 }
 
+// download is a slowDownload running in the background.
+type download struct {
+	got  atomic.Int64
+	done chan downloadResult
+}
+
+type downloadResult struct {
+	sum    []byte
+	status int
+	err    error
+}
+
+// startDownload adds a 100 MiB attachment to the stand-in, starts
+// downloading it through the gateway and returns once 4 MiB have arrived.
+func startDownload(t *testing.T, e *env) *download {
+	t.Helper()
+	id := e.jira.AddAttachment(e.jira.AddIssue("DRN", "big file"), "big.bin", downloadSize)
+	d := &download{done: make(chan downloadResult, 1)}
+	go func() {
+		sum, status, err := slowDownload(e, id, &d.got)
+		d.done <- downloadResult{sum, status, err}
+	}()
+	waitBytes(t, &d.got, 4<<20)
+	return d
+}
+
+// wait checks that the download completed with every byte intact.
+func (d *download) wait(t *testing.T, what string) {
+	t.Helper()
+	r := <-d.done
+	if r.err != nil || r.status != 200 || d.got.Load() != downloadSize || !bytes.Equal(r.sum, syntheticSum(downloadSize)) {
+		t.Fatalf("download across %s: status %d, err %v, %d of %d bytes, checksum match %v",
+			what, r.status, r.err, d.got.Load(), downloadSize, bytes.Equal(r.sum, syntheticSum(downloadSize)))
+	}
+}
+
 func waitBytes(t *testing.T, got *atomic.Int64, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -72,28 +108,9 @@ func TestDrainAgentSIGTERM(t *testing.T) {
 			e.startGateway()
 			a := e.startAgent(agentOpts{transport: tr})
 			e.waitSessions(2, tr, 15*time.Second)
-			id := e.jira.AddAttachment(e.jira.AddIssue("DRN", "big file"), "big.bin", downloadSize)
-
-			var got atomic.Int64
-			type result struct {
-				sum    []byte
-				status int
-				err    error
-			}
-			done := make(chan result, 1)
-			go func() {
-				sum, status, err := slowDownload(e, id, &got)
-				done <- result{sum, status, err}
-			}()
-			waitBytes(t, &got, 4<<20)
+			d := startDownload(t, e)
 			a.cmd.Process.Signal(syscall.SIGTERM)
-			r := <-done
-			if r.err != nil || r.status != 200 {
-				t.Fatalf("download across agent SIGTERM: status %d, err %v after %d bytes", r.status, r.err, got.Load())
-			}
-			if got.Load() != downloadSize || !bytes.Equal(r.sum, syntheticSum(downloadSize)) {
-				t.Fatalf("download across agent SIGTERM: %d bytes, checksum match %v", got.Load(), bytes.Equal(r.sum, syntheticSum(downloadSize)))
-			}
+			d.wait(t, "agent SIGTERM")
 			select {
 			case <-a.done:
 			case <-time.After(15 * time.Second):
@@ -116,25 +133,9 @@ func TestDrainGatewaySIGTERM(t *testing.T) {
 			gw := e.startGateway()
 			a := e.startAgent(agentOpts{transport: tr})
 			e.waitSessions(2, tr, 15*time.Second)
-			id := e.jira.AddAttachment(e.jira.AddIssue("DRN", "big file"), "big.bin", downloadSize)
-
-			var got atomic.Int64
-			type result struct {
-				sum    []byte
-				status int
-				err    error
-			}
-			done := make(chan result, 1)
-			go func() {
-				sum, status, err := slowDownload(e, id, &got)
-				done <- result{sum, status, err}
-			}()
-			waitBytes(t, &got, 4<<20)
+			d := startDownload(t, e)
 			gw.cmd.Process.Signal(syscall.SIGTERM)
-			r := <-done
-			if r.err != nil || r.status != 200 || got.Load() != downloadSize || !bytes.Equal(r.sum, syntheticSum(downloadSize)) {
-				t.Fatalf("download across gateway SIGTERM: status %d, err %v, %d bytes", r.status, r.err, got.Load())
-			}
+			d.wait(t, "gateway SIGTERM")
 			select {
 			case <-gw.done:
 			case <-time.After(15 * time.Second):
