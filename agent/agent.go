@@ -423,8 +423,13 @@ func discoverCloudID(ctx context.Context, site config.Site) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	// tenant_info needs no credentials, and none are sent: this client
-	// knows nothing of the site's token.
-	client := &http.Client{Timeout: 15 * time.Second}
+	// knows nothing of the site's token; it does use the site's proxy and
+	// TLS settings, which are how this network reaches Atlassian.
+	client, err := proxy.NewClient(site, 15*time.Second, nil)
+	if err != nil {
+		return "", err
+	}
+	defer client.CloseIdleConnections()
 	return jira.DiscoverCloudID(ctx, client, site.CloudSite)
 }
 

@@ -131,3 +131,18 @@ func (b *bufferPool) Put(buf []byte) {
 	buf = buf[:bufferSize]
 	b.pool.Put(&buf)
 }
+
+// NewClient returns an HTTP client that reaches the site's network the way
+// its proxy does (tls.ca_file, insecure_skip_verify, the site's proxy) but
+// adds no credentials, for calls that must not carry the token, such as
+// Cloud ID discovery from /_edge/tenant_info.
+func NewClient(site config.Site, timeout time.Duration, log *slog.Logger) (*http.Client, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t, err := newTransport(site, 1, timeout, log)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: t, Timeout: timeout}, nil
+}
