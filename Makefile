@@ -7,7 +7,7 @@ CMDS    := ./cmd/oxbroker ./cmd/oxbroker-gateway ./cmd/jira-standin
 # Each fuzz target runs FUZZTIME in `make test` (CI); `make fuzz FUZZTIME=5m` for longer.
 # Path normalisation and the allowlist, the agent's security boundary, get 30 s.
 FUZZTIME ?= 20s
-FUZZ_TARGETS := ./tunnel:FuzzReadFrame ./config:FuzzParseAgent ./proxy:FuzzCheckPath ./jira:FuzzAllowlistMatch
+FUZZ_TARGETS := ./tunnel:FuzzReadFrame ./tunnel:FuzzDecodeMessage ./config:FuzzParseAgent ./proxy:FuzzCheckPath ./jira:FuzzAllowlistMatch
 
 .PHONY: build test unit fuzz check fmt vet cross tidy demo clean package package-test helm
 
@@ -83,6 +83,14 @@ bench: build
 BENCH_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' '^func Benchmark' .)))
 gobench:
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -benchmem $(BENCH_PKGS)
+
+.PHONY: soak
+
+# The long fault run of docs/reliability.md (e2e/soak_test.go, about 10
+# minutes): 1,000 session cycles per transport, 200 gateway restarts and
+# connection resets under load, minutes of steady load. `make test` skips it.
+soak:
+	OXBROKER_SOAK=1 $(GO) test -count=1 -timeout 30m -run '^TestSoak' -v ./e2e/
 
 clean:
 	rm -rf bin dist .demo

@@ -8,12 +8,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +26,7 @@ import (
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
+	"go.uber.org/goleak"
 )
 
 // bins are the binaries under test, built once by TestMain.
@@ -43,12 +46,19 @@ func TestMain(m *testing.M) {
 	}
 	bins.agent = filepath.Join(dir, "oxbroker")
 	bins.gateway = filepath.Join(dir, "oxbroker-gateway")
+	// Every response a test reads through the default transport (the
+	// connector calls, /healthz, /readyz, /metrics) joins the secret scan.
+	http.DefaultTransport = &recordingTransport{base: http.DefaultTransport}
 	code := m.Run()
 	os.RemoveAll(dir)
 	if leaks := logs.scan(); len(leaks) > 0 {
 		for _, l := range leaks {
 			fmt.Fprintln(os.Stderr, "SECRET IN LOGS:", l)
 		}
+		code = 1
+	}
+	if err := leakedGoroutines(); err != nil {
+		fmt.Fprintln(os.Stderr, "LEAKED GOROUTINES in the test process (relays, fake gateways, load):", err)
 		code = 1
 	}
 	os.Exit(code)
@@ -145,25 +155,23 @@ func (p *proc) waitOutput(t *testing.T, s string, timeout time.Duration) {
 var logs = &allLogs{}
 
 type allLogs struct {
-	mu      sync.Mutex // guards out and secrets
+	mu      sync.Mutex // guards out, names and secrets
 	out     []string
+	names   []string // what each of out is: a process, a response
 	secrets []string
 }
 
-// scan reports every process output that contains a token of the run, in
-// clear or base64 (as in a Basic header).
+// scan reports every process output, response and metrics page of the run
+// that contains a token of the run, in clear or base64 (as in a Basic
+// header, whatever comes before the token).
 func (l *allLogs) scan() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	idx := newSecretIndex(l.secrets)
 	var leaks []string
-	for _, s := range l.secrets {
-		forms := []string{s, base64.StdEncoding.EncodeToString([]byte(s))}
-		for i, out := range l.out {
-			for _, f := range forms {
-				if strings.Contains(out, f) {
-					leaks = append(leaks, fmt.Sprintf("process output %d contains token %s…", i, s[:12]))
-				}
-			}
+	for i, out := range l.out {
+		for _, s := range idx.find(out) {
+			leaks = append(leaks, fmt.Sprintf("%s (output %d) contains token %s…", l.names[i], i, s[:12]))
 		}
 	}
 	return leaks
@@ -173,6 +181,7 @@ func (l *allLogs) add(name, out string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.out = append(l.out, out)
+	l.names = append(l.names, name)
 }
 
 // randomToken makes a distinctive token and remembers it, so that the
@@ -422,3 +431,233 @@ func (e *env) brokerStatus() gateway.BrokerStatus {
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// --- Secret scan of everything the run produced (fault and abuse suite) ---
+
+// maxRecordedBody bounds how much of one response body joins the secret
+// scan: error bodies, status pages and /metrics are far smaller; only
+// attachment downloads are cut short.
+const maxRecordedBody = 256 << 10
+
+// recordOutput adds text the test fetched itself (a raw HTTP answer, a
+// metrics page) to the end-of-run secret scan.
+func recordOutput(name, text string) { logs.add(name, text) }
+
+// recordingTransport adds every response read through it (status line,
+// headers, and the first maxRecordedBody bytes of the body) to the secret
+// scan when the body is closed.
+type recordingTransport struct{ base http.RoundTripper }
+
+func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := rt.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	var head strings.Builder
+	fmt.Fprintf(&head, "%s %s -> %s\n", req.Method, req.URL.Redacted(), resp.Status)
+	resp.Header.Write(&head)
+	resp.Body = &recordingBody{ReadCloser: resp.Body, name: "response to " + req.Method + " " + req.URL.Path, head: head.String()}
+	return resp, nil
+}
+
+type recordingBody struct {
+	io.ReadCloser
+	name string
+	head string
+	mu   sync.Mutex // guards buf and done
+	buf  bytes.Buffer
+	done bool
+}
+
+func (b *recordingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.mu.Lock()
+	if room := maxRecordedBody - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(n, room)])
+	}
+	b.mu.Unlock()
+	if err != nil {
+		b.flush()
+	}
+	return n, err
+}
+
+func (b *recordingBody) Close() error {
+	b.flush()
+	return b.ReadCloser.Close()
+}
+
+func (b *recordingBody) flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.done {
+		b.done = true
+		recordOutput(b.name, b.head+"\n"+b.buf.String())
+	}
+}
+
+// secretForms returns the forms in which tok would show: in clear, and
+// base64 at each of the three alignments it can have after a prefix (as
+// in Basic "email:token"), trimmed to the characters that depend on the
+// token alone.
+func secretForms(tok string) []string {
+	forms := []string{tok}
+	for k := range 3 {
+		enc := base64.StdEncoding.EncodeToString(append(make([]byte, k), tok...))
+		first := (k + 2) / 3 * 4       // first group made of token bytes only
+		last := (k + len(tok)) / 3 * 4 // end of the last full group
+		if last-first >= 16 {
+			forms = append(forms, enc[first:last])
+		}
+	}
+	return forms
+}
+
+// secretIndex finds any of many secret forms in a text in one pass: each
+// form is looked up by its first anchorLen bytes.
+type secretIndex struct {
+	byAnchor map[string][]secretForm
+}
+
+type secretForm struct{ form, token string }
+
+const anchorLen = 12
+
+func newSecretIndex(tokens []string) *secretIndex {
+	idx := &secretIndex{byAnchor: make(map[string][]secretForm)}
+	for _, tok := range tokens {
+		for _, f := range secretForms(tok) {
+			if len(f) < anchorLen {
+				continue
+			}
+			idx.byAnchor[f[:anchorLen]] = append(idx.byAnchor[f[:anchorLen]], secretForm{f, tok})
+		}
+	}
+	return idx
+}
+
+// find returns the tokens of which text contains a form.
+func (idx *secretIndex) find(text string) []string {
+	var found []string
+	for i := 0; i+anchorLen <= len(text); i++ {
+		for _, f := range idx.byAnchor[text[i:i+anchorLen]] {
+			if strings.HasPrefix(text[i:], f.form) && !slices.Contains(found, f.token) {
+				found = append(found, f.token)
+			}
+		}
+	}
+	return found
+}
+
+// --- Helpers of the fault and abuse suite ---
+
+// startAgentNamed starts one more agent of broker acme with its own
+// config file and state_dir (so its own agent id), for HA tests: name
+// tells the agents apart in logs and files.
+func (e *env) startAgentNamed(name string, o agentOpts) *proc {
+	e.t.Helper()
+	b, err := os.ReadFile(e.agentConfig(o))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := strings.Replace(string(b), "state_dir: "+filepath.Join(e.dir, "state"), "state_dir: "+filepath.Join(e.dir, "state-"+name), 1)
+	path := e.writeFile("agent-"+name+".yaml", cfg)
+	return start(e.t, "agent "+name, bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken}, "run", "--config", path)
+}
+
+// scrapeMetrics fetches the Prometheus text of an admin listener (it
+// joins the secret scan like every response).
+func scrapeMetrics(t *testing.T, adminAddr string) string {
+	t.Helper()
+	code, body := httpGet(t, "http://"+adminAddr+"/metrics")
+	if code != 200 {
+		t.Fatalf("GET %s/metrics: %d %s", adminAddr, code, body)
+	}
+	return body
+}
+
+// metricValue returns the value of the sample whose name and labels are
+// exactly series (e.g. `go_goroutines`, `oxbroker_tunnel_connections{transport="tcp"}`).
+func metricValue(text, series string) (float64, bool) {
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(line, series+" ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		return v, err == nil
+	}
+	return 0, false
+}
+
+// rssKiB reads VmRSS of a running process from /proc.
+func rssKiB(p *proc) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB")), nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", p.cmd.Process.Pid)
+}
+
+// lowPortAddr returns a loopback address free on TCP (and on UDP too if
+// udp) whose port lies below the kernel's ephemeral range: an outgoing
+// connection of a concurrent test can then never take it between the
+// check and a process's bind, nor while a gateway restarts on it.
+func lowPortAddr(t *testing.T, udp bool) string {
+	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 && atoi(f[0]) > 11000 {
+			low = atoi(f[0])
+		}
+	}
+	for range 100 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(10000+mrand.IntN(low-10000)))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		if udp {
+			u, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				l.Close()
+				continue
+			}
+			u.Close()
+		}
+		l.Close()
+		return addr
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return ""
+}
+
+// newLowPortEnv is newEnv with every listen address of the gateway below
+// the ephemeral port range, for scenarios that run concurrently or
+// restart the gateway on the same ports.
+func newLowPortEnv(t *testing.T) *env {
+	t.Helper()
+	e := newEnv(t)
+	e.tunnelAddr = lowPortAddr(t, true)
+	e.apiAddr = lowPortAddr(t, false)
+	e.adminAddr = lowPortAddr(t, false)
+	return e
+}
+
+// leakedGoroutines checks, once every test has ended, that the test
+// process itself (relays, fake gateways, load generators, recorders) left
+// no goroutine behind. Idle keep-alive connections to processes that are
+// gone are closed first.
+func leakedGoroutines() error {
+	if rt, ok := http.DefaultTransport.(*recordingTransport); ok {
+		if ht, ok := rt.base.(*http.Transport); ok {
+			ht.CloseIdleConnections()
+		}
+	}
+	return goleak.Find()
+}
