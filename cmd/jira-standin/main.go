@@ -19,10 +19,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 )
 
@@ -46,6 +48,8 @@ func run(ctx context.Context) error {
 		tlsKey      = flag.String("tls-key", "", "private key `file` for --tls-cert")
 		addrFile    = flag.String("addr-file", "", "write the listening host:port to `file` once listening")
 		delay       = flag.Duration("delay", 0, "wait this long before answering each API request")
+		seedIssue   = flag.String("seed-issue", "", "create issue `KEY` (PROJ-N) at start, with PROJ-1 to PROJ-N-1 before it (for benchmarks)")
+		attachSize  = flag.String("attachment-size", "", "attach a synthetic file of this `size` (bytes, or 100MiB) to --seed-issue")
 	)
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -80,6 +84,9 @@ func run(ctx context.Context) error {
 	}
 	standin := jiratest.New(opts)
 	standin.SetDelay(*delay)
+	if err := seed(standin, *seedIssue, *attachSize, log); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -122,6 +129,46 @@ func run(ctx context.Context) error {
 		return serveErr
 	}
 	return err
+}
+
+// maxSeedIssues bounds --seed-issue, which creates every issue of the
+// project up to the one named.
+const maxSeedIssues = 10000
+
+// seed creates the issue key, and before it the lower-numbered issues of
+// its project (the stand-in numbers keys per project from 1), then
+// attaches a synthetic file of attachSize bytes to it if asked. Benchmarks
+// use it to have an issue and a large download without an upload first.
+func seed(s *jiratest.Server, key, attachSize string, log *slog.Logger) error {
+	if key == "" {
+		if attachSize != "" {
+			return errors.New("--attachment-size needs --seed-issue")
+		}
+		return nil
+	}
+	project, num, ok := strings.Cut(key, "-")
+	n, err := strconv.Atoi(num)
+	if !ok || err != nil || n < 1 || n > maxSeedIssues {
+		return fmt.Errorf("--seed-issue %q: want PROJECT-N with N from 1 to %d", key, maxSeedIssues)
+	}
+	var got string
+	for i := 1; i <= n; i++ {
+		got = s.AddIssue(project, fmt.Sprintf("Seeded issue %d", i))
+	}
+	if got != key {
+		return fmt.Errorf("--seed-issue %q: the stand-in named it %q", key, got)
+	}
+	if attachSize == "" {
+		log.Info("seeded", "issue", key)
+		return nil
+	}
+	size, err := config.ParseByteSize(attachSize)
+	if err != nil || size <= 0 {
+		return fmt.Errorf("--attachment-size %q: want a positive size such as 100MiB", attachSize)
+	}
+	id := s.AddAttachment(key, "seeded.bin", int64(size))
+	log.Info("seeded", "issue", key, "attachment", id, "bytes", int64(size))
+	return nil
 }
 
 // writeAtomic writes data to a temporary file beside path and renames it
