@@ -298,6 +298,12 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) erro
 		a.mu.Unlock()
 		if tellGateway {
 			ctrl.Send(tunnel.GoAway{Reason: "agent draining"})
+			// The gateway routes to this session until it has read the
+			// goaway; streams it opens meanwhile must still be served.
+			select {
+			case <-time.After(goawayGrace):
+			case <-s.Done():
+			}
 		}
 		a.drain(srv, log)
 		ctrl.CloseWrite()
@@ -340,6 +346,10 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) erro
 		return errGoAway
 	}
 }
+
+// goawayGrace is how long a draining agent keeps taking new streams after
+// its goaway, for requests the gateway routed before reading it.
+const goawayGrace = time.Second
 
 // closeWait bounds how long a drained session waits for the gateway to
 // close it after the last response was written.
