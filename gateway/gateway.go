@@ -196,10 +196,12 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	}()
 
 	var err error
+	apiDone := false
 	select {
 	case <-ctx.Done():
 	case err = <-apiErr:
 		err = fmt.Errorf("connector api: %w", err)
+		apiDone = true
 	}
 
 	g.draining.Store(true)
@@ -229,6 +231,9 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	stopSessions()
 	<-ended
 	g.tunnelLn.Close()
+	if !apiDone {
+		<-apiErr // the API server's goroutine has returned after Shutdown
+	}
 	g.log.Info("gateway stopped")
 	return err
 }
