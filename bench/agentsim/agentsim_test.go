@@ -49,6 +49,9 @@ func TestFleetComesBack(t *testing.T) {
 				t.Fatal(err)
 			}
 			addrs.Admin = ""
+			// Only the tunnel port must survive the restart; a fixed API
+			// port would only add a free-then-bind race with other tests.
+			addrs.API = "127.0.0.1:0"
 			stop := startGateway(t, r, addrs)
 			d, err := r.Dialer(transport)
 			if err != nil {
