@@ -298,12 +298,13 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) erro
 		a.mu.Unlock()
 		if tellGateway {
 			ctrl.Send(tunnel.GoAway{Reason: "agent draining"})
-			// The gateway routes to this session until it has read the
-			// goaway; streams it opens meanwhile must still be served.
-			select {
-			case <-time.After(goawayGrace):
-			case <-s.Done():
-			}
+		}
+		// Whichever side sent goaway, the gateway may have routed a request
+		// to this session just before it knew; streams it opens in that
+		// window must still be served.
+		select {
+		case <-time.After(goawayGrace):
+		case <-s.Done():
 		}
 		a.drain(srv, log)
 		ctrl.CloseWrite()
