@@ -195,12 +195,27 @@ func (r *Relay) Stats() RelayStats {
 	defer r.mu.Unlock()
 	return RelayStats{
 		TCPAccepted: r.accepted.Load(),
-		TCPOpen:     len(r.conns),
+		TCPOpen:     r.openTCP(),
 		TCPResets:   r.resets.Load(),
 		UDPPeers:    len(r.peers),
 		UDPPeersAll: r.peersAll.Load(),
 		Dropped:     r.dropped.Load(),
 	}
+}
+
+// openTCP counts relayed connections not yet closed; r.mu is held. A
+// connection leaves r.conns only once its pipes end, a little after its
+// peers saw it closed, so counting the map would race with them.
+func (r *Relay) openTCP() int {
+	n := 0
+	for c := range r.conns {
+		select {
+		case <-c.done:
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 // Close stops the relay, closes every connection and upstream socket, and
@@ -311,9 +326,9 @@ func (c *relayConn) close(reset bool) {
 			c.up.SetLinger(0)
 			c.r.resets.Add(1)
 		}
+		close(c.done) // before the sockets: whoever sees them closed sees done
 		c.client.Close()
 		c.up.Close()
-		close(c.done)
 	})
 }
 
