@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -31,6 +33,10 @@ func (g *Gateway) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/brokers/{broker}", g.serveBroker)
 	mux.HandleFunc("POST /v1/brokers/{broker}/sites/{site}/check", g.serveCheck)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if msg := checkFraming(w, r); msg != "" {
+			brokerhttp.WriteError(w, brokerhttp.BadRequest, msg, "")
+			return
+		}
 		if !strings.HasPrefix(r.RequestURI, "/") {
 			// Absolute-form target: a proxy request, never ours.
 			brokerhttp.WriteError(w, brokerhttp.BadRequest, "the request target must be a path (origin-form)", "")
@@ -52,6 +58,37 @@ type routed struct {
 	site      string
 	path      string // escaped path below /b/{broker}/{site}
 	requestID string
+	body      *connectorBody // nil without a body
+}
+
+// connectorBody remembers why reading the connector's request body
+// failed, so that a broken body is answered as the connector's error
+// (400) and not as the tunnel's (502).
+type connectorBody struct {
+	io.ReadCloser
+	mu  sync.Mutex // Read runs in the transport's goroutine, err is read in proxyError
+	err error
+}
+
+func (b *connectorBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *connectorBody) readErr() error {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }
 
 func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
@@ -89,6 +126,26 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.inflight.Add(-1) // raised by pick
 	rt := &routed{session: s, site: site, path: "/" + path, requestID: reqID}
+	if r.Body != nil && r.Body != http.NoBody {
+		rt.body = &connectorBody{ReadCloser: r.Body}
+		r.Body = rt.body
+		if r.ContentLength < 0 {
+			// Chunked: read the first chunk before the request leaves,
+			// so that a body that is broken from its first byte is
+			// refused here and never reaches Jira. A chunk broken later
+			// reaches the agent as a cut stream, and the agent aborts
+			// its request to Jira.
+			br := bufio.NewReader(rt.body)
+			if _, err := br.Peek(1); err != nil && err != io.EOF {
+				brokerhttp.WriteError(rw, brokerhttp.BadRequest, "the request body is malformed: "+err.Error(), reqID)
+				return
+			}
+			r.Body = struct {
+				io.Reader
+				io.Closer
+			}{br, rt.body}
+		}
+	}
 	g.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rt)))
 }
 
@@ -186,6 +243,10 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The connector went away; there is nobody to answer.
 		w.WriteHeader(499)
+		return
+	}
+	if berr := rt.body.readErr(); berr != nil {
+		brokerhttp.WriteError(w, brokerhttp.BadRequest, "reading the request body failed: "+berr.Error(), rt.requestID)
 		return
 	}
 	g.log.Debug("tunnel request failed", "request_id", rt.requestID, "session", rt.session.id, "err", err)

@@ -129,9 +129,11 @@ func (g *Gateway) Listen() error {
 	if g.cfg.TLS.APITLS {
 		al = tls.NewListener(al, g.tls)
 	}
+	al = framingListener{al} // above TLS: it reads the plain HTTP (framing.go)
 	g.tunnelLn, g.apiLn = tl, al
 	g.api = &http.Server{
 		Handler:           g.apiHandler(),
+		ConnContext:       withConn,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
