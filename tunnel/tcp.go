@@ -32,6 +32,11 @@ var _ Session = (*yamuxSession)(nil)
 // yamux would close the whole session when one opened stream waits for
 // accept longer than that, which is what an agent at its concurrency limit
 // makes streams do; keepalives already detect a dead peer.
+//
+// StreamCloseTimeout bounds how long a stream we closed waits for the
+// peer's FIN before it is reset; yamux also keeps a stream that was
+// half-closed when its session died until then (see muxConn), so it is
+// short.
 func yamuxConfig(o Options) *yamux.Config {
 	c := yamux.DefaultConfig()
 	c.EnableKeepAlive = true
@@ -40,10 +45,12 @@ func yamuxConfig(o Options) *yamux.Config {
 	c.MaxStreamWindowSize = o.StreamWindow
 	c.AcceptBacklog = 1024
 	c.StreamOpenTimeout = 0
-	c.StreamCloseTimeout = time.Minute
+	c.StreamCloseTimeout = streamCloseTimeout
 	c.LogOutput = io.Discard
 	return c
 }
+
+const streamCloseTimeout = 10 * time.Second
 
 func newYamux(conn net.Conn, client bool, o Options) (*yamuxSession, error) {
 	var (
@@ -51,9 +58,9 @@ func newYamux(conn net.Conn, client bool, o Options) (*yamuxSession, error) {
 		err error
 	)
 	if client {
-		mux, err = yamux.Client(conn, yamuxConfig(o))
+		mux, err = yamux.Client(newMuxConn(conn), yamuxConfig(o))
 	} else {
-		mux, err = yamux.Server(conn, yamuxConfig(o))
+		mux, err = yamux.Server(newMuxConn(conn), yamuxConfig(o))
 	}
 	if err != nil {
 		return nil, err
