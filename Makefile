@@ -16,7 +16,10 @@ build:
 
 test: unit fuzz
 
+# The gateway's cluster tests run a real Redis (redis-server, Debian's
+# package); need.sh installs it when it is missing.
 unit:
+	./scripts/need.sh redis-server:redis-server
 	$(GO) test -race -count=1 ./...
 
 fuzz:
