@@ -26,9 +26,12 @@ var _ Session = (*yamuxSession)(nil)
 // so bulk transfers are not window-bound, and the accept backlog bounds how
 // many streams a peer can queue before new ones are refused.
 //
-// The backlog is 1,024 on both sides, whatever MaxIncomingStreams says:
-// yamux also uses it as the opener's limit on streams not yet accepted, and
-// the gateway refuses agent-opened streams itself. StreamOpenTimeout is off:
+// The backlog is 1,024 on the agent, whatever MaxIncomingStreams says:
+// yamux also uses it as the opener's limit on streams not yet acknowledged.
+// The gateway's is 64: agents open only the control stream there, yamux
+// allocates the backlog channel up front (8 KiB of every idle session),
+// and 64 bounds only how many of the gateway's new streams may wait for
+// the agent's acknowledgement at once (a larger burst waits a round trip). StreamOpenTimeout is off:
 // yamux would close the whole session when one opened stream waits for
 // accept longer than that, which is what an agent at its concurrency limit
 // makes streams do; keepalives already detect a dead peer.
@@ -37,13 +40,16 @@ var _ Session = (*yamuxSession)(nil)
 // peer's FIN before it is reset; yamux also keeps a stream that was
 // half-closed when its session died until then (see muxConn), so it is
 // short.
-func yamuxConfig(o Options) *yamux.Config {
+func yamuxConfig(o Options, client bool) *yamux.Config {
 	c := yamux.DefaultConfig()
 	c.EnableKeepAlive = true
 	c.KeepAliveInterval = o.KeepAlive
 	c.ConnectionWriteTimeout = o.IdleTimeout
 	c.MaxStreamWindowSize = o.StreamWindow
 	c.AcceptBacklog = 1024
+	if !client {
+		c.AcceptBacklog = 64
+	}
 	c.StreamOpenTimeout = 0
 	c.StreamCloseTimeout = streamCloseTimeout
 	c.LogOutput = io.Discard
@@ -58,9 +64,9 @@ func newYamux(conn net.Conn, client bool, o Options) (*yamuxSession, error) {
 		err error
 	)
 	if client {
-		mux, err = yamux.Client(newMuxConn(conn), yamuxConfig(o))
+		mux, err = yamux.Client(newMuxConn(conn), yamuxConfig(o, client))
 	} else {
-		mux, err = yamux.Server(newMuxConn(conn), yamuxConfig(o))
+		mux, err = yamux.Server(newMuxConn(conn), yamuxConfig(o, client))
 	}
 	if err != nil {
 		return nil, err

@@ -49,7 +49,9 @@ func runCmd() *cobra.Command {
 				fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\n", path, err)
 				return cli.Reported(err)
 			}
-			log := cfg.Log.NewLogger(c.ErrOrStderr())
+			logOut := cli.NewLogBuffer(c.ErrOrStderr())
+			defer logOut.Close()
+			log := cfg.Log.NewLogger(logOut)
 			reg := admin.NewRegistry()
 			g, err := gateway.New(cfg, gateway.Options{Logger: log, Version: version, Metrics: reg})
 			if err != nil {

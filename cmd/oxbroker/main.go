@@ -71,7 +71,9 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := cfg.Log.NewLogger(c.ErrOrStderr())
+			logOut := cli.NewLogBuffer(c.ErrOrStderr())
+			defer logOut.Close()
+			log := cfg.Log.NewLogger(logOut)
 			reg := admin.NewRegistry()
 			a, err := agent.New(c.Context(), cfg, agent.Options{Logger: log, Version: version, Metrics: reg})
 			if err != nil {
