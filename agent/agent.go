@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +39,10 @@ type Options struct {
 	Tunnel tunnel.Options
 	// Metrics receives the agent's metrics; nil keeps them private.
 	Metrics prometheus.Registerer
+	// LookupNetIP resolves the host names of the gateway addresses before
+	// each dial; nil means net.DefaultResolver.LookupNetIP. Tests make a
+	// name resolve to loopback addresses with it.
+	LookupNetIP func(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
 // Reconnect timing (tunnel/spec.md, "Reconnects").
@@ -53,6 +60,7 @@ type Agent struct {
 	log     *slog.Logger
 	agentID string
 	metrics *metrics
+	spread  *spread // where the connections are
 	// router serves requests; Reload swaps it, and requests already
 	// routed finish on the proxy they started on.
 	router atomic.Pointer[router]
@@ -87,8 +95,12 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = prometheus.NewRegistry()
 	}
+	if opts.LookupNetIP == nil {
+		opts.LookupNetIP = net.DefaultResolver.LookupNetIP
+	}
 	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics),
 		controls: make(map[*tunnel.Control]struct{})}
+	a.spread = newSpread(a.metrics.gateways)
 	var err error
 	if a.agentID, err = loadAgentID(cfg.StateDir); err != nil {
 		return nil, err
@@ -110,7 +122,12 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 func (a *Agent) setConfig(cfg *config.Agent, r *router) {
 	host, _ := os.Hostname()
 	a.cfg = cfg
-	a.addrs = append([]string{cfg.Gateway.Address}, cfg.Gateway.Addresses...)
+	a.addrs = nil
+	for _, addr := range append([]string{cfg.Gateway.Address}, cfg.Gateway.Addresses...) {
+		if !slices.Contains(a.addrs, addr) {
+			a.addrs = append(a.addrs, addr)
+		}
+	}
 	a.hello = tunnel.Hello{
 		Protocol:     tunnel.ProtocolVersion,
 		BrokerID:     cfg.Broker.ID,
@@ -176,16 +193,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.cancelGen = cancel
 		n, addrs, d := a.cfg.Gateway.Connections, a.addrs, a.dialer
 		a.mu.Unlock()
-		if d.Proxy != nil {
+		viaProxy := d.Proxy != nil
+		if viaProxy {
 			a.log.Info("dialing the gateway through a proxy; transport is tcp", "proxy", d.Proxy.Redacted())
 		}
 		var wg sync.WaitGroup
 		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				a.keepConnected(gen, i, addrs[i%len(addrs)])
-			}()
+			wg.Go(func() { a.keepConnected(gen, i, addrs, viaProxy) })
 		}
 		wg.Wait()
 		cancel(nil)
@@ -195,32 +209,57 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
-// keepConnected is one of the agent's connections: dial, serve, redial.
-func (a *Agent) keepConnected(ctx context.Context, idx int, addr string) {
-	log := a.log.With("conn", idx, "gateway", addr)
-	bo := backoff{base: backoffBase, max: backoffMax}
+// keepConnected is one of the agent's connections: pick an endpoint,
+// dial, serve, redial. Each dial resolves the gateway addresses afresh and
+// goes where the agent's other connections are not, and never back to the
+// endpoint just left when there is another (docs/operations.md, "How the
+// agent's connections spread").
+func (a *Agent) keepConnected(ctx context.Context, idx int, names []string, viaProxy bool) {
+	clog := a.log.With("conn", idx)
+	r := newRetry()
+	var last string            // the endpoint of the last attempt
+	tried := map[string]bool{} // endpoints tried since the last welcome
 	for ctx.Err() == nil {
-		start := time.Now()
-		err := a.session(ctx, log, addr)
-		if ctx.Err() != nil {
-			return
-		}
-		var rej *tunnel.RejectError
+		log := clog
+		var d time.Duration
+		eps, err := resolve(ctx, a.opts.LookupNetIP, names, viaProxy)
 		switch {
-		case errors.As(err, &rej) && rej.Reject.Code == tunnel.RejectUnauthorized:
-			log.Error("the gateway refused the broker id or token; check broker.id and broker.token", "message", rej.Reject.Message)
-			bo.exhaust()
-		case errors.Is(err, errGoAway):
-			bo.reset()
-			a.metrics.reconnects.Inc()
-			continue // the replacement is dialled at once
-		case err != nil:
-			log.Warn("tunnel down", "err", err)
+		case ctx.Err() != nil:
+			return
+		case len(eps) == 0:
+			log.Warn("tunnel down: cannot resolve the gateway address", "err", err)
+			d = r.after(false, 0, err)
+		default:
+			if err != nil {
+				log.Warn("some gateway addresses do not resolve; using the others", "err", err)
+			}
+			ep := a.spread.pick(eps, last, tried)
+			log = log.With("gateway", ep.addr)
+			if ep.name != ep.addr {
+				log = log.With("gateway_name", ep.name)
+			}
+			start := time.Now()
+			welcomed, err := a.session(ctx, log, ep)
+			a.spread.release(ep)
+			if ctx.Err() != nil {
+				return
+			}
+			if welcomed {
+				clear(tried)
+			}
+			tried[ep.addr], last = true, ep.addr
+			var rej *tunnel.RejectError
+			switch {
+			case errors.Is(err, errGoAway):
+			case errors.As(err, &rej) && rej.Reject.Code == tunnel.RejectUnauthorized:
+				log.Error("the gateway refused the broker id or token; check broker.id and broker.token", "message", rej.Reject.Message)
+			case errors.As(err, &rej) && rej.Reject.Code == tunnel.RejectShutdown:
+				log.Info("the gateway is shutting down and did not take the session")
+			case err != nil:
+				log.Warn("tunnel down", "err", err)
+			}
+			d = r.after(welcomed, time.Since(start), err)
 		}
-		if time.Since(start) > stableAfter {
-			bo.reset()
-		}
-		d := bo.next()
 		a.metrics.reconnects.Inc()
 		log.Info("reconnecting", "in", d.Round(time.Millisecond).String())
 		select {
@@ -234,28 +273,30 @@ func (a *Agent) keepConnected(ctx context.Context, idx int, addr string) {
 // errGoAway ends a session whose gateway asked us to move.
 var errGoAway = errors.New("gateway sent goaway")
 
-// session dials one session and serves it until it ends, ctx ends, or the
-// gateway sends goaway; on goaway the old session drains in the
-// background while the caller dials the replacement.
-func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) error {
+// session dials one session to ep and serves it until it ends, ctx ends,
+// or the gateway sends goaway; on goaway the old session drains in the
+// background while the caller dials the replacement. welcomed says whether
+// the gateway accepted the session.
+func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (welcomed bool, err error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	a.mu.Lock()
 	d, hello := a.dialer, a.hello
 	a.mu.Unlock()
-	s, err := d.Dial(dctx, addr)
+	s, err := d.DialName(dctx, ep.addr, ep.host)
 	if err != nil {
-		return err
+		return false, err
 	}
 	ctrl, welcome, err := tunnel.ClientHandshake(dctx, s, hello)
 	if err != nil {
 		s.Close()
-		return err
+		return false, err
 	}
 	log = log.With("session", welcome.SessionID, "transport", s.Transport())
 	log.Info("tunnel up", "gateway_version", welcome.GatewayVersion)
 	a.live.Add(1)
 	a.metrics.tunnels.WithLabelValues(s.Transport()).Inc()
+	a.spread.sessionUp(ep.addr)
 	a.mu.Lock()
 	a.controls[ctrl] = struct{}{}
 	a.mu.Unlock()
@@ -317,11 +358,12 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) erro
 		<-ctrlDone
 		a.live.Add(-1)
 		a.metrics.tunnels.WithLabelValues(s.Transport()).Dec()
+		a.spread.sessionDown(ep.addr)
 	}
 	select {
 	case <-s.Done():
 		finish(false)
-		return errors.New("session closed by the gateway or the network")
+		return true, errors.New("session closed by the gateway or the network")
 	case <-ctx.Done():
 		if errors.Is(context.Cause(ctx), errReconnect) {
 			// A reload changed the gateway settings: the next generation
@@ -332,11 +374,11 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) erro
 				defer a.drains.Done()
 				finish(true)
 			}()
-			return nil
+			return true, nil
 		}
 		finish(true)
 		log.Info("tunnel closed")
-		return nil
+		return true, nil
 	case reason := <-goaway:
 		log.Info("gateway asked us to move; draining this session", "reason", reason)
 		a.drains.Add(1)
@@ -344,7 +386,7 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, addr string) erro
 			defer a.drains.Done()
 			finish(false)
 		}()
-		return errGoAway
+		return true, errGoAway
 	}
 }
 

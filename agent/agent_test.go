@@ -78,6 +78,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvFor(t, "127.0.0.1", "localhost")
+}
+
+// newEnvFor is newEnv with a gateway certificate for names.
+func newEnvFor(t *testing.T, names ...string) *env {
+	t.Helper()
 	e := &env{
 		dir:            t.TempDir(),
 		brokerToken:    gateway.NewToken(),
@@ -86,7 +92,7 @@ func newEnv(t *testing.T) *env {
 		client:         &http.Client{Transport: &http.Transport{}, Timeout: 20 * time.Second},
 	}
 	var err error
-	if e.certs, err = devcert.WriteFiles(e.dir, "gateway", "127.0.0.1", "localhost"); err != nil {
+	if e.certs, err = devcert.WriteFiles(e.dir, "gateway", names...); err != nil {
 		t.Fatal(err)
 	}
 	e.jira = jiratest.New(jiratest.Options{Credentials: []jiratest.Credential{{Scheme: jiratest.SchemeBearer, Token: e.jiraToken}}})
@@ -113,6 +119,18 @@ type testGateway struct {
 // "127.0.0.1:0" or the address of a gateway that has stopped.
 func (e *env) startGateway(t *testing.T, tunnelAddr string) *testGateway {
 	t.Helper()
+	// A port a stopped gateway held may take a moment to be free again.
+	tg, err := e.tryStartGateway(t, tunnelAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+// tryStartGateway is startGateway that returns the error of a listen
+// that still fails after retrying for wait.
+func (e *env) tryStartGateway(t *testing.T, tunnelAddr string, wait time.Duration) (*testGateway, error) {
+	t.Helper()
 	cfg := &config.Gateway{
 		Listen: config.GatewayListen{Tunnel: tunnelAddr, API: "127.0.0.1:0"},
 		TLS:    config.GatewayTLS{CertFile: e.certs.Cert, KeyFile: e.certs.Key},
@@ -127,8 +145,7 @@ func (e *env) startGateway(t *testing.T, tunnelAddr string) *testGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A port a stopped gateway held may take a moment to be free again.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(wait)
 	for {
 		err = tg.gw.Listen()
 		if err == nil || time.Now().After(deadline) {
@@ -137,7 +154,7 @@ func (e *env) startGateway(t *testing.T, tunnelAddr string) *testGateway {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	tg.api = tg.gw.APIAddr().String()
 	tg.tunnel = tg.gw.TunnelAddr().String()
@@ -151,7 +168,7 @@ func (e *env) startGateway(t *testing.T, tunnelAddr string) *testGateway {
 		}
 	})
 	tg.status(t, e.connectorToken) // Serve is serving
-	return tg
+	return tg, nil
 }
 
 // stop cancels Serve's context and waits for Serve to return.

@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
 // backoff is exponential backoff with full jitter: the n-th delay is
@@ -35,3 +38,81 @@ func (b *backoff) next() time.Duration {
 func (b *backoff) exhaust() { b.exhausted = true }
 
 func (b *backoff) reset() { b.attempt, b.exhausted = 0, false }
+
+// Quick retries (tunnel/spec.md, "Reconnects").
+const (
+	// quickRetry is the first wait after a goaway or a reject
+	// shutting_down has been followed by a failed dial: the gateway is
+	// restarting, and the one that replaces it (or another one) is
+	// likely up within moments. Each further wait doubles, up to
+	// quickRetryMax; each is uniform in [w/2, w], so that agents told at
+	// once do not come back at once.
+	quickRetry    = 100 * time.Millisecond
+	quickRetryMax = time.Second
+	// quickRetries is how many quick retries a connection makes after a
+	// goaway or shutting_down before its backoff applies again; only a
+	// welcome gives it more. A gateway that keeps answering shutting_down
+	// (it drains a slow request) is dialled about once a second for a
+	// few seconds, not ten times a second, and then ever more rarely.
+	quickRetries = 8
+)
+
+// retry decides how long a connection waits before its next dial. It is
+// owned by the connection's goroutine.
+type retry struct {
+	bo backoff
+	// restarting is set by a goaway or a reject shutting_down and cleared
+	// by a welcome: the gateway is restarting rather than failing.
+	restarting bool
+	// quick counts the quick retries since the last welcome.
+	quick int
+}
+
+func newRetry() retry { return retry{bo: backoff{base: backoffBase, max: backoffMax}} }
+
+// after returns the wait before the next dial, given how the last attempt
+// ended: welcomed says whether the gateway accepted the session, upFor how
+// long the attempt lasted, err why it ended.
+//
+// A goaway (the gateway asked the agent to move) is followed by a dial at
+// once. After a goaway or a reject shutting_down, until the next welcome,
+// each failed attempt (another shutting_down, or a refused dial while the
+// gateway's process restarts) is retried on the quick schedule, without
+// growing the backoff, quickRetries times at most. Bad credentials wait
+// near the cap; everything else takes the next backoff step, which starts
+// again from its base once a session has stayed up for stableAfter.
+func (r *retry) after(welcomed bool, upFor time.Duration, err error) time.Duration {
+	if welcomed {
+		r.restarting, r.quick = false, 0
+		if upFor > stableAfter {
+			r.bo.reset()
+		}
+	}
+	var rej *tunnel.RejectError
+	switch {
+	case errors.Is(err, errGoAway):
+		r.bo.reset()
+		r.restarting = true
+		return 0
+	case errors.As(err, &rej) && rej.Reject.Code == tunnel.RejectUnauthorized:
+		r.restarting = false
+		r.bo.exhaust()
+		return r.bo.next()
+	case errors.As(err, &rej) && rej.Reject.Code == tunnel.RejectShutdown:
+		r.restarting = true
+	}
+	if r.restarting && r.quick < quickRetries {
+		w := quickWait(r.quick)
+		r.quick++
+		return w/2 + rand.N(w/2+1)
+	}
+	return r.bo.next()
+}
+
+// quickWait is the longest wait before quick retry n (from 0).
+func quickWait(n int) time.Duration {
+	if n >= 10 { // quickRetry<<10 is far above quickRetryMax
+		return quickRetryMax
+	}
+	return min(quickRetry<<n, quickRetryMax)
+}

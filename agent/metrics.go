@@ -13,6 +13,7 @@ import (
 // metrics are the agent's Prometheus metrics (docs/design.md, "Metrics").
 type metrics struct {
 	tunnels    *prometheus.GaugeVec
+	gateways   *prometheus.GaugeVec
 	reconnects prometheus.Counter
 	requests   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
@@ -26,6 +27,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "oxbroker_tunnel_connections",
 			Help: "Tunnel sessions to the gateway that are up, by transport.",
 		}, []string{"transport"}),
+		gateways: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "oxbroker_tunnel_gateway_connections",
+			Help: "Tunnel sessions to the gateway that are up, by the address dialled (IP:port, or host:port through a proxy).",
+		}, []string{"gateway"}),
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "oxbroker_tunnel_reconnects_total",
 			Help: "Times a tunnel connection was dialled again after it ended or failed.",
@@ -48,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "When the site's Jira token expires (auth.expires), as a Unix time.",
 		}, []string{"site"}),
 	}
-	reg.MustRegister(m.tunnels, m.reconnects, m.requests, m.duration, m.denied, m.expiry)
+	reg.MustRegister(m.tunnels, m.gateways, m.reconnects, m.requests, m.duration, m.denied, m.expiry)
 	for _, t := range []string{"quic", "tcp"} {
 		m.tunnels.WithLabelValues(t) // show zero rather than nothing
 	}

@@ -20,7 +20,12 @@ const (
 
 // Dialer dials tunnel sessions to the gateway. It is safe for concurrent
 // use; with Transport "auto" it remembers a QUIC failure for a while so
-// that every reconnect does not pay the QUIC timeout again.
+// that every reconnect does not pay the QUIC timeout again. The memory is
+// one for the Dialer, whatever address it dials: QUIC is blocked by the
+// network between the agent and the gateways (a firewall that drops UDP),
+// which is the same for every gateway address, and a per-address memory
+// would pay the timeout again at each new address a rolling restart
+// brings.
 type Dialer struct {
 	// Transport is DialAuto, DialQUIC or DialTCP. A Proxy forces TCP.
 	Transport string
@@ -33,12 +38,12 @@ type Dialer struct {
 	// to TCP (default 4 s).
 	QUICTimeout time.Duration
 	// RetryQUICAfter is how long auto mode goes straight to TCP after a
-	// QUIC failure (default 5 minutes).
+	// QUIC attempt failed where TCP then worked (default 5 minutes).
 	RetryQUICAfter time.Duration
 	Options        Options
 
 	mu       sync.Mutex // guards quicFail
-	quicFail time.Time  // last QUIC failure in auto mode
+	quicFail time.Time  // last QUIC failure in auto mode that TCP then got through
 }
 
 func (d *Dialer) tlsConfig() *tls.Config {
@@ -55,8 +60,19 @@ func (d *Dialer) tlsConfig() *tls.Config {
 
 // Dial opens a session to addr (host:port; UDP for QUIC, TCP otherwise).
 func (d *Dialer) Dial(ctx context.Context, addr string) (Session, error) {
+	return d.DialName(ctx, addr, "")
+}
+
+// DialName is Dial for one address of a name: it connects to addr, often
+// an IP address the caller resolved a host name to, and checks the
+// gateway's certificate against serverName, the host name. TLS.ServerName,
+// when set, overrides both; an empty serverName means addr's host.
+func (d *Dialer) DialName(ctx context.Context, addr, serverName string) (Session, error) {
 	o := d.Options.withDefaults()
 	tlsConf := d.tlsConfig()
+	if tlsConf.ServerName == "" {
+		tlsConf.ServerName = serverName
+	}
 	if tlsConf.ServerName == "" {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -96,13 +112,15 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (Session, error) {
 	if ctx.Err() != nil {
 		return nil, qerr
 	}
+	s, terr := dialTCP(ctx, addr, tlsConf, nil, o)
+	if terr != nil {
+		// Neither transport reached addr: the gateway there is down, not
+		// UDP blocked on the way, so QUIC stays first for the next dial.
+		return nil, errors.Join(qerr, terr)
+	}
 	d.mu.Lock()
 	d.quicFail = time.Now()
 	d.mu.Unlock()
-	s, terr := dialTCP(ctx, addr, tlsConf, nil, o)
-	if terr != nil {
-		return nil, errors.Join(qerr, terr)
-	}
 	return s, nil
 }
 
