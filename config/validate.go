@@ -174,7 +174,9 @@ func (g *Gateway) Validate() error {
 	errs.check("registry.type", oneOf(g.Registry.Type, RegistryMemory, RegistryRedis))
 	if redis {
 		errs.check("registry.url", required(g.Registry.URL, redisURL))
-		errs.check("registry.advertise", required(g.Registry.Advertise, httpURL))
+		// The internal listener speaks plain HTTP; requests between
+		// replicas are authenticated with the cluster secret.
+		errs.check("registry.advertise", required(g.Registry.Advertise, internalURL))
 		errs.check("cluster.secret_file", required(g.Cluster.SecretFile, anyValue))
 	}
 	g.Log.validate(&errs)
@@ -258,6 +260,18 @@ func hostPort(s string, needHost bool, minPort uint64) string {
 func httpURL(s string) string { return absURL(s, "http", "https") }
 
 func redisURL(s string) string { return absURL(s, "redis", "rediss") }
+
+// internalURL checks registry.advertise: how other replicas reach this
+// one's internal listener, as http://host:port.
+func internalURL(s string) string {
+	if msg := absURL(s, "http"); msg != "" {
+		return msg
+	}
+	if u, _ := url.Parse(s); u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return "must be http://host:port, without a path, query or credentials"
+	}
+	return ""
+}
 
 // absURL checks an absolute URL with one of the given schemes and a host.
 // Its messages never quote the URL, which may hold a password.

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -157,5 +158,31 @@ func TestErrorsIsNilWhenValid(t *testing.T) {
 	// A nil Errors inside an error interface would not compare equal to nil.
 	if err := validAgent().Validate(); err != nil {
 		t.Errorf("got %#v, want nil", err)
+	}
+}
+
+// TestValidateAdvertise: registry.advertise is where other replicas send
+// forwarded requests, over plain HTTP.
+func TestValidateAdvertise(t *testing.T) {
+	tests := []struct{ advertise, want string }{
+		{"http://10.0.0.5:8081", ""},
+		{"http://gw-0.gw.svc:8081/", ""},
+		{"https://10.0.0.5:8081", "registry.advertise: must be an absolute http URL"},
+		{"10.0.0.5:8081", "registry.advertise: must be an absolute http URL"},
+		{"http://10.0.0.5:8081/internal", "registry.advertise: must be http://host:port, without a path, query or credentials"},
+		{"http://u:p@10.0.0.5:8081", "registry.advertise: must be http://host:port, without a path, query or credentials"},
+	}
+	for _, tt := range tests {
+		g := Gateway{
+			Listen:   GatewayListen{Tunnel: ":8443", API: ":8080", Internal: ":8081"},
+			TLS:      GatewayTLS{CertFile: "c", KeyFile: "k"},
+			Brokers:  []BrokerEntry{{ID: "acme", Token: "sha256:" + strings.Repeat("0", 64)}},
+			Registry: Registry{Type: RegistryRedis, URL: "redis://r:6379/0", Advertise: tt.advertise},
+			Cluster:  Cluster{SecretFile: "s"},
+			Log:      Log{Level: "info", Format: "text"},
+		}
+		if got := errText(g.Validate()); got != tt.want {
+			t.Errorf("advertise %q: got %q, want %q", tt.advertise, got, tt.want)
+		}
 	}
 }

@@ -17,7 +17,7 @@ func TestDeps(t *testing.T) {
 		banned []string
 	}{
 		{"../cmd/oxbroker", []string{"gateway", "jira/jiratest", "tunnel/tunneltest", "devcert"}},
-		{"../cmd/oxbroker-gateway", []string{"proxy", "agent", "jira/jiratest", "tunnel/tunneltest"}},
+		{"../cmd/oxbroker-gateway", []string{"proxy", "agent", "jira/jiratest", "tunnel/tunneltest", "gateway/redistest"}},
 		{"../tunnel", []string{"jira", "proxy", "agent", "gateway", "config"}},
 		{"../proxy", []string{"tunnel", "agent", "gateway"}},
 		{"../jira", []string{"tunnel", "proxy", "agent", "gateway"}},

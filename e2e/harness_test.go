@@ -277,7 +277,17 @@ func (e *env) writeFile(name, content string) string {
 
 func (e *env) startGateway() *proc {
 	e.t.Helper()
-	cfg := e.writeFile("gateway.yaml", fmt.Sprintf(`listen:
+	cfg := e.writeFile("gateway.yaml", e.gatewayYAML(e.tunnelAddr, e.apiAddr, e.adminAddr, "", ""))
+	e.gw = start(e.t, "gateway", bins.gateway, nil, "run", "--config", cfg)
+	e.gw.waitOutput(e.t, "gateway listening", 10*time.Second)
+	return e.gw
+}
+
+// gatewayYAML is the config of a gateway with broker acme, listening on
+// tunnel, api and admin; moreBrokers are YAML list items appended to
+// brokers:, and more is appended at the end (more top-level keys).
+func (e *env) gatewayYAML(tunnel, api, admin, moreBrokers, more string) string {
+	return fmt.Sprintf(`listen:
   tunnel: %s
   api: %s
   admin: %q
@@ -288,17 +298,16 @@ brokers:
   - id: acme
     token: %s
     connector_tokens: [%s]
-`, e.tunnelAddr, e.apiAddr, e.adminAddr, e.certs.Cert, e.certs.Key, gateway.HashToken(e.brokerToken), gateway.HashToken(e.connectorToken)))
-	e.gw = start(e.t, "gateway", bins.gateway, nil, "run", "--config", cfg)
-	e.gw.waitOutput(e.t, "gateway listening", 10*time.Second)
-	return e.gw
+%s%s`, tunnel, api, admin, e.certs.Cert, e.certs.Key, gateway.HashToken(e.brokerToken), gateway.HashToken(e.connectorToken), moreBrokers, more)
 }
 
 // agentOpts varies the agent's config.
 type agentOpts struct {
 	transport   string
-	address     string // default: the gateway's tunnel address
-	brokerToken string // default: the right one
+	address     string   // default: the gateway's tunnel address
+	addresses   []string // gateway.addresses
+	broker      string   // broker id; default acme
+	brokerToken string   // default: the right one
 	proxy       string
 	serverName  string
 	connections int
@@ -325,17 +334,28 @@ func (e *env) agentConfig(o agentOpts) string {
 	if o.connections == 0 {
 		o.connections = 2
 	}
-	e.writeFile("broker.token", o.brokerToken+"\n")
+	tokenName := "broker.token"
+	if o.broker == "" {
+		o.broker = "acme"
+	} else {
+		tokenName = "broker-" + o.broker + ".token"
+	}
+	addresses := make([]string, len(o.addresses))
+	for i, a := range o.addresses {
+		addresses[i] = strconv.Quote(a)
+	}
+	e.writeFile(tokenName, o.brokerToken+"\n")
 	siteToken := "token: ${JIRA_TOKEN}"
 	if o.tokenFile {
 		siteToken = "token_file: " + filepath.Join(e.dir, "jira.token")
 	}
 	cfg := e.writeFile("agent.yaml", fmt.Sprintf(`broker:
-  id: acme
+  id: %s
   token_file: %s
 state_dir: %s
 gateway:
   address: %s
+  addresses: [%s]
   transport: %s
   connections: %d
   ca_file: %s
@@ -349,7 +369,7 @@ sites:
       %s
 %sadmin:
   listen: %q
-`, filepath.Join(e.dir, "broker.token"), filepath.Join(e.dir, "state"), o.address, o.transport, o.connections,
+`, o.broker, filepath.Join(e.dir, tokenName), filepath.Join(e.dir, "state"), o.address, strings.Join(addresses, ", "), o.transport, o.connections,
 		e.certs.CACert, o.serverName, o.proxy, e.jiraURL, siteToken, o.extraSites, o.admin))
 	return cfg
 }

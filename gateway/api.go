@@ -52,13 +52,19 @@ func (g *Gateway) apiHandler() http.Handler {
 
 type ctxKey struct{}
 
-// routed is what the reverse proxy needs to know about one request.
+// routed is what the reverse proxy needs to know about one request, and
+// where it goes: a local session, or a session of another replica
+// (cluster.go).
 type routed struct {
-	session   *agentSession
+	session   *agentSession  // local; its in-flight count raised until release
+	remote    *sessionRecord // on another replica
+	broker    string
 	site      string
 	path      string // escaped path below /b/{broker}/{site}
 	requestID string
 	body      *connectorBody // nil without a body
+	waitUntil time.Time      // until when the request may wait for a session
+	released  bool
 }
 
 // connectorBody remembers why reading the connector's request body
@@ -98,34 +104,31 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/b/")
 	broker, rest, _ := strings.Cut(rest, "/")
 	site, path, hasPath := strings.Cut(rest, "/")
-	var s *agentSession
+	var rt *routed
 	defer func() {
-		// Only configured brokers become label values: the path is the
-		// caller's, and labels must not grow with what strangers send.
+		// Only known brokers (of the config, or read from Redis) become
+		// label values: the path is the caller's, and labels must not
+		// grow with what strangers send.
 		label := "unknown"
-		if g.brokers[broker] != nil {
+		if g.known(broker) {
 			label = broker
 		}
 		g.metrics.requests.WithLabelValues(label, strconv.Itoa(rw.status)).Inc()
 		g.metrics.duration.Observe(time.Since(start).Seconds())
-		session := ""
-		if s != nil {
-			session = s.id
-		}
-		g.log.Info("request", "request_id", reqID, "broker", truncate(broker, 64), "site", truncate(site, 64),
+		g.log.Info("request", append([]any{"request_id", reqID, "broker", truncate(broker, 64), "site", truncate(site, 64),
 			"method", r.Method, "status", rw.status, "bytes", rw.bytes,
-			"duration", time.Since(start).Round(time.Microsecond).String(), "session", session)
+			"duration", time.Since(start).Round(time.Microsecond).String()}, rt.logAttrs()...)...)
 	}()
 
 	if !namePattern.MatchString(broker) || !namePattern.MatchString(site) || !hasPath {
 		brokerhttp.WriteError(rw, brokerhttp.BadRequest, "the path must be /b/{broker}/{site}/{jira path}", reqID)
 		return
 	}
-	if s = g.route(rw, r, broker, site, reqID); s == nil {
+	if rt = g.route(rw, r, broker, site, reqID); rt == nil {
 		return
 	}
-	defer s.inflight.Add(-1) // raised by pick
-	rt := &routed{session: s, site: site, path: "/" + path, requestID: reqID}
+	defer rt.release()
+	rt.path = "/" + path
 	if r.Body != nil && r.Body != http.NoBody {
 		rt.body = &connectorBody{ReadCloser: r.Body}
 		r.Body = rt.body
@@ -149,22 +152,21 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 	g.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rt)))
 }
 
-// route authorizes a connector call for broker and site and picks the
-// session to carry it, with its in-flight count raised (the caller lowers
-// it). It answers the call itself and returns nil when it cannot.
-func (g *Gateway) route(w http.ResponseWriter, r *http.Request, broker, site, reqID string) *agentSession {
+// route authorizes a connector call for broker and site and finds the
+// route to carry it (locate): a local session, with its in-flight count
+// raised (the caller calls release), or another replica's. It answers the
+// call itself and returns nil when it cannot.
+func (g *Gateway) route(w http.ResponseWriter, r *http.Request, broker, site, reqID string) *routed {
 	if code, msg := g.authorize(r, broker); code != "" {
 		brokerhttp.WriteError(w, code, msg, reqID)
 		return nil
 	}
-	s, online := g.reg.pick(broker, site)
-	switch {
-	case !online:
-		brokerhttp.WriteError(w, brokerhttp.BrokerOffline, fmt.Sprintf("no agent of broker %s is connected", broker), reqID)
-	case s == nil:
-		brokerhttp.WriteError(w, brokerhttp.UnknownSite, fmt.Sprintf("the agent of broker %s has no site %q", broker, site), reqID)
+	rt := &routed{broker: broker, site: site, requestID: reqID, waitUntil: time.Now().Add(g.opts.SessionWait)}
+	if rerr := g.locate(r.Context(), rt); rerr != nil {
+		brokerhttp.WriteError(w, rerr.code, rerr.msg, reqID)
+		return nil
 	}
-	return s
+	return rt
 }
 
 // authorize checks the connector token. A token that is valid for no
@@ -173,7 +175,12 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, broker, site, re
 func (g *Gateway) authorize(r *http.Request, broker string) (brokerhttp.Code, string) {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if ok && token != "" {
-		if b := g.brokers[broker]; b != nil {
+		b, err := g.broker(r.Context(), broker)
+		if err != nil {
+			// A broker outside the config, and Redis cannot say.
+			return brokerhttp.BrokerOffline, fmt.Sprintf("broker %s cannot be looked up: the registry is unreachable; retry", broker)
+		}
+		if b != nil {
 			for _, h := range b.connectors {
 				if h.matches(token) {
 					return "", ""
@@ -225,7 +232,7 @@ func (g *Gateway) newReverseProxy() *httputil.ReverseProxy {
 			h.Set(brokerhttp.HeaderSite, rt.site)
 			h.Set(brokerhttp.HeaderRequestID, rt.requestID)
 		},
-		Transport: sessionTransport{},
+		Transport: sessionTransport{g},
 		ModifyResponse: func(resp *http.Response) error {
 			rt := resp.Request.Context().Value(ctxKey{}).(*routed)
 			resp.Header.Set(brokerhttp.HeaderRequestID, rt.requestID)
@@ -249,16 +256,13 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		brokerhttp.WriteError(w, brokerhttp.BadRequest, "reading the request body failed: "+berr.Error(), rt.requestID)
 		return
 	}
-	g.log.Debug("tunnel request failed", "request_id", rt.requestID, "session", rt.session.id, "err", err)
+	var rerr *routeError
+	if errors.As(err, &rerr) { // the route moved and no new one was found
+		brokerhttp.WriteError(w, rerr.code, rerr.msg, rt.requestID)
+		return
+	}
+	g.log.Debug("tunnel request failed", append([]any{"request_id", rt.requestID, "err", err}, rt.logAttrs()...)...)
 	brokerhttp.WriteError(w, brokerhttp.BrokerOffline, "the tunnel to the agent failed during the request; retry", rt.requestID)
-}
-
-// sessionTransport sends a request over the session chosen for it.
-type sessionTransport struct{}
-
-func (sessionTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	rt := r.Context().Value(ctxKey{}).(*routed)
-	return rt.session.transport.RoundTrip(r)
 }
 
 // bufferPool reuses 32 KiB copy buffers across requests.
@@ -310,6 +314,9 @@ type SessionStatus struct {
 	Transport string    `json:"transport"`
 	Since     time.Time `json:"since"`
 	Sites     []string  `json:"sites"`
+	// Replica is the internal URL (registry.advertise) of the replica
+	// holding the session; empty with registry.type memory.
+	Replica string `json:"replica,omitempty"`
 }
 
 func (g *Gateway) serveBroker(w http.ResponseWriter, r *http.Request) {
@@ -320,17 +327,28 @@ func (g *Gateway) serveBroker(w http.ResponseWriter, r *http.Request) {
 	}
 	st := BrokerStatus{Broker: broker, Sessions: []SessionStatus{}, Sites: []string{}}
 	seen := map[string]bool{}
-	for _, s := range g.reg.sessions(broker) {
-		ss := SessionStatus{ID: s.id, AgentID: s.hello.AgentID, Version: s.hello.AgentVersion,
-			Hostname: s.hello.Hostname, Transport: s.sess.Transport(), Since: s.since.UTC(), Sites: []string{}}
-		for _, si := range s.siteList() {
-			ss.Sites = append(ss.Sites, si.Name)
-			if !seen[si.Name] {
-				seen[si.Name] = true
-				st.Sites = append(st.Sites, si.Name)
+	add := func(ss SessionStatus) {
+		for _, name := range ss.Sites {
+			if !seen[name] {
+				seen[name] = true
+				st.Sites = append(st.Sites, name)
 			}
 		}
 		st.Sessions = append(st.Sessions, ss)
+	}
+	for _, s := range g.reg.sessions(broker) {
+		ss := SessionStatus{ID: s.id, AgentID: s.hello.AgentID, Version: s.hello.AgentVersion,
+			Hostname: s.hello.Hostname, Transport: s.sess.Transport(), Since: s.since.UTC(), Sites: []string{}, Replica: g.advertise}
+		for _, si := range s.siteList() {
+			ss.Sites = append(ss.Sites, si.Name)
+		}
+		add(ss)
+	}
+	// The sessions of the other replicas, as far as the registry knows.
+	recs, _ := g.shared.lookup(r.Context(), broker)
+	for _, rec := range recs {
+		add(SessionStatus{ID: rec.Session, AgentID: rec.AgentID, Version: rec.Version, Hostname: rec.Hostname,
+			Transport: rec.Transport, Since: rec.Since, Sites: rec.Sites, Replica: rec.Advertise})
 	}
 	sort.Strings(st.Sites)
 	sort.Slice(st.Sessions, func(i, j int) bool { return st.Sessions[i].Since.Before(st.Sessions[j].Since) })

@@ -37,23 +37,36 @@ type Options struct {
 	Tunnel tunnel.Options
 	// Metrics receives the gateway's metrics; nil keeps them private.
 	Metrics prometheus.Registerer
+	// SessionWait bounds how long a call to a known broker that has no
+	// session anywhere waits for one (default DefaultSessionWait).
+	SessionWait time.Duration
+	// RegistryTTL and RegistryRefresh time the records of registry.type
+	// redis (defaults DefaultRecordTTL and DefaultRefresh).
+	RegistryTTL     time.Duration
+	RegistryRefresh time.Duration
 }
 
 // Gateway serves agents on the tunnel port and connectors on the API port.
 type Gateway struct {
-	cfg      *config.Gateway
-	opts     Options
-	log      *slog.Logger
-	brokers  map[string]*brokerAuth
-	tls      *tls.Config
-	reg      *registry
-	failures *throttle
-	proxy    *httputil.ReverseProxy
-	metrics  *metrics
+	cfg       *config.Gateway
+	opts      Options
+	log       *slog.Logger
+	brokers   map[string]*brokerAuth
+	tls       *tls.Config
+	reg       *registry      // this process's sessions
+	shared    sharedRegistry // what replicas share (registry.type)
+	cluster   *cluster       // forwarding between replicas; nil with registry.type memory
+	advertise string         // this replica's internal URL; "" with registry.type memory
+	failures  *throttle
+	refusals  logLimiter // of the internal listener
+	proxy     *httputil.ReverseProxy
+	metrics   *metrics
 
-	tunnelLn *tunnel.Listener
-	apiLn    net.Listener
-	api      *http.Server
+	tunnelLn   *tunnel.Listener
+	apiLn      net.Listener
+	api        *http.Server
+	internalLn net.Listener // nil with registry.type memory
+	internal   *http.Server
 
 	draining atomic.Bool
 	sessions sync.WaitGroup // one per agent session being served
@@ -82,6 +95,15 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 	if opts.GoAwayGrace <= 0 {
 		opts.GoAwayGrace = 5 * time.Second
 	}
+	if opts.SessionWait <= 0 {
+		opts.SessionWait = DefaultSessionWait
+	}
+	if opts.RegistryTTL <= 0 {
+		opts.RegistryTTL = DefaultRecordTTL
+	}
+	if opts.RegistryRefresh <= 0 {
+		opts.RegistryRefresh = DefaultRefresh
+	}
 	cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load tls.cert_file/tls.key_file: %w", err)
@@ -93,6 +115,7 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 		brokers:  make(map[string]*brokerAuth, len(cfg.Brokers)),
 		tls:      &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		reg:      newRegistry(),
+		shared:   memoryRegistry{},
 		failures: newThrottle(),
 		metrics:  newMetrics(opts.Metrics),
 	}
@@ -111,8 +134,38 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 		}
 		g.brokers[b.ID] = ba
 	}
+	if cfg.Registry.Type == config.RegistryRedis {
+		if g.cluster, err = newCluster(cfg.Cluster.SecretFile); err != nil {
+			return nil, err
+		}
+		g.advertise = advertiseBase(cfg.Registry.Advertise)
+		if g.shared, err = newRedisRegistry(cfg, newID(), opts, g.log, g.metrics); err != nil {
+			return nil, err
+		}
+	}
 	g.proxy = g.newReverseProxy()
 	return g, nil
+}
+
+// broker returns the broker id, from the config or else from the shared
+// registry; nil when there is none. An error means that the registry
+// could not say.
+func (g *Gateway) broker(ctx context.Context, id string) (*brokerAuth, error) {
+	if b := g.brokers[id]; b != nil {
+		return b, nil
+	}
+	return g.shared.broker(ctx, id)
+}
+
+// known reports whether id is a broker of the config or one the shared
+// registry has defined, as far as it already knows: it is for metric
+// labels, and must not make a request of a stranger cost a Redis lookup.
+func (g *Gateway) known(id string) bool {
+	if g.brokers[id] != nil {
+		return true
+	}
+	k, ok := g.shared.(interface{ knows(id string) bool })
+	return ok && k.knows(id)
 }
 
 // Listen binds the tunnel port (TCP and UDP) and the API port.
@@ -130,6 +183,22 @@ func (g *Gateway) Listen() error {
 		al = tls.NewListener(al, g.tls)
 	}
 	al = framingListener{al} // above TLS: it reads the plain HTTP (framing.go)
+	if g.cluster != nil {
+		il, err := net.Listen("tcp", g.cfg.Listen.Internal)
+		if err != nil {
+			tl.Close()
+			al.Close()
+			return fmt.Errorf("listen.internal: %w", err)
+		}
+		g.internalLn = il
+		g.internal = &http.Server{
+			Handler:           g.internalHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		}
+	}
 	g.tunnelLn, g.apiLn = tl, al
 	g.api = &http.Server{
 		Handler:           g.apiHandler(),
@@ -160,6 +229,15 @@ func (g *Gateway) TunnelAddr() net.Addr { return g.tunnelLn.Addr() }
 // APIAddr is the bound connector API address.
 func (g *Gateway) APIAddr() net.Addr { return g.apiLn.Addr() }
 
+// InternalAddr is the bound internal listener's address, nil with
+// registry.type memory.
+func (g *Gateway) InternalAddr() net.Addr {
+	if g.internalLn == nil {
+		return nil
+	}
+	return g.internalLn.Addr()
+}
+
 // Run listens and serves until ctx ends, then drains.
 func (g *Gateway) Run(ctx context.Context) error {
 	if err := g.Listen(); err != nil {
@@ -174,9 +252,20 @@ func (g *Gateway) Run(ctx context.Context) error {
 // goroutine it started has ended.
 func (g *Gateway) Serve(ctx context.Context) error {
 	g.log.Info("gateway listening", "tunnel", g.TunnelAddr().String(), "api", g.APIAddr().String(),
-		"brokers", len(g.brokers), "version", g.opts.Version)
+		"internal", addrString(g.InternalAddr()), "brokers", len(g.brokers), "version", g.opts.Version)
 	apiErr := make(chan error, 1)
 	go func() { apiErr <- g.api.Serve(g.apiLn) }()
+	internalErr := make(chan error, 1)
+	if g.internal != nil {
+		go func() { internalErr <- g.internal.Serve(g.internalLn) }()
+	}
+	regCtx, leave := context.WithCancel(context.Background())
+	defer leave()
+	regDone := make(chan struct{})
+	go func() {
+		defer close(regDone)
+		g.shared.run(regCtx)
+	}()
 
 	sessCtx, stopSessions := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSessions()
@@ -198,15 +287,24 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	}()
 
 	var err error
-	apiDone := false
+	apiDone, internalDone := false, g.internal == nil
 	select {
 	case <-ctx.Done():
 	case err = <-apiErr:
 		err = fmt.Errorf("connector api: %w", err)
 		apiDone = true
+	case err = <-internalErr:
+		err = fmt.Errorf("internal listener: %w", err)
+		internalDone = true
 	}
 
 	g.draining.Store(true)
+	g.reg.notify() // requests waiting for a session look again
+	// The other replicas stop forwarding here before the agents move:
+	// this replica's session records go first. Forwarded requests that
+	// still come are served while the sessions last.
+	leave()
+	<-regDone
 	for _, s := range g.reg.all() {
 		s.ctrl.Send(tunnel.GoAway{Reason: "gateway shutting down"})
 	}
@@ -232,9 +330,19 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	}
 	stopSessions()
 	<-ended
+	if !internalDone {
+		if serr := g.internal.Shutdown(drainCtx); serr != nil {
+			g.internal.Close()
+		}
+		<-internalErr
+	}
 	g.tunnelLn.Close()
 	if !apiDone {
 		<-apiErr // the API server's goroutine has returned after Shutdown
+	}
+	g.shared.close()
+	if g.cluster != nil {
+		g.cluster.client.CloseIdleConnections()
 	}
 	g.log.Info("gateway stopped")
 	return err
@@ -260,7 +368,15 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		g.reject(s, ctrl, tunnel.RejectProtocol, fmt.Sprintf("protocol %d is not supported; this gateway speaks %d", hello.Protocol, tunnel.ProtocolVersion))
 		return
 	}
-	b := g.brokers[hello.BrokerID]
+	b, err := g.broker(ctx, hello.BrokerID)
+	if err != nil {
+		// A broker outside the config, and the registry cannot say: no
+		// reject, which an agent would take for a wrong token and back
+		// off for long; it retries on its usual backoff.
+		log.Warn("agent not authenticated: the registry is unreachable", "broker_id", truncate(hello.BrokerID, 64))
+		s.Close()
+		return
+	}
 	if b == nil || !b.token.matches(hello.Token) {
 		g.metrics.authFailures.Inc()
 		delay := g.failures.fail(s.RemoteAddr().String())
@@ -283,10 +399,12 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 	// Registered before the welcome: once the agent knows it is accepted
 	// (and reports ready), requests must find it.
 	g.reg.add(as)
+	g.shared.publish(as)
 	g.metrics.sessions.WithLabelValues(s.Transport()).Inc()
 	if err := ctrl.Send(tunnel.Welcome{SessionID: as.id, GatewayVersion: g.opts.Version}); err != nil {
 		log.Debug("send welcome", "err", err)
 		g.reg.remove(as)
+		g.shared.withdraw(as)
 		g.metrics.sessions.WithLabelValues(s.Transport()).Dec()
 		s.Close()
 		return
@@ -306,6 +424,7 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		}
 	}()
 	stop := context.AfterFunc(ctx, func() { s.Close() })
+	draining := false // the agent sent goaway
 	for {
 		m, err := ctrl.Recv(time.Time{})
 		if errors.Is(err, tunnel.ErrUnknownMessage) {
@@ -318,10 +437,16 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		case tunnel.Sites:
 			sites := validSites(m.Sites, log)
 			as.setSites(sites)
+			g.reg.notify()
+			if !draining {
+				g.shared.publish(as)
+			}
 			log.Info("agent sites updated", "sites", len(sites))
 		case tunnel.GoAway:
 			// The agent is draining: route nothing new to this session.
+			draining = true
 			g.reg.remove(as)
+			g.shared.withdraw(as)
 			log.Info("agent draining", "reason", truncate(m.Reason, 128))
 		}
 	}
@@ -329,6 +454,7 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 	// session died: no new requests, and close once the requests in flight
 	// have been read to the end, so that their last bytes are not cut.
 	g.reg.remove(as)
+	g.shared.withdraw(as)
 	g.waitIdle(as)
 	stop()
 	g.metrics.sessions.WithLabelValues(s.Transport()).Dec()
@@ -379,6 +505,13 @@ func newID() string {
 	b := make([]byte, 12)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }
 
 func truncate(s string, n int) string {

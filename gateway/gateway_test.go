@@ -69,12 +69,13 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // testGateway is a Gateway serving on loopback with two brokers: "acme"
 // and "other", each with a broker token and a connector token.
 type testGateway struct {
-	gw     *Gateway
-	roots  *x509.CertPool
-	api    string // host:port of the connector API
-	tunnel string // host:port of the tunnel listener (TCP and UDP)
-	client *http.Client
-	logs   *syncBuffer
+	gw       *Gateway
+	roots    *x509.CertPool
+	api      string // host:port of the connector API
+	tunnel   string // host:port of the tunnel listener (TCP and UDP)
+	internal string // host:port of the internal listener; "" with registry.type memory
+	client   *http.Client
+	logs     *syncBuffer
 
 	acmeBroker, acmeConnector   string
 	otherBroker, otherConnector string
@@ -86,6 +87,24 @@ type testGateway struct {
 }
 
 func startGateway(t *testing.T) *testGateway {
+	t.Helper()
+	return startGatewayWith(t, newTestTokens(), nil)
+}
+
+// testTokens are the tokens of the brokers of a test gateway; replicas of
+// one cluster share them.
+type testTokens struct {
+	acmeBroker, acmeConnector   string
+	otherBroker, otherConnector string
+}
+
+func newTestTokens() testTokens {
+	return testTokens{acmeBroker: NewToken(), acmeConnector: NewToken(), otherBroker: NewToken(), otherConnector: NewToken()}
+}
+
+// startGatewayWith starts a gateway with the brokers of tok; change, if
+// not nil, adjusts its config and options first.
+func startGatewayWith(t *testing.T, tok testTokens, change func(*config.Gateway, *Options)) *testGateway {
 	t.Helper()
 	dir := t.TempDir()
 	files, err := devcert.WriteFiles(dir, "gateway", "127.0.0.1", "localhost")
@@ -99,10 +118,10 @@ func startGateway(t *testing.T) *testGateway {
 	tg := &testGateway{
 		roots:          x509.NewCertPool(),
 		logs:           &syncBuffer{},
-		acmeBroker:     NewToken(),
-		acmeConnector:  NewToken(),
-		otherBroker:    NewToken(),
-		otherConnector: NewToken(),
+		acmeBroker:     tok.acmeBroker,
+		acmeConnector:  tok.acmeConnector,
+		otherBroker:    tok.otherBroker,
+		otherConnector: tok.otherConnector,
 		served:         make(chan error, 1),
 	}
 	tg.roots.AppendCertsFromPEM(pem)
@@ -117,7 +136,11 @@ func startGateway(t *testing.T) *testGateway {
 		Log:      config.Log{Level: "debug", Format: "text"},
 	}
 	log := slog.New(slog.NewTextHandler(tg.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	tg.gw, err = New(cfg, Options{Logger: log, Version: "gw-test", DrainTimeout: 5 * time.Second, GoAwayGrace: 300 * time.Millisecond})
+	opts := Options{Logger: log, Version: "gw-test", DrainTimeout: 5 * time.Second, GoAwayGrace: 300 * time.Millisecond}
+	if change != nil {
+		change(cfg, &opts)
+	}
+	tg.gw, err = New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +149,7 @@ func startGateway(t *testing.T) *testGateway {
 	}
 	tg.api = tg.gw.APIAddr().String()
 	tg.tunnel = tg.gw.TunnelAddr().String()
+	tg.internal = addrString(tg.gw.InternalAddr())
 	tg.client = &http.Client{Transport: &http.Transport{}, Timeout: 20 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	tg.cancel = cancel
@@ -262,6 +286,16 @@ type fakeAgent struct {
 
 func (tg *testGateway) connect(t *testing.T, transport string, h tunnel.Hello, handler http.Handler) *fakeAgent {
 	t.Helper()
+	connector := tg.acmeConnector
+	if h.BrokerID == "other" {
+		connector = tg.otherConnector
+	}
+	return tg.connectAs(t, transport, h, handler, connector)
+}
+
+// connectAs is connect for a broker whose status connector can read.
+func (tg *testGateway) connectAs(t *testing.T, transport string, h tunnel.Hello, handler http.Handler, connector string) *fakeAgent {
+	t.Helper()
 	s := tg.dial(t, transport)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -297,7 +331,7 @@ func (tg *testGateway) connect(t *testing.T, transport string, h tunnel.Hello, h
 	// The gateway registers a session just after it sends welcome
 	// (TestRegisteredBeforeWelcome); wait for it.
 	waitFor(t, 5*time.Second, "session "+w.SessionID+" registered", func() bool {
-		for _, s := range tg.status(t, h.BrokerID, tg.acmeConnector).Sessions {
+		for _, s := range tg.status(t, h.BrokerID, connector).Sessions {
 			if s.ID == w.SessionID {
 				return true
 			}

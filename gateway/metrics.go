@@ -8,6 +8,12 @@ type metrics struct {
 	requests     *prometheus.CounterVec
 	duration     prometheus.Histogram
 	authFailures prometheus.Counter
+
+	// Replicas (registry.type redis).
+	forwarded      *prometheus.CounterVec
+	internal       *prometheus.CounterVec
+	registryErrors *prometheus.CounterVec
+	sessionWaits   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -29,10 +35,32 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "oxbroker_gateway_auth_failures_total",
 			Help: "Failed authentications: agents with a wrong broker id or token, connectors with a wrong token.",
 		}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxbroker_gateway_forwarded_requests_total",
+			Help: "Connector requests sent to another replica, by outcome: ok (it answered), no_session (it had no session any more), unreachable (it could not be reached), refused (it refused the signature), failed (the exchange broke).",
+		}, []string{"outcome"}),
+		internal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxbroker_gateway_internal_requests_total",
+			Help: "Requests other replicas forwarded to this one's internal listener, by HTTP status code (401: refused).",
+		}, []string{"code"}),
+		registryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxbroker_gateway_registry_errors_total",
+			Help: "Failed operations on the shared registry (Redis), by operation: publish, withdraw, lookup, broker.",
+		}, []string{"op"}),
+		sessionWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxbroker_gateway_session_waits_total",
+			Help: "Connector requests that found no session of their broker and waited for one, by outcome: found, timeout.",
+		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.sessions, m.requests, m.duration, m.authFailures)
+	reg.MustRegister(m.sessions, m.requests, m.duration, m.authFailures, m.forwarded, m.internal, m.registryErrors, m.sessionWaits)
 	for _, t := range []string{"quic", "tcp"} {
 		m.sessions.WithLabelValues(t)
+	}
+	for _, o := range []string{"ok", "no_session", "unreachable", "refused", "failed"} {
+		m.forwarded.WithLabelValues(o)
+	}
+	for _, o := range []string{"found", "timeout"} {
+		m.sessionWaits.WithLabelValues(o)
 	}
 	return m
 }

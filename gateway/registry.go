@@ -63,19 +63,47 @@ func (s *agentSession) siteList() []tunnel.SiteInfo {
 	return slices.Clone(s.sites)
 }
 
-// registry holds the live sessions of every broker.
+// registry holds the live sessions of every broker on this gateway
+// process. What replicas share (registry.type) is a sharedRegistry.
 type registry struct {
-	mu       sync.Mutex // guards byBroker
+	mu       sync.Mutex // guards byBroker and changed
 	byBroker map[string][]*agentSession
-	next     atomic.Uint64 // rotates the starting point of pick
+	// changed is closed, and replaced, when a session is added or its
+	// sites change: requests waiting for a session wake up on it.
+	changed chan struct{}
+	next    atomic.Uint64 // rotates the starting point of pick
 }
 
-func newRegistry() *registry { return &registry{byBroker: make(map[string][]*agentSession)} }
+func newRegistry() *registry {
+	return &registry{byBroker: make(map[string][]*agentSession), changed: make(chan struct{})}
+}
 
 func (r *registry) add(s *agentSession) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.byBroker[s.brokerID] = append(r.byBroker[s.brokerID], s)
+	r.notifyLocked()
+}
+
+// changes returns a channel that is closed at the next add or notify.
+// Take it before looking, so that a change in between is not missed.
+func (r *registry) changes() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed
+}
+
+// notify wakes the requests waiting for a session (a session's sites
+// changed).
+func (r *registry) notify() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.notifyLocked()
+}
+
+func (r *registry) notifyLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
 }
 
 func (r *registry) remove(s *agentSession) {
@@ -134,3 +162,62 @@ func (r *registry) pick(brokerID, site string) (s *agentSession, found bool) {
 	}
 	return s, len(list) > 0
 }
+
+// sharedRegistry is what the replicas of a gateway share (registry.type):
+// where each broker's sessions are, and brokers defined outside the
+// config file. memoryRegistry shares nothing (one gateway process);
+// redisRegistry keeps both in Redis (redis.go).
+type sharedRegistry interface {
+	// publish records a local session, or its new sites, for the other
+	// replicas; withdraw removes its record. Neither blocks on the
+	// network: the records are written in the background by run.
+	publish(s *agentSession)
+	withdraw(s *agentSession)
+	// lookup returns the records of a broker's sessions on other replicas.
+	lookup(ctx context.Context, broker string) ([]sessionRecord, error)
+	// forget makes the next lookup of broker ask again: a record turned
+	// out to be stale.
+	forget(broker string)
+	// broker returns a broker that the config does not define, or nil.
+	broker(ctx context.Context, id string) (*brokerAuth, error)
+	// run keeps this replica's records alive until ctx ends, then removes
+	// them; close releases the connection once nothing uses it.
+	run(ctx context.Context)
+	close()
+}
+
+// sessionRecord is what a replica publishes about one of its sessions.
+// Agent-supplied strings are truncated, as in logs.
+type sessionRecord struct {
+	Broker    string    `json:"broker"`
+	Session   string    `json:"session"`
+	Replica   string    `json:"replica"`   // the replica process's random id
+	Advertise string    `json:"advertise"` // base URL of its internal listener
+	Sites     []string  `json:"sites"`
+	Since     time.Time `json:"since"`
+	AgentID   string    `json:"agent_id"`
+	Version   string    `json:"version"`
+	Hostname  string    `json:"hostname"`
+	Transport string    `json:"transport"`
+}
+
+func (r sessionRecord) hasSite(site string) bool { return slices.Contains(r.Sites, site) }
+
+// memoryRegistry is registry.type memory: the gateway knows only the
+// sessions of its own process, and only the brokers of its config.
+type memoryRegistry struct{}
+
+func (memoryRegistry) publish(*agentSession)  {}
+func (memoryRegistry) withdraw(*agentSession) {}
+func (memoryRegistry) lookup(context.Context, string) ([]sessionRecord, error) {
+	return nil, nil
+}
+func (memoryRegistry) forget(string)                                       {}
+func (memoryRegistry) broker(context.Context, string) (*brokerAuth, error) { return nil, nil }
+func (memoryRegistry) run(ctx context.Context)                             { <-ctx.Done() }
+func (memoryRegistry) close()                                              {}
+
+var (
+	_ sharedRegistry = memoryRegistry{}
+	_ sharedRegistry = (*redisRegistry)(nil)
+)

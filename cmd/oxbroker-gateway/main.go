@@ -33,7 +33,7 @@ through the broker's agent, which adds the Jira credentials on its side.
 Try it locally:
   oxbroker-gateway dev --dir /tmp/oxdev`,
 	}
-	root.AddCommand(runCmd(), tokenCmd(), devCmd(), cli.VersionCmd("oxbroker-gateway", version, commit))
+	root.AddCommand(runCmd(), tokenCmd(), devCmd(), brokerCmd(), cli.VersionCmd("oxbroker-gateway", version, commit))
 	return cli.Group(root)
 }
 

@@ -24,7 +24,7 @@ type LogBuffer struct {
 	buf    []byte
 	closed bool
 	stop   chan struct{}
-	done chan struct{}
+	done   chan struct{}
 }
 
 // NewLogBuffer buffers w when it is a file (stderr, a log file). Other
