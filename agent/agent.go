@@ -307,7 +307,10 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (wel
 		defer close(served)
 		srv.Serve(newStreamListener(s, maxConcurrentStreams))
 	}()
-	// Control messages: goaway is the only one an agent acts on.
+	// Control messages: goaway is the only one an agent acts on. The
+	// reader runs until the gateway half-closes the control stream, which
+	// after a goaway (either side's) is its acknowledgement: it will route
+	// nothing more to this session (tunnel/spec.md).
 	goaway := make(chan string, 1)
 	ctrlDone := make(chan struct{})
 	go func() {
@@ -321,18 +324,22 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (wel
 				return
 			}
 			if g, ok := m.(tunnel.GoAway); ok {
-				goaway <- g.Reason
-				return
+				select {
+				case goaway <- g.Reason:
+				default: // one is enough
+				}
 			}
 		}
 	}()
 
 	// finish drains the session: it tells the gateway to send no more
 	// requests (goaway; unless the session is dead or the gateway asked
-	// first), waits for the requests in flight, then half-closes the
-	// control stream and waits for the gateway to close the session once
-	// it has read every response to the end. Closing at once would cut the
-	// tail of a response still buffered in the transport.
+	// first) and keeps serving until the gateway acknowledges, because the
+	// gateway may have routed requests here before it knew; then it waits
+	// for the requests in flight, half-closes the control stream and waits
+	// for the gateway to close the session once it has read every response
+	// to the end. Closing at once would cut the tail of a response still
+	// buffered in the transport.
 	finish := func(tellGateway bool) {
 		a.mu.Lock()
 		delete(a.controls, ctrl)
@@ -340,12 +347,11 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (wel
 		if tellGateway {
 			ctrl.Send(tunnel.GoAway{Reason: "agent draining"})
 		}
-		// Whichever side sent goaway, the gateway may have routed a request
-		// to this session just before it knew; streams it opens in that
-		// window must still be served.
 		select {
-		case <-time.After(goawayGrace):
+		case <-ctrlDone:
 		case <-s.Done():
+		case <-time.After(ackWait):
+			log.Warn("the gateway did not acknowledge the drain; closing anyway", "waited", ackWait.String())
 		}
 		a.drain(srv, log)
 		ctrl.CloseWrite()
@@ -390,9 +396,12 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (wel
 	}
 }
 
-// goawayGrace is how long a draining agent keeps taking new streams after
-// its goaway, for requests the gateway routed before reading it.
-const goawayGrace = time.Second
+// ackWait bounds how long a draining session waits for the gateway's
+// acknowledgement of a goaway. The gateway gives it once the requests it
+// routed to the session have finished, so a long download can outlast
+// it: then the session stops taking streams without it, and the requests
+// in flight still finish.
+const ackWait = 5 * time.Second
 
 // closeWait bounds how long a drained session waits for the gateway to
 // close it after the last response was written.

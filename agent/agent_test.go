@@ -494,6 +494,12 @@ func TestStopDrainsInFlight(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatal("the in-flight request had no answer 5 s after Run returned")
 			}
+			// The real gateway acknowledged the agent's goaway once the
+			// call had finished (tunnel/spec.md), rather than leaving the
+			// agent to give up waiting.
+			if strings.Contains(a.logs.String(), "did not acknowledge") {
+				t.Error("the gateway did not acknowledge the agent's goaway")
+			}
 		})
 	}
 }

@@ -314,6 +314,19 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		g.log.Warn("drain: requests still in flight at the deadline", "err", serr)
 		g.api.Close()
 	}
+	// Nothing more is routed once the connector API and the internal
+	// listener have shut down: acknowledge the goaway, and the agents
+	// stop taking streams on their sessions here (tunnel/spec.md).
+	if !internalDone {
+		if serr := g.internal.Shutdown(drainCtx); serr != nil {
+			g.internal.Close()
+		}
+		<-internalErr
+		internalDone = true
+	}
+	for _, s := range g.reg.all() {
+		s.ack()
+	}
 	g.tunnelLn.StopAccepting()
 	accept.Wait()
 	// Agents that got goaway drain, half-close their control stream and
@@ -330,12 +343,6 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	}
 	stopSessions()
 	<-ended
-	if !internalDone {
-		if serr := g.internal.Shutdown(drainCtx); serr != nil {
-			g.internal.Close()
-		}
-		<-internalErr
-	}
 	g.tunnelLn.Close()
 	if !apiDone {
 		<-apiErr // the API server's goroutine has returned after Shutdown
@@ -448,6 +455,15 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 			g.reg.remove(as)
 			g.shared.withdraw(as)
 			log.Info("agent draining", "reason", truncate(m.Reason, 128))
+			// Requests picked before the removal may still open streams;
+			// once they have all finished, nothing will, and the agent may
+			// stop taking streams.
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				g.waitIdle(as)
+				as.ack()
+			}()
 		}
 	}
 	// The agent half-closed the control stream (a drain is over) or the

@@ -24,6 +24,7 @@ type agentSession struct {
 	// reuse like idle TCP connections.
 	transport *http.Transport
 	inflight  atomic.Int64
+	ackOnce   sync.Once
 
 	mu    sync.Mutex // guards sites
 	sites []tunnel.SiteInfo
@@ -43,6 +44,13 @@ func newAgentSession(id, brokerID string, h tunnel.Hello, s tunnel.Session, c *t
 		ReadBufferSize:      32 << 10,
 	}
 	return as
+}
+
+// ack tells the agent, after a goaway from either side, that nothing more
+// will be routed to this session: the gateway half-closes the control
+// stream (tunnel/spec.md). The agent keeps taking streams until then.
+func (s *agentSession) ack() {
+	s.ackOnce.Do(func() { s.ctrl.CloseWrite() })
 }
 
 func (s *agentSession) setSites(sites []tunnel.SiteInfo) {
