@@ -79,6 +79,7 @@ demo: build
 # agent as processes on loopback, once per transport, against the stand-in
 # called directly. Prints one Markdown table; JSON in .bench/results.json.
 bench: build
+	./scripts/need.sh redis-server:redis-server
 	$(GO) run ./bench/cmd/oxbroker-bench -bin bin -dir .bench/run -out .bench/results.json
 
 # Every Go benchmark once (-benchtime=1x), so that none can rot. For

@@ -190,3 +190,39 @@ func FreeAddr() (string, error) {
 	defer l.Close()
 	return l.Addr().String(), nil
 }
+
+// Replica is what a gateway of a cluster adds to GatewayAddrs.
+type Replica struct {
+	GatewayAddrs
+	Internal   string // listen.internal; advertised as http://<Internal>
+	RedisURL   string
+	SecretFile string // cluster.secret_file, shared by the replicas
+}
+
+// ReplicaConfig returns the config of one gateway replica sharing a Redis
+// registry with the others: GatewayConfig's, plus the cluster settings.
+func (r *Rig) ReplicaConfig(a Replica, level string) []byte {
+	return fmt.Appendf(nil, `listen:
+  tunnel: %s
+  api: %s
+  admin: %q
+  internal: %s
+tls:
+  cert_file: %s
+  key_file: %s
+brokers:
+  - id: %s
+    token: %s
+    connector_tokens: [%s]
+registry:
+  type: redis
+  url: %s
+  advertise: http://%s
+cluster:
+  secret_file: %s
+log:
+  level: %s
+`, a.Tunnel, a.API, a.Admin, a.Internal, r.Certs.Cert, r.Certs.Key, BrokerID,
+		gateway.HashToken(r.BrokerToken), gateway.HashToken(r.ConnectorToken),
+		a.RedisURL, a.Internal, a.SecretFile, level)
+}

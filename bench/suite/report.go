@@ -25,6 +25,8 @@ type Results struct {
 	// that the UDP buffers are smaller than it wants (docs/benchmarks.md).
 	UDPBufferWarnings []string            `json:"udp_buffer_warnings"`
 	Transports        map[string]*Figures `json:"transports"`
+	// Forwarding is the cluster part (cluster.go); nil when skipped.
+	Forwarding *Forwarding `json:"forwarding,omitempty"`
 }
 
 // Figures are the measurements of one way to reach the stand-in. Latency

@@ -55,6 +55,10 @@ type Config struct {
 	Env []string
 	// SkipRequests leaves out the request, latency and transfer figures.
 	SkipRequests bool
+	// Cluster adds the cost of forwarding between two gateway replicas
+	// sharing a Redis registry (needs redis-server), on ClusterTransport.
+	Cluster          bool
+	ClusterTransport string
 }
 
 // Defaults returns the configuration of `make bench`.
@@ -77,6 +81,9 @@ func Defaults() Config {
 		Settle:       3 * time.Second,
 		LogLevel:     "info",
 		Progress:     os.Stderr,
+		Cluster:      true,
+
+		ClusterTransport: "tcp",
 	}
 }
 
@@ -178,6 +185,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if len(res.Direct.RPSRuns) > 0 {
 		res.Direct.RPS = median(res.Direct.RPSRuns)
 		s.logf("direct: GET issue at c%d: median %.0f req/s of %s", cfg.Conns, res.Direct.RPS, rounded(res.Direct.RPSRuns))
+	}
+	if cfg.Cluster && !cfg.SkipRequests {
+		if res.Forwarding, err = s.forwarding(ctx, cfg.ClusterTransport); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
 	}
 	res.Machine.LoadAfter = loadAverage()
 	res.UDPBufferWarnings = s.udpBufferWarnings()

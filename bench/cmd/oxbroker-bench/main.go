@@ -43,6 +43,8 @@ func run(ctx context.Context) error {
 	flag.IntVar(&cfg.Reconnect, "reconnect", cfg.Reconnect, "simulated agents that reconnect after a gateway restart")
 	flag.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level of the gateway and the agent")
 	flag.BoolVar(&cfg.SkipRequests, "skip-requests", false, "measure only the idle sessions and the restart")
+	flag.BoolVar(&cfg.Cluster, "cluster", cfg.Cluster, "measure forwarding between two gateway replicas on Redis (needs redis-server)")
+	flag.StringVar(&cfg.ClusterTransport, "cluster-transport", cfg.ClusterTransport, "the agent's transport in the cluster part")
 	flag.Func("env", "`NAME=value` added to the environment of gateway and agent (repeatable; for experiments such as GOGC=200)",
 		func(v string) error {
 			if !strings.Contains(v, "=") {
@@ -85,6 +87,10 @@ func run(ctx context.Context) error {
 	}
 	fmt.Println()
 	fmt.Print(res.Table())
+	if res.Forwarding != nil {
+		fmt.Println()
+		fmt.Print(res.Forwarding.Table())
+	}
 	for _, w := range res.UDPBufferWarnings {
 		fmt.Println("\nquic-go:", w)
 	}
