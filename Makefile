@@ -20,7 +20,7 @@ test: unit fuzz
 # package); need.sh installs it when it is missing.
 unit:
 	./scripts/need.sh redis-server:redis-server
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -397,6 +397,7 @@ func (f *fakeGateway) goAway() {
 	defer f.mu.Unlock()
 	for _, ctrl := range f.sessions {
 		ctrl.Send(tunnel.GoAway{Reason: "fake gateway draining"})
+		ctrl.CloseWrite() // nothing in flight: acknowledged at once (tunnel/spec.md)
 	}
 }
 

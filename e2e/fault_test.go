@@ -499,10 +499,12 @@ func (f *fakeGateway) end(fs *fakeSession) {
 	f.mu.Unlock()
 }
 
-// goAway drains a session as the real gateway does: goaway, then close
-// once the agent has half-closed the control stream.
+// goAway drains a session as the real gateway does: goaway, the
+// acknowledgement (nothing is in flight: the control stream half-closed,
+// tunnel/spec.md), then close once the agent has half-closed its side.
 func (f *fakeGateway) goAway(fs *fakeSession) {
 	fs.ctrl.Send(tunnel.GoAway{Reason: "fake gateway cycling sessions"})
+	fs.ctrl.CloseWrite()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := fs.ctrl.Recv(deadline); err != nil {
