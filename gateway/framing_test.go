@@ -180,3 +180,17 @@ func FuzzFramingScanner(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkFramingScan is the smuggling guard's cost per request: a
+// connector's GET with typical headers, as one read.
+func BenchmarkFramingScan(b *testing.B) {
+	req := []byte("GET /b/acme/jira/rest/api/3/issue/ABC-1?fields=summary HTTP/1.1\r\nHost: gateway.ox.example\r\n" +
+		"Authorization: Bearer 0123456789abcdef0123456789abcdef\r\nAccept: application/json\r\n" +
+		"User-Agent: ox-jira-connector/1.0\r\nAccept-Encoding: gzip\r\n\r\n")
+	c := &framingConn{}
+	b.SetBytes(int64(len(req)))
+	b.ReportAllocs()
+	for b.Loop() {
+		c.scan(req)
+	}
+}
