@@ -383,14 +383,7 @@ func testClusterDrain(t *testing.T, tr string) {
 	time.Sleep(2 * time.Second)
 	results := stop()
 
-	var ok int
-	for _, r := range results {
-		if r.responded && r.err == nil && r.status == 200 {
-			ok++
-			continue
-		}
-		t.Errorf("seq %d (started %s after SIGTERM): %s", r.seq, r.start.Sub(term).Round(time.Millisecond), describe(r))
-	}
+	ok := countOK(t, results, term)
 	if ok < 3*rate {
 		t.Errorf("only %d calls succeeded: the load did not run", ok)
 	}

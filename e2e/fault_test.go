@@ -702,6 +702,20 @@ type loadResult struct {
 	requestID  string // Ox-Broker-Request-Id: names the gateway process that answered
 }
 
+// countOK counts the calls answered 200 and reports every other one as a
+// failure, with when it started relative to term (the SIGTERM).
+func countOK(t *testing.T, results []loadResult, term time.Time) (ok int) {
+	t.Helper()
+	for _, r := range results {
+		if r.responded && r.err == nil && r.status == 200 {
+			ok++
+			continue
+		}
+		t.Errorf("seq %d (started %s after SIGTERM): %s", r.seq, r.start.Sub(term).Round(time.Millisecond), describe(r))
+	}
+	return ok
+}
+
 // loadRequest sends one connector call on a connection of its own, so
 // that no client retry or connection reuse hides a failure.
 func (e *env) loadRequest(seq int, timeout time.Duration) (r loadResult) {
@@ -918,14 +932,7 @@ func testZeroLossAgentRestart(t *testing.T, tr string) {
 	time.Sleep(loadAfter)
 	results := stop()
 
-	var ok int
-	for _, r := range results {
-		if r.responded && r.err == nil && r.status == 200 {
-			ok++
-			continue
-		}
-		t.Errorf("seq %d (started %s after SIGTERM): %s", r.seq, r.start.Sub(term).Round(time.Millisecond), describe(r))
-	}
+	ok := countOK(t, results, term)
 	t.Logf("MEASURE %s: %d calls at %d/s: %d ok, %d failed; agent exited %s after SIGTERM, back %s after its restart",
 		t.Name(), len(results), loadRate, ok, len(results)-ok, exited.Sub(term).Round(10*time.Millisecond), back.Sub(restarted).Round(10*time.Millisecond))
 }

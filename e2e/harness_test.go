@@ -25,6 +25,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/syncbuf"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 	"go.uber.org/goleak"
 )
@@ -64,23 +65,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output written from many goroutines.
+type syncBuffer = syncbuf.Buffer
 
 // proc is a running binary under test.
 type proc struct {

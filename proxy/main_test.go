@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/syncbuf"
 )
 
 // testToken is the Jira token of every test site. No log line and no
@@ -78,23 +78,8 @@ func checkNoSecret(where, s string) error {
 	return nil
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output written from many goroutines.
+type syncBuffer = syncbuf.Buffer
 
 // seen is a request as Jira saw it.
 type seen struct {

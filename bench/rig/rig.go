@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
@@ -202,27 +203,13 @@ type Replica struct {
 // ReplicaConfig returns the config of one gateway replica sharing a Redis
 // registry with the others: GatewayConfig's, plus the cluster settings.
 func (r *Rig) ReplicaConfig(a Replica, level string) []byte {
-	return fmt.Appendf(nil, `listen:
-  tunnel: %s
-  api: %s
-  admin: %q
-  internal: %s
-tls:
-  cert_file: %s
-  key_file: %s
-brokers:
-  - id: %s
-    token: %s
-    connector_tokens: [%s]
-registry:
+	base := string(r.GatewayConfig(a.GatewayAddrs, level))
+	base = strings.Replace(base, "\ntls:\n", fmt.Sprintf("\n  internal: %s\ntls:\n", a.Internal), 1)
+	return fmt.Appendf([]byte(base), `registry:
   type: redis
   url: %s
   advertise: http://%s
 cluster:
   secret_file: %s
-log:
-  level: %s
-`, a.Tunnel, a.API, a.Admin, a.Internal, r.Certs.Cert, r.Certs.Key, BrokerID,
-		gateway.HashToken(r.BrokerToken), gateway.HashToken(r.ConnectorToken),
-		a.RedisURL, a.Internal, a.SecretFile, level)
+`, a.RedisURL, a.Internal, a.SecretFile)
 }

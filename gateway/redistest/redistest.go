@@ -10,7 +10,6 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -21,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/internal/syncbuf"
 )
 
 // Server is a redis-server process on 127.0.0.1.
@@ -208,19 +209,5 @@ func freeLowPort() string {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output written from many goroutines.
+type syncBuffer = syncbuf.Buffer
