@@ -184,33 +184,19 @@ func randomToken(prefix string) string {
 
 // freeTunnelAddr returns a loopback address whose port is free on both
 // TCP and UDP, as the gateway's tunnel listener needs.
+// freeTunnelAddr and freeAddr pick ports below the ephemeral range
+// (lowPortAddr): a port the kernel handed out and the test released could
+// be handed out again to any other test process's outgoing connection or
+// :0 listener before the gateway binds it; go test runs packages in
+// parallel, and that happened in CI.
 func freeTunnelAddr(t *testing.T) string {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no port free on both tcp and udp")
-	return ""
+	return lowPortAddr(t, true)
 }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return lowPortAddr(t, false)
 }
 
 // env is one gateway, its broker "acme", and a Jira stand-in.
@@ -643,16 +629,11 @@ func lowPortAddr(t *testing.T, udp bool) string {
 	return ""
 }
 
-// newLowPortEnv is newEnv with every listen address of the gateway below
-// the ephemeral port range, for scenarios that run concurrently or
-// restart the gateway on the same ports.
+// newLowPortEnv is newEnv; the name stays for the scenarios that rely on
+// ports below the ephemeral range (they restart a gateway on the same ports).
 func newLowPortEnv(t *testing.T) *env {
 	t.Helper()
-	e := newEnv(t)
-	e.tunnelAddr = lowPortAddr(t, true)
-	e.apiAddr = lowPortAddr(t, false)
-	e.adminAddr = lowPortAddr(t, false)
-	return e
+	return newEnv(t)
 }
 
 // leakedGoroutines checks, once every test has ended, that the test
