@@ -599,17 +599,24 @@ func rssKiB(p *proc) (int, error) {
 // lowPortAddr returns a loopback address free on TCP (and on UDP too if
 // udp) whose port lies below the kernel's ephemeral range: an outgoing
 // connection of a concurrent test can then never take it between the
-// check and a process's bind, nor while a gateway restarts on it.
+// check and a process's bind, nor while a gateway restarts on it. Ports
+// are handed out in order from a random start within [10000, 20000), and
+// none twice in one test process, so that two tests of this package
+// cannot pick the same port before either binds it; gateway/redistest
+// takes its Redis ports from above 20000.
 func lowPortAddr(t *testing.T, udp bool) string {
 	t.Helper()
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 && atoi(f[0]) > 11000 {
-			low = atoi(f[0])
-		}
+	ports.mu.Lock()
+	defer ports.mu.Unlock()
+	if ports.next == 0 {
+		ports.next = lowPortMin + mrand.IntN(lowPortMax-lowPortMin)
 	}
-	for range 100 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(10000+mrand.IntN(low-10000)))
+	for range lowPortMax - lowPortMin {
+		port := ports.next
+		if ports.next++; ports.next == lowPortMax {
+			ports.next = lowPortMin
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
@@ -625,8 +632,15 @@ func lowPortAddr(t *testing.T, udp bool) string {
 		l.Close()
 		return addr
 	}
-	t.Fatal("no free port below the ephemeral range")
+	t.Fatal("no free port in [10000, 20000)")
 	return ""
+}
+
+const lowPortMin, lowPortMax = 10000, 20000
+
+var ports struct {
+	mu   sync.Mutex // guards next
+	next int        // the next port to try; 0 before the first
 }
 
 // newLowPortEnv is newEnv; the name stays for the scenarios that rely on

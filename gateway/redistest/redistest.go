@@ -188,18 +188,20 @@ func ping(addr, password string) error {
 }
 
 // freeLowPort returns a loopback address free on TCP whose port lies
-// below the kernel's ephemeral range.
+// below the kernel's ephemeral range, in [20000, 30000): the e2e harness
+// takes its gateways' ports from below 20000, so the two never collide.
+// Start tries another port if Redis cannot bind this one.
 func freeLowPort() string {
-	low := 32768
+	high := 30000
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
-				low = n
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 21000 && n < high {
+				high = n
 			}
 		}
 	}
 	for {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(10000+rand.IntN(low-10000)))
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(high-20000)))
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
