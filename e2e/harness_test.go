@@ -346,13 +346,6 @@ sites:
 	return cfg
 }
 
-// writeAgentConfig rewrites agent.yaml (and broker.token) without starting
-// anything, for reload tests.
-func (e *env) writeAgentConfig(o agentOpts) {
-	e.t.Helper()
-	e.agentConfig(o)
-}
-
 // call sends one connector request to the gateway.
 func (e *env) call(method, path, token string, body io.Reader) (*http.Response, []byte) {
 	e.t.Helper()

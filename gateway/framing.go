@@ -197,11 +197,13 @@ func checkFraming(w http.ResponseWriter, r *http.Request) string {
 		return ""
 	}
 	w.Header().Set("Connection", "close")
-	fc, _ := r.Context().Value(connKey{}).(*framingConn)
-	if fc == nil {
-		return "" // not from the API listener (tests of the handler alone)
+	// Without a framingConn (a server not on framingListener) the framing
+	// cannot be verified either: refused, like a connection the scanner lost.
+	state := scanLost
+	if fc, _ := r.Context().Value(connKey{}).(*framingConn); fc != nil {
+		state = fc.framing()
 	}
-	switch fc.framing() {
+	switch state {
 	case teOnly:
 		return ""
 	case teWithCL:

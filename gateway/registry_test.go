@@ -238,7 +238,7 @@ func TestRegistryPickCountsInFlight(t *testing.T) {
 		t.Fatalf("after pick: got session %v with %d in flight, want a with 1", s, a.inflight.Load())
 	}
 	s, _ = r.pick("acme", "jira")
-	if a.inflight.Load() != 2 {
-		t.Fatalf("after two picks: got %d in flight, want 2", a.inflight.Load())
+	if s != a || a.inflight.Load() != 2 {
+		t.Fatalf("after two picks: got session %v with %d in flight, want a with 2", s, a.inflight.Load())
 	}
 }
