@@ -16,6 +16,9 @@ import (
 // decoded is what decode learnt besides the struct itself.
 type decoded struct {
 	errs Errors
+	// warnings are problems that do not stop loading (a token file
+	// others may read).
+	warnings Errors
 	// set holds the key paths the file or an override gave a value
 	// ("admin.listen", "sites[0].timeout"): defaults fill only the others,
 	// so that an explicit `listen: ""` stays off.

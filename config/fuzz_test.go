@@ -44,11 +44,11 @@ func FuzzParseAgent(f *testing.F) {
 		return "", false
 	}
 	// Token files are faked so that random input opens no files.
-	readFile := func(name string) ([]byte, error) {
+	readFile := func(name string) ([]byte, string, error) {
 		if strings.HasPrefix(name, "testdata/") {
-			return []byte(" " + fuzzFileSecret + "\n"), nil
+			return []byte(" " + fuzzFileSecret + "\n"), "", nil
 		}
-		return nil, errors.New("open " + name + ": no such file or directory")
+		return nil, "", errors.New("open " + name + ": no such file or directory")
 	}
 
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -67,7 +67,7 @@ func ParseGateway(data []byte, lookupEnv func(string) (string, bool)) (*Gateway,
 
 // parseAgent takes the token file reader as a parameter so that the fuzz
 // test does not open files named by random input.
-func parseAgent(data []byte, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) (*Agent, error) {
+func parseAgent(data []byte, lookupEnv func(string) (string, bool), readFile tokenReader) (*Agent, error) {
 	if lookupEnv == nil {
 		lookupEnv = os.LookupEnv
 	}
@@ -82,6 +82,7 @@ func parseAgent(data []byte, lookupEnv func(string) (string, bool), readFile fun
 		d.readToken("sites["+strconv.Itoa(i)+"].auth", auth.TokenFile, &auth.Token, readFile)
 	}
 	a.setDefaults(d.set)
+	a.warnings = d.warnings
 	return finish(&a, d.errs, a.Validate())
 }
 
@@ -95,9 +96,13 @@ func finish[T any](cfg *T, loaded Errors, validateErr error) (*T, error) {
 	return cfg, nil
 }
 
+// tokenReader reads a token file: its content, and advice about who else
+// may read it (a warning); a file that must not be used is an error.
+type tokenReader func(name string) (data []byte, advice string, err error)
+
 // readToken fills token from the token_file of the mapping at path.
 // Messages never include the file's content.
-func (d *decoded) readToken(path, file string, token *Secret, readFile func(string) ([]byte, error)) {
+func (d *decoded) readToken(path, file string, token *Secret, readFile tokenReader) {
 	if file == "" {
 		return
 	}
@@ -105,10 +110,13 @@ func (d *decoded) readToken(path, file string, token *Secret, readFile func(stri
 		d.errs.add(path+".token_file", "set either token or token_file, not both")
 		return
 	}
-	data, err := readFile(file)
+	data, advice, err := readFile(file)
 	if err != nil {
 		d.errs.add(path+".token_file", err.Error())
 		return
+	}
+	if advice != "" {
+		d.warnings.add(path+".token_file", advice)
 	}
 	t := strings.TrimSpace(string(data))
 	if t == "" {
@@ -122,18 +130,27 @@ func (d *decoded) readToken(path, file string, token *Secret, readFile func(stri
 // pointing at a log or a device does not fill memory.
 const maxTokenFile = 64 << 10
 
-func readTokenFile(name string) ([]byte, error) {
+// readTokenFile reads a token file once checkSecretFile has judged who
+// else may use it.
+func readTokenFile(name string) ([]byte, string, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer f.Close()
+	access, err := checkSecretFile(name, f)
+	if err != nil {
+		return nil, "", err
+	}
+	if access.problem != "" {
+		return nil, "", errors.New(access.problem)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if len(data) > maxTokenFile {
-		return nil, fmt.Errorf("file %s is larger than %d KiB; it does not hold a token", name, maxTokenFile>>10)
+		return nil, "", fmt.Errorf("file %s is larger than %d KiB; it does not hold a token", name, maxTokenFile>>10)
 	}
-	return data, nil
+	return data, access.advice, nil
 }

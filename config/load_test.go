@@ -202,6 +202,9 @@ func TestOverrideNamesAreUnique(t *testing.T) {
 		walk = func(typ reflect.Type, path string) {
 			for i := range typ.NumField() {
 				f := typ.Field(i)
+				if !f.IsExported() {
+					continue
+				}
 				p := join(path, f.Tag.Get("mapstructure"))
 				switch {
 				case isNode(f.Type):

@@ -59,6 +59,9 @@ func yamlNode(v reflect.Value) *yaml.Node {
 	case reflect.Struct:
 		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 		for i := range v.NumField() {
+			if !v.Type().Field(i).IsExported() {
+				continue // not a key: what loading found (Agent.warnings)
+			}
 			key := v.Type().Field(i).Tag.Get("mapstructure")
 			n.Content = append(n.Content, scalar("!!str", key), yamlNode(v.Field(i)))
 		}

@@ -29,6 +29,9 @@ func (w *walker) node(m map[string]any, t reflect.Type, path string) {
 	}
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if !f.IsExported() {
+			continue // not a key: what loading found (Agent.warnings)
+		}
 		key := f.Tag.Get("mapstructure")
 		p := join(path, key)
 		v, present := m[key]
@@ -141,7 +144,7 @@ func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
 		return reflect.StructField{}, false
 	}
 	for i := range t.NumField() {
-		if f := t.Field(i); f.Tag.Get("mapstructure") == key {
+		if f := t.Field(i); f.IsExported() && f.Tag.Get("mapstructure") == key {
 			return f, true
 		}
 	}

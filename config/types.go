@@ -35,7 +35,14 @@ type Agent struct {
 	Sites    []Site      `mapstructure:"sites"`
 	Admin    Admin       `mapstructure:"admin"`
 	Log      Log         `mapstructure:"log"`
+
+	// warnings are what loading found worth fixing but not fatal.
+	warnings Errors
 }
+
+// Warnings returns the problems loading found that do not stop the agent
+// (a token file other users may read), one "key.path: message" each.
+func (a *Agent) Warnings() Errors { return a.warnings }
 
 // Broker identifies the agent to the gateway.
 type Broker struct {

@@ -59,6 +59,7 @@ invalid or a check failed, 2 on a bad command line.`,
 			if err != nil {
 				return err
 			}
+			printWarnings(c.ErrOrStderr(), path, cfg)
 			rep := agent.Check(c.Context(), cfg, agent.CheckOptions{Timeout: timeout, Version: version})
 			out := c.OutOrStdout()
 			if asJSON {

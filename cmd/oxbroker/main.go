@@ -6,6 +6,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -46,7 +48,8 @@ func configFlag(c *cobra.Command, p *string) {
 	c.Flags().StringVarP(p, "config", "c", config.DefaultAgentPath(), "path of the agent's YAML config")
 }
 
-// loadConfig loads and validates the config, printing every problem.
+// loadConfig loads and validates the config, printing every problem, and
+// every warning unless the caller logs them (run).
 func loadConfig(c *cobra.Command, path string) (*config.Agent, error) {
 	cfg, err := config.LoadAgent(path, nil)
 	if err == nil {
@@ -57,6 +60,21 @@ func loadConfig(c *cobra.Command, path string) (*config.Agent, error) {
 		return nil, cli.Reported(err)
 	}
 	return cfg, nil
+}
+
+// printWarnings prints what loading found worth fixing, one
+// "warning: key.path: message" line each.
+func printWarnings(w io.Writer, path string, cfg *config.Agent) {
+	for _, fe := range cfg.Warnings() {
+		fmt.Fprintf(w, "%s: warning: %s\n", path, fe)
+	}
+}
+
+// logWarnings logs what loading found worth fixing.
+func logWarnings(log *slog.Logger, path string, cfg *config.Agent) {
+	for _, fe := range cfg.Warnings() {
+		log.Warn("config: "+fe.Message, "key", fe.Path, "config", path)
+	}
 }
 
 func runCmd() *cobra.Command {
@@ -74,6 +92,7 @@ func runCmd() *cobra.Command {
 			logOut := cli.NewLogBuffer(c.ErrOrStderr())
 			defer logOut.Close()
 			log := cfg.Log.NewLogger(logOut)
+			logWarnings(log, path, cfg)
 			reg := admin.NewRegistry()
 			a, err := agent.New(c.Context(), cfg, agent.Options{Logger: log, Version: version, Metrics: reg})
 			if err != nil {
@@ -118,9 +137,11 @@ func configCmd() *cobra.Command {
 		Short: "Check the config offline; prints one `key.path: message` line per problem",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if _, err := loadConfig(c, vpath); err != nil {
+			cfg, err := loadConfig(c, vpath)
+			if err != nil {
 				return err
 			}
+			printWarnings(c.ErrOrStderr(), vpath, cfg)
 			fmt.Fprintf(c.OutOrStdout(), "%s: ok\n", vpath)
 			return nil
 		},

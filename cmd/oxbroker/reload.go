@@ -69,6 +69,7 @@ func reload(ctx context.Context, path string, a *agent.Agent, w *fsnotify.Watche
 		log.Error("config reload failed; keeping the running config", "path", path, "err", err)
 		return watched
 	}
+	logWarnings(log, path, cfg)
 	return watchFiles(w, path, cfg, log)
 }
 

@@ -182,6 +182,7 @@ func installService(c *cobra.Command, h serviceHost, path string) error {
 		fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\nnot installed: the service cannot use this config\n", abs, errs)
 		return cli.Reported(errs)
 	}
+	printWarnings(c.ErrOrStderr(), abs, cfg)
 	warnEnvironment(c.ErrOrStderr(), abs)
 	if err := h.privileged(); err != nil {
 		return fmt.Errorf("service install %w", err)
