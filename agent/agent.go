@@ -73,6 +73,8 @@ type Agent struct {
 	controls  map[*tunnel.Control]struct{} // control streams of live sessions
 	cancelGen context.CancelCauseFunc      // ends the current connection loops
 
+	expiryMu sync.Mutex // serialises publishExpiry: a reset and its sets are one change
+
 	live   atomic.Int32   // sessions up
 	drains sync.WaitGroup // sessions draining after goaway or a reconnecting reload
 }
@@ -114,6 +116,7 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 	}
 	a.router.Store(r)
 	a.setConfig(cfg, r)
+	a.publishExpiry(cfg.Sites)
 	return a, nil
 }
 
@@ -441,7 +444,6 @@ type router struct {
 func newRouter(ctx context.Context, sites []config.Site, log *slog.Logger, m *metrics) (*router, error) {
 	r := &router{sites: make(map[string]*proxy.Proxy, len(sites))}
 	for _, site := range sites {
-		watchExpiry(site, log, m)
 		if site.CloudSite != "" {
 			id, err := discoverCloudID(ctx, site)
 			if err != nil {
@@ -465,19 +467,28 @@ func newRouter(ctx context.Context, sites []config.Site, log *slog.Logger, m *me
 // expiryWarning is how long before auth.expires the agent starts warning.
 const expiryWarning = 30 * 24 * time.Hour
 
-// watchExpiry publishes a site's token expiry and warns when it is near.
-func watchExpiry(site config.Site, log *slog.Logger, m *metrics) {
-	if site.Auth.Expires.IsZero() {
-		return
-	}
-	exp := site.Auth.Expires.Time
-	m.expiry.WithLabelValues(site.Name).Set(float64(exp.Unix()))
-	switch left := time.Until(exp); {
-	case left <= 0:
-		log.Error("the site's Jira token has expired; create a new one and update auth.token", "site", site.Name, "expired", exp.Format(time.DateOnly))
-	case left < expiryWarning:
-		log.Warn("the site's Jira token expires soon; create a new one before then", "site", site.Name,
-			"expires", exp.Format(time.DateOnly), "days_left", int(left.Hours()/24))
+// publishExpiry makes the token-expiry gauge say what sites, the config
+// in force, says: one series per site with auth.expires and none for the
+// others, so that an alert on a removed site or date stops. It warns of
+// tokens near expiry. Callers call it once a config has taken effect,
+// never for one that may still be refused.
+func (a *Agent) publishExpiry(sites []config.Site) {
+	a.expiryMu.Lock()
+	defer a.expiryMu.Unlock()
+	a.metrics.expiry.Reset()
+	for _, site := range sites {
+		if site.Auth.Expires.IsZero() {
+			continue
+		}
+		exp := site.Auth.Expires.Time
+		a.metrics.expiry.WithLabelValues(site.Name).Set(float64(exp.Unix()))
+		switch left := time.Until(exp); {
+		case left <= 0:
+			a.log.Error("the site's Jira token has expired; create a new one and update auth.token", "site", site.Name, "expired", exp.Format(time.DateOnly))
+		case left < expiryWarning:
+			a.log.Warn("the site's Jira token expires soon; create a new one before then", "site", site.Name,
+				"expires", exp.Format(time.DateOnly), "days_left", int(left.Hours()/24))
+		}
 	}
 }
 

@@ -52,6 +52,7 @@ func (a *Agent) Reload(ctx context.Context, cfg *config.Agent) error {
 	}
 	cancelGen := a.cancelGen
 	a.mu.Unlock()
+	a.publishExpiry(cfg.Sites)
 
 	// Requests in flight finish on the old proxies; this only drops their
 	// idle connections to Jira.
