@@ -27,7 +27,8 @@ func NewRegistry() *prometheus.Registry {
 }
 
 // Handler serves /healthz, /readyz and /metrics. ready reports whether the
-// program can do its job, with a reason when it cannot.
+// program can do its job, with a reason when it cannot; a reason given
+// with ready true names what is degraded, and follows "ready".
 func Handler(reg *prometheus.Registry, ready func() (bool, string)) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -44,6 +45,9 @@ func Handler(reg *prometheus.Registry, ready func() (bool, string)) http.Handler
 			return
 		}
 		fmt.Fprintln(w, "ready")
+		if why != "" { // ready, with parts that are not (a site that is down)
+			fmt.Fprintln(w, why)
+		}
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux

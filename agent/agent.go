@@ -23,8 +23,6 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
-	"github.com/oxsecurity/oxbroker/jira"
-	"github.com/oxsecurity/oxbroker/proxy"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
@@ -110,19 +108,19 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 	if a.dialer, err = newDialer(cfg.Gateway, opts.Tunnel); err != nil {
 		return nil, err
 	}
-	r, err := newRouter(ctx, cfg.Sites, a.log, a.metrics)
+	r, err := newRouter(ctx, cfg.Sites, routerOptions{log: a.log, metrics: a.metrics, up: a.sendSites})
 	if err != nil {
 		return nil, err
 	}
 	a.router.Store(r)
-	a.setConfig(cfg, r)
+	a.setConfig(cfg)
 	a.publishExpiry(cfg.Sites)
 	return a, nil
 }
 
 // setConfig derives the hello and addresses from cfg. Callers hold a.mu
-// or own a exclusively.
-func (a *Agent) setConfig(cfg *config.Agent, r *router) {
+// or own a exclusively. The hello's sites are the router's at each dial.
+func (a *Agent) setConfig(cfg *config.Agent) {
 	host, _ := os.Hostname()
 	a.cfg = cfg
 	a.addrs = nil
@@ -139,7 +137,6 @@ func (a *Agent) setConfig(cfg *config.Agent, r *router) {
 		AgentVersion: a.opts.Version,
 		Hostname:     host,
 		OS:           runtime.GOOS + "/" + runtime.GOARCH,
-		Sites:        r.infos,
 	}
 }
 
@@ -180,8 +177,46 @@ func newDialer(g config.GatewayDial, o tunnel.Options) (*tunnel.Dialer, error) {
 // AgentID is the persistent id of this agent.
 func (a *Agent) AgentID() string { return a.agentID }
 
-// Ready reports whether at least one tunnel session is up.
-func (a *Agent) Ready() bool { return a.live.Load() > 0 }
+// Ready reports whether the agent can serve (Readiness, without the why).
+func (a *Agent) Ready() bool {
+	ok, _ := a.Readiness()
+	return ok
+}
+
+// Readiness reports whether the agent can serve, for /readyz: at least one
+// tunnel session is up and at least one site can serve. The reason names
+// what is wrong, and, when the agent is ready, the sites that are down all
+// the same, one line each.
+func (a *Agent) Readiness() (bool, string) {
+	down := a.router.Load().down()
+	var why []string
+	ok := true
+	if a.live.Load() == 0 {
+		ok = false
+		why = append(why, "no tunnel to the gateway is up")
+	}
+	if len(down) > 0 && len(down) == len(a.router.Load().order) {
+		ok = false
+	}
+	return ok, strings.Join(append(why, down...), "\n")
+}
+
+// sendSites tells the gateway, on every session, the sites of the router
+// in force; a site that came up brings its upstream URL.
+func (a *Agent) sendSites() {
+	infos := a.router.Load().infos()
+	a.mu.Lock()
+	controls := make([]*tunnel.Control, 0, len(a.controls))
+	for c := range a.controls {
+		controls = append(controls, c)
+	}
+	a.mu.Unlock()
+	for _, c := range controls {
+		if err := c.Send(tunnel.Sites{Sites: infos}); err != nil {
+			a.log.Warn("could not send the new site list on a session; it will be sent on reconnect", "err", err)
+		}
+	}
+}
 
 // Run keeps gateway.connections sessions up until ctx ends, then drains:
 // sessions stop taking streams, in-flight requests get DrainTimeout to
@@ -285,6 +320,7 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (wel
 	defer cancel()
 	a.mu.Lock()
 	d, hello := a.dialer, a.hello
+	hello.Sites = a.router.Load().infos()
 	a.mu.Unlock()
 	s, err := d.DialName(dctx, ep.addr, ep.host)
 	if err != nil {
@@ -435,35 +471,6 @@ func (a *Agent) newStreamServer(log *slog.Logger) *http.Server {
 	}
 }
 
-// router sends each request to its site's proxy.
-type router struct {
-	sites map[string]*proxy.Proxy
-	infos []tunnel.SiteInfo
-}
-
-func newRouter(ctx context.Context, sites []config.Site, log *slog.Logger, m *metrics) (*router, error) {
-	r := &router{sites: make(map[string]*proxy.Proxy, len(sites))}
-	for _, site := range sites {
-		if site.CloudSite != "" {
-			id, err := discoverCloudID(ctx, site)
-			if err != nil {
-				r.close()
-				return nil, fmt.Errorf("site %q: cloud_site %s: %w", site.Name, site.CloudSite, err)
-			}
-			site.URL = strings.TrimRight(site.AtlassianAPI, "/") + "/ex/jira/" + id
-			log.Info("resolved cloud_site", "site", site.Name, "cloud_id", id)
-		}
-		p, err := proxy.New(site, proxy.Options{Logger: log, Observer: m})
-		if err != nil {
-			r.close()
-			return nil, err
-		}
-		r.sites[site.Name] = p
-		r.infos = append(r.infos, tunnel.SiteInfo{Name: site.Name, Type: site.Type, URL: site.URL, AuthType: site.Auth.Type})
-	}
-	return r, nil
-}
-
 // expiryWarning is how long before auth.expires the agent starts warning.
 const expiryWarning = 30 * 24 * time.Hour
 
@@ -492,20 +499,6 @@ func (a *Agent) publishExpiry(sites []config.Site) {
 	}
 }
 
-func discoverCloudID(ctx context.Context, site config.Site) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	// tenant_info needs no credentials, and none are sent: this client
-	// knows nothing of the site's token; it does use the site's proxy and
-	// TLS settings, which are how this network reaches Atlassian.
-	client, err := proxy.NewClient(site, 15*time.Second, nil)
-	if err != nil {
-		return "", err
-	}
-	defer client.CloseIdleConnections()
-	return jira.DiscoverCloudID(ctx, client, site.CloudSite)
-}
-
 // serveStream hands a request from the tunnel to the current router.
 func (a *Agent) serveStream(w http.ResponseWriter, req *http.Request) {
 	if req.Header.Get(brokerhttp.HeaderOp) != "" {
@@ -513,23 +506,6 @@ func (a *Agent) serveStream(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	a.router.Load().ServeHTTP(w, req)
-}
-
-func (r *router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	name := req.Header.Get(brokerhttp.HeaderSite)
-	p := r.sites[name]
-	if p == nil {
-		brokerhttp.WriteError(w, brokerhttp.UnknownSite, fmt.Sprintf("this agent has no site %q", truncate(name, 64)),
-			req.Header.Get(brokerhttp.HeaderRequestID))
-		return
-	}
-	p.ServeHTTP(w, req)
-}
-
-func (r *router) close() {
-	for _, p := range r.sites {
-		p.Close()
-	}
 }
 
 func truncate(s string, n int) string {

@@ -28,7 +28,6 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
-	"github.com/oxsecurity/oxbroker/jira"
 	"github.com/oxsecurity/oxbroker/proxy"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
@@ -131,15 +130,19 @@ func (a *Agent) CheckSite(ctx context.Context, name string) (SiteReport, bool) {
 	cfg, r := a.cfg, a.router.Load()
 	a.mu.Unlock()
 	i := slices.IndexFunc(cfg.Sites, func(s config.Site) bool { return s.Name == name })
-	p := r.sites[name]
-	if i < 0 || p == nil {
+	slot := r.sites[name]
+	if i < 0 || slot == nil {
 		return SiteReport{}, false
 	}
 	site := cfg.Sites[i]
-	if j := slices.IndexFunc(r.infos, func(si tunnel.SiteInfo) bool { return si.Name == name }); j >= 0 {
-		// A cloud_site was resolved when the router was built; check the
-		// upstream the proxy really uses.
-		site.URL = r.infos[j].URL
+	// The proxy that serves the site's requests, and the upstream it really
+	// uses (a cloud_site resolved when the router was built, or a site's
+	// last good settings); a site that is down is checked from its config,
+	// which reads its Cloud ID again.
+	st := slot.state.Load()
+	p := st.proxy
+	if st.down == nil {
+		site.URL = st.url
 	}
 	ctx, cancel := context.WithTimeout(ctx, DefaultCheckTimeout)
 	defer cancel()
@@ -559,13 +562,10 @@ func checkSite(ctx context.Context, site config.Site, p *proxy.Proxy, log *slog.
 	return SiteReport{Site: site.Name, OK: allOK(c.results), Results: c.results}
 }
 
-// resolveCloudID sets site.URL from the site's Cloud ID, as the agent
-// does at start.
+// resolveCloudID sets site.URL from the site's Cloud ID, read exactly as
+// the running agent reads it (DiscoverCloudID).
 func resolveCloudID(ctx context.Context, site *config.Site) outcome {
-	// Like the agent's discovery: no credentials, the environment's proxy.
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	defer tr.CloseIdleConnections()
-	id, err := jira.DiscoverCloudID(ctx, &http.Client{Transport: tr}, site.CloudSite)
+	id, err := DiscoverCloudID(ctx, *site)
 	if err != nil {
 		var dnsErr *net.DNSError
 		cause := sentence(fmt.Sprintf("Cannot read the Cloud ID of %s: %s", site.CloudSite, trimPeriod(rootCause(err).Error())))
@@ -575,7 +575,7 @@ func resolveCloudID(ctx context.Context, site *config.Site) outcome {
 		return failed("cloud_site "+site.CloudSite, cause,
 			"Check cloud_site: it is your Jira Cloud site's name, acme for https://acme.atlassian.net, and this machine must reach it.")
 	}
-	site.URL = strings.TrimRight(site.AtlassianAPI, "/") + "/ex/jira/" + id
+	site.URL = cloudURL(*site, id)
 	return passed("%s has Cloud ID %s; Jira is reached at %s", site.CloudSite, id, site.URL)
 }
 

@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/oxsecurity/oxbroker/config"
-	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
 // errReconnect ends a generation of connections after a reload changed
@@ -27,7 +26,7 @@ func (a *Agent) Reload(ctx context.Context, cfg *config.Agent) error {
 	if err := CheckAllowlists(cfg); err != nil {
 		return err
 	}
-	r, err := newRouter(ctx, cfg.Sites, a.log, a.metrics)
+	r, err := newRouter(ctx, cfg.Sites, routerOptions{log: a.log, metrics: a.metrics, prev: a.router.Load(), up: a.sendSites})
 	if err != nil {
 		return err
 	}
@@ -44,12 +43,8 @@ func (a *Agent) Reload(ctx context.Context, cfg *config.Agent) error {
 		}
 		a.dialer = d
 	}
-	a.setConfig(cfg, r)
+	a.setConfig(cfg)
 	prev := a.router.Swap(r)
-	controls := make([]*tunnel.Control, 0, len(a.controls))
-	for c := range a.controls {
-		controls = append(controls, c)
-	}
 	cancelGen := a.cancelGen
 	a.mu.Unlock()
 	a.publishExpiry(cfg.Sites)
@@ -64,12 +59,8 @@ func (a *Agent) Reload(ctx context.Context, cfg *config.Agent) error {
 		}
 		return nil
 	}
-	for _, c := range controls {
-		if err := c.Send(tunnel.Sites{Sites: r.infos}); err != nil {
-			a.log.Warn("could not send the new site list on a session; it will be sent on reconnect", "err", err)
-		}
-	}
-	a.log.Info("config reloaded", "sites", len(r.infos))
+	a.sendSites()
+	a.log.Info("config reloaded", "sites", len(r.order))
 	return nil
 }
 

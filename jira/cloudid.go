@@ -78,7 +78,8 @@ func isDNSLabel(s string) bool {
 // Atlassian documents for this. The endpoint needs no authentication, and
 // none is sent: the request carries no Authorization header, and client
 // (http.DefaultClient when nil) must not add one or cookies either, so that
-// no Jira credential goes to a URL that is only used for discovery.
+// no Jira credential goes to a URL that is only used for discovery. A
+// redirect to another host (or scheme) is an error, never followed.
 func DiscoverCloudID(ctx context.Context, client *http.Client, site string) (string, error) {
 	base, err := CloudSiteURL(site)
 	if err != nil {
@@ -87,6 +88,20 @@ func DiscoverCloudID(ctx context.Context, client *http.Client, site string) (str
 	if client == nil {
 		client = http.DefaultClient
 	}
+	// A redirect is followed only on the site's own host: a tenant_info
+	// that sends the broker elsewhere would have it take another site's
+	// Cloud ID, or call a host of the redirector's choosing.
+	c := *client
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Host != base.Host || req.URL.Scheme != base.Scheme {
+			return fmt.Errorf("redirected to %s://%s, which is not %s", req.URL.Scheme, req.URL.Host, base.Host)
+		}
+		if len(via) >= 5 {
+			return errors.New("stopped after 5 redirects")
+		}
+		return nil
+	}
+	client = &c
 	endpoint := base.JoinPath("_edge", "tenant_info").String()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {

@@ -151,3 +151,57 @@ func TestDiscoverCloudIDBadSite(t *testing.T) {
 		t.Error("got nil, want an error")
 	}
 }
+
+// TestDiscoverCloudIDRedirects: a redirect within the site is followed; one
+// to another host is refused, and that host is never called.
+func TestDiscoverCloudIDRedirects(t *testing.T) {
+	const id = "18cd6e54-b562-4ed3-8a43-ca1fc772b26f"
+	var otherCalls int
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		otherCalls++
+		json.NewEncoder(w).Encode(map[string]string{"cloudId": "00000000-0000-0000-0000-000000000000"})
+	}))
+	defer other.Close()
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/_edge/tenant_info":
+			if r.URL.Query().Get("away") != "" {
+				http.Redirect(w, r, other.URL+"/_edge/tenant_info", http.StatusFound)
+				return
+			}
+			http.Redirect(w, r, "/moved/tenant_info", http.StatusMovedPermanently)
+		case "/moved/tenant_info":
+			json.NewEncoder(w).Encode(map[string]string{"cloudId": id})
+		}
+	}))
+	defer site.Close()
+
+	got, err := jira.DiscoverCloudID(context.Background(), site.Client(), site.URL)
+	if err != nil || got != id {
+		t.Fatalf("redirect on the same host: got %q, %v; want %s", got, err, id)
+	}
+
+	// A client that would follow any redirect (the default) does not here.
+	away := &http.Client{Transport: rewriteQuery{base: http.DefaultTransport, query: "away=1"}}
+	_, err = jira.DiscoverCloudID(context.Background(), away, site.URL)
+	if err == nil || !strings.Contains(err.Error(), "redirected to "+other.URL) {
+		t.Errorf("redirect to another host: got %v, want a refusal", err)
+	}
+	if otherCalls != 0 {
+		t.Errorf("the other host was called %d times", otherCalls)
+	}
+}
+
+// rewriteQuery sets the query of every request it sends.
+type rewriteQuery struct {
+	base  http.RoundTripper
+	query string
+}
+
+func (rq rewriteQuery) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	if r.URL.Path == "/_edge/tenant_info" {
+		r.URL.RawQuery = rq.query
+	}
+	return rq.base.RoundTrip(r)
+}

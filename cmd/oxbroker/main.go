@@ -8,8 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"time"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -17,7 +16,6 @@ import (
 	"github.com/oxsecurity/oxbroker/agent"
 	"github.com/oxsecurity/oxbroker/cmd/internal/cli"
 	"github.com/oxsecurity/oxbroker/config"
-	"github.com/oxsecurity/oxbroker/jira"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -100,7 +98,7 @@ func runCmd() *cobra.Command {
 				return cli.Reported(err)
 			}
 			if cfg.Admin.Listen != "" {
-				ready := func() (bool, string) { return a.Ready(), "no tunnel to the gateway is up" }
+				ready := a.Readiness
 				srv, err := admin.Listen(cfg.Admin.Listen, admin.Handler(reg, ready), log)
 				if err != nil {
 					log.Error("cannot start", "err", err)
@@ -171,22 +169,42 @@ func configCmd() *cobra.Command {
 
 func jiraCmd() *cobra.Command {
 	c := &cobra.Command{Use: "jira", Short: "Jira helpers"}
-	c.AddCommand(&cobra.Command{
+	var path string
+	cloudID := &cobra.Command{
 		Use:   "cloud-id SITE",
 		Short: "Print the Cloud ID of SITE (acme, acme.atlassian.net or https://acme.atlassian.net)",
 		Long: `Reads https://SITE/_edge/tenant_info (no credentials are sent) and prints the Cloud ID,
-for a service-account URL of the form https://api.atlassian.com/ex/jira/<cloudId>.`,
+for a service-account URL of the form https://api.atlassian.com/ex/jira/<cloudId>.
+
+It reads it as the running agent does: through HTTPS_PROXY (NO_PROXY honoured) and the system's
+root certificates; with --config, through the proxy and TLS settings of the config's site whose
+cloud_site or name is SITE. A redirect to another host is refused.`,
 		Args: cli.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			ctx, cancel := context.WithTimeout(c.Context(), 20*time.Second)
-			defer cancel()
-			id, err := jira.DiscoverCloudID(ctx, &http.Client{Timeout: 20 * time.Second}, args[0])
+			site := config.Site{CloudSite: args[0]}
+			if path != "" {
+				cfg, err := loadConfig(c, path)
+				if err != nil {
+					return err
+				}
+				i := slices.IndexFunc(cfg.Sites, func(s config.Site) bool { return s.CloudSite == args[0] || s.Name == args[0] })
+				if i < 0 {
+					return cli.Usagef(c, "%s has no site whose cloud_site or name is %q", path, args[0])
+				}
+				site = cfg.Sites[i]
+				if site.CloudSite == "" {
+					return cli.Usagef(c, "site %q of %s has no cloud_site", site.Name, path)
+				}
+			}
+			id, err := agent.DiscoverCloudID(c.Context(), site)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(c.OutOrStdout(), id)
 			return nil
 		},
-	})
+	}
+	cloudID.Flags().StringVarP(&path, "config", "c", "", "read through the proxy and TLS settings of this agent config's site")
+	c.AddCommand(cloudID)
 	return cli.Group(c)
 }
