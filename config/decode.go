@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -23,6 +24,8 @@ type decoded struct {
 	// ("admin.listen", "sites[0].timeout"): defaults fill only the others,
 	// so that an explicit `listen: ""` stays off.
 	set map[string]bool
+	// lines holds the line of each key path the file has.
+	lines map[string]int
 }
 
 // decode reads YAML data into out, a pointer to Agent or Gateway. Only a
@@ -63,7 +66,7 @@ func decode(data []byte, prefix string, lookupEnv func(string) (string, bool), o
 	if err := dec.Decode(tree); err != nil {
 		collectDecodeErrors(err, &w.errs)
 	}
-	d := &decoded{errs: w.errs, set: make(map[string]bool, len(md.Keys))}
+	d := &decoded{errs: w.errs, set: make(map[string]bool, len(md.Keys)), lines: keyLines(data)}
 	for _, k := range md.Keys {
 		d.set[k] = true
 	}
@@ -192,4 +195,38 @@ func decodeMessage(err error) string {
 		return "must be a mapping"
 	}
 	return "has the wrong type"
+}
+
+// keyLines maps the key paths of a YAML document ("sites[1].auth.token")
+// to the lines that hold them. Keys are lower-cased, as viper reads them.
+func keyLines(data []byte) map[string]int {
+	lines := make(map[string]int)
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) != 1 {
+		return lines
+	}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i]
+				p := join(path, strings.ToLower(k.Value))
+				lines[p] = k.Line
+				walk(n.Content[i+1], p)
+			}
+		case yaml.SequenceNode:
+			for i, item := range n.Content {
+				p := path + "[" + strconv.Itoa(i) + "]"
+				lines[p] = item.Line
+				walk(item, p)
+			}
+		case yaml.AliasNode:
+			if n.Alias != nil {
+				walk(n.Alias, path)
+			}
+		}
+	}
+	walk(doc.Content[0], "")
+	return lines
 }

@@ -12,13 +12,20 @@ import (
 type FieldError struct {
 	Path    string
 	Message string
+	// Line is the line of the file that holds the key, when the file
+	// has it (a missing key has none); 0 otherwise.
+	Line int
 }
 
 func (e FieldError) Error() string {
-	if e.Path == "" {
-		return e.Message
+	msg := e.Message
+	if e.Line > 0 {
+		msg += " (line " + strconv.Itoa(e.Line) + ")"
 	}
-	return e.Path + ": " + e.Message
+	if e.Path == "" {
+		return msg
+	}
+	return e.Path + ": " + msg
 }
 
 // Errors is every problem found in a config, one "key.path: message" line
@@ -65,10 +72,27 @@ func merge(root reflect.Type, loaded, validated Errors) Errors {
 	for _, e := range all {
 		keys[e.Path] = schemaOrder(root, e.Path)
 	}
+	// Unknown keys come first: a misspelt key is often why a "required"
+	// error below it appears, and fixing it fixes both.
 	slices.SortStableFunc(all, func(a, b FieldError) int {
+		if ua, ub := a.Message == msgUnknownKey || strings.HasPrefix(a.Message, msgUnknownKey+";"),
+			b.Message == msgUnknownKey || strings.HasPrefix(b.Message, msgUnknownKey+";"); ua != ub {
+			if ua {
+				return -1
+			}
+			return 1
+		}
 		return slices.Compare(keys[a.Path], keys[b.Path])
 	})
 	return all
+}
+
+// withLines sets the Line of each problem whose key the file holds.
+func withLines(errs Errors, lines map[string]int) Errors {
+	for i := range errs {
+		errs[i].Line = lines[errs[i].Path]
+	}
+	return errs
 }
 
 // within reports whether path is parent or lies below it.

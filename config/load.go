@@ -62,7 +62,7 @@ func ParseGateway(data []byte, lookupEnv func(string) (string, bool)) (*Gateway,
 		return nil, err
 	}
 	g.setDefaults(d.set)
-	return finish(&g, d.errs, g.Validate())
+	return finish(&g, d, g.Validate())
 }
 
 // parseAgent takes the token file reader as a parameter so that the fuzz
@@ -82,16 +82,17 @@ func parseAgent(data []byte, lookupEnv func(string) (string, bool), readFile tok
 		d.readToken("sites["+strconv.Itoa(i)+"].auth", auth.TokenFile, &auth.Token, readFile)
 	}
 	a.setDefaults(d.set)
-	a.warnings = d.warnings
-	return finish(&a, d.errs, a.Validate())
+	a.warnings = withLines(d.warnings, d.lines)
+	return finish(&a, d, a.Validate())
 }
 
-// finish returns cfg, or every problem found loading and validating it.
-func finish[T any](cfg *T, loaded Errors, validateErr error) (*T, error) {
+// finish returns cfg, or every problem found loading and validating it,
+// each with the line of its key where the file has one.
+func finish[T any](cfg *T, d *decoded, validateErr error) (*T, error) {
 	var validated Errors
 	errors.As(validateErr, &validated)
-	if errs := merge(reflect.TypeFor[T](), loaded, validated); len(errs) > 0 {
-		return nil, errs
+	if errs := merge(reflect.TypeFor[T](), d.errs, validated); len(errs) > 0 {
+		return nil, withLines(errs, d.lines)
 	}
 	return cfg, nil
 }

@@ -81,9 +81,9 @@ func TestParseExpandsEveryString(t *testing.T) {
 
 func TestParseReportsMissingVariables(t *testing.T) {
 	_, err := ParseAgent([]byte(minimalAgent), lookup(nil))
-	want := "broker.token: environment variable T is not set\n" +
-		"gateway.addresses[0]: environment variable H is not set\n" +
-		"sites[0].auth.token: environment variable T is not set"
+	want := "broker.token: environment variable T is not set (line 2)\n" +
+		"gateway.addresses[0]: environment variable H is not set (line 6)\n" +
+		"sites[0].auth.token: environment variable T is not set (line 10)"
 	if err == nil || err.Error() != want {
 		t.Errorf("got error:\n%v\nwant:\n%s", err, want)
 	}
@@ -258,7 +258,7 @@ func TestTokenFile(t *testing.T) {
 			cfg := strings.Replace(minimalAgent, `{id: acme, token: "${T}"}`, tt.broker, 1)
 			a, err := ParseAgent([]byte(cfg), lookup(map[string]string{"T": "t", "H": "h"}))
 			if tt.wantErr {
-				if err == nil || err.Error() != tt.want {
+				if err == nil || err.Error() != tt.want+" (line 2)" { // the line of token_file
 					t.Fatalf("got error %v, want %q", err, tt.want)
 				}
 				for _, secret := range []string{"tok-from-file-93ac", "huge-token-c0ffee", "tok-inline-77aa"} {
@@ -358,7 +358,7 @@ func TestDefaultsOnlyForAbsentKeys(t *testing.T) {
 	// An explicit zero is reported, not replaced by the default.
 	cfg := strings.Replace(minimalAgent, "    url:", "    timeout: 0s\n    max_concurrent: 0\n    url:", 1)
 	_, err := ParseAgent([]byte(cfg), lookup(map[string]string{"T": "t", "H": "h"}))
-	want := "sites[0].timeout: must be greater than 0\nsites[0].max_concurrent: must be from 1 to 10000"
+	want := "sites[0].timeout: must be greater than 0 (line 9)\nsites[0].max_concurrent: must be from 1 to 10000 (line 10)"
 	if err == nil || err.Error() != want {
 		t.Errorf("got error:\n%v\nwant:\n%s", err, want)
 	}
@@ -431,7 +431,51 @@ func TestLoadErrors(t *testing.T) {
 func TestKeysAreCaseInsensitive(t *testing.T) {
 	cfg := strings.Replace(minimalAgent, "state_dir:", "State_Dir:", 1) + "Log: {Levle: debug}\n"
 	_, err := ParseAgent([]byte(cfg), lookup(map[string]string{"T": "t", "H": "h"}))
-	if want := "log.levle: unknown key"; err == nil || err.Error() != want {
+	if want := "log.levle: unknown key; did you mean level? (line 11)"; err == nil || err.Error() != want {
 		t.Errorf("got %v, want %q", err, want)
+	}
+}
+
+// TestUnknownKeyPointsAtLine: a misspelt key is reported first, with the
+// key it probably meant and its line, before the "required" error it
+// causes; other problems carry their key's line too.
+func TestUnknownKeyPointsAtLine(t *testing.T) {
+	const cfg = `broker:
+  id: acme
+  tokn_file: /etc/oxbroker/broker.token
+state_dir: /var/lib/oxbroker
+gateway:
+  address: gw.example:443
+  Connection: 2
+sites:
+  - name: jira
+    url: https://jira.example.com
+    auth: {type: bearer, token: t}
+    timeout: -1s
+`
+	_, err := ParseAgent([]byte(cfg), lookup(nil))
+	want := `broker.tokn_file: unknown key; did you mean token_file? (line 3)
+gateway.connection: unknown key; did you mean connections? (line 7)
+broker.token: required (set token or token_file)
+sites[0].timeout: must be greater than 0 (line 12)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got:\n%v\nwant:\n%s", err, want)
+	}
+}
+
+func TestSuggestKey(t *testing.T) {
+	typ := reflect.TypeFor[Auth]()
+	for k, want := range map[string]string{
+		"tokn_file":  "token_file",
+		"tokenfile":  "token_file",
+		"token-file": "token_file",
+		"emial":      "email",
+		"expiry":     "expires",
+		"expire":     "expires",
+		"password":   "",
+	} {
+		if got := suggestKey(typ, k); got != want {
+			t.Errorf("suggestKey(%q): got %q, want %q", k, got, want)
+		}
 	}
 }

