@@ -240,7 +240,7 @@ func (p *Proxy) Close() {
 // documentation for the steps.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := &exchange{
-		ResponseWriter: w,
+		StatusRecorder: brokerhttp.StatusRecorder{ResponseWriter: w},
 		start:          time.Now(),
 		requestID:      r.Header.Get(brokerhttp.HeaderRequestID),
 	}
@@ -253,8 +253,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		// The original writer, not ex: MaxBytesReader tells the server
-		// through it to close the connection once the limit is hit.
+		// The original writer, not ex: MaxBytesReader tells Go's server
+		// through it to close the connection once the limit is hit (when
+		// the server is brokerhttp.GuardBodies, as the agent's is, that
+		// closes it anyway: the body was not read to its end).
 		ex.body.rc = http.MaxBytesReader(w, r.Body, p.maxBody)
 		r.Body = &ex.body
 	}
