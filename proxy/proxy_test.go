@@ -361,6 +361,13 @@ func TestPathAttacksRefused(t *testing.T) {
 		"/rest/api/3/issue/A\tB",
 		"/rest/api/3/issue/A\x00B", // Go's server refuses it first
 		"/rest/api/3/issue/A\x01B",
+		// Near-dot segments (issue 12, finding 3).
+		"/rest/api/3/issue/..%20/..%20/secure/admin",
+		"/rest/api/3/issue/..%c2%a0/x",
+		"/rest/api/3/issue/%e3%80%82%e3%80%82/x",
+		"/rest/api/3/issue/%ef%bc%8e%ef%bc%8e%ef%bc%8fsecure",
+		"/rest/api/3/issue/..::$DATA/x",
+		"/rest/api/3/myself.",
 	}
 	for _, target := range targets {
 		t.Run(target, func(t *testing.T) {
