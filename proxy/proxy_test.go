@@ -1006,3 +1006,33 @@ func TestResponseBrokenMidBody(t *testing.T) {
 		t.Errorf("audit line does not say aborted:\n%s", line)
 	}
 }
+
+// TestHeadForwarded (issue 11, item 2): HEAD reaches Jira wherever GET
+// would, and OPTIONS stays refused.
+func TestHeadForwarded(t *testing.T) {
+	up := newUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "11")
+		if r.Method != "HEAD" {
+			io.WriteString(w, `{"ok":true}`)
+		}
+	})
+	f := newFront(t, testSite(up.URL), Options{})
+	resp, body := f.do(t, "HEAD", "/rest/api/3/issue/ABC-1", nil, nil)
+	if resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != 11 {
+		t.Errorf("HEAD: got %d, %d bytes, Content-Length %d; want 200, no body, 11", resp.StatusCode, len(body), resp.ContentLength)
+	}
+	if got := up.last(t); got.Method != "HEAD" || got.RequestURI != "/rest/api/3/issue/ABC-1" {
+		t.Errorf("Jira saw %s %s, want HEAD /rest/api/3/issue/ABC-1", got.Method, got.RequestURI)
+	}
+	n := up.count()
+	resp, body = f.do(t, "OPTIONS", "/rest/api/3/issue/ABC-1", nil, nil)
+	wantBrokerError(t, resp, body, brokerhttp.PathNotAllowed)
+	resp, body = f.do(t, "HEAD", "/rest/api/3/user", nil, nil) // GET /user needs read:jira-user: granted
+	if resp.StatusCode != 200 {
+		t.Errorf("HEAD /rest/api/3/user: got %d %s", resp.StatusCode, body)
+	}
+	if up.count() != n+1 {
+		t.Errorf("Jira saw %d more requests, want 1 (OPTIONS refused)", up.count()-n)
+	}
+}
