@@ -405,7 +405,8 @@ func TestNotAllowedRefused(t *testing.T) {
 		{"GET", "/plugins/servlet/oauth/users"},
 		{"GET", "/secure/admin"},
 		{"GET", "/"},
-		{"HEAD", "/rest/api/3/myself"},
+		{"HEAD", "/rest/api/3/auditing/record"}, // refused as its GET is
+		{"OPTIONS", "/rest/api/3/myself"},
 		{"GET", "/rest/api/3/issueX/1"},
 	} {
 		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
