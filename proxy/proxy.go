@@ -64,7 +64,8 @@ type Proxy struct {
 	maxBody      int64
 	queueTimeout time.Duration
 	// sem holds one token per in-flight upstream request.
-	sem chan struct{}
+	sem       chan struct{}
+	overloads overloadLog
 
 	// moreHeaders are the site's allow.headers, by canonical name.
 	moreHeaders map[string]bool
@@ -335,6 +336,7 @@ func (p *Proxy) acquire(r *http.Request, ex *exchange) bool {
 	case p.sem <- struct{}{}:
 		return true
 	case <-t.C:
+		p.overloads.refuse(p.log, cap(p.sem), time.Now())
 		p.refuse(ex, brokerhttp.Overloaded, fmt.Sprintf(
 			"too many requests in flight to this site (max_concurrent %d); retry later", cap(p.sem)))
 		return false

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -1035,5 +1036,67 @@ func TestHeadForwarded(t *testing.T) {
 	}
 	if up.count() != n+1 {
 		t.Errorf("Jira saw %d more requests, want 1 (OPTIONS refused)", up.count()-n)
+	}
+}
+
+// TestSlowBodiesFreeTheirSlots (issue 12, "Also try"): callers that take
+// every max_concurrent slot and then send their bodies slowly hold the
+// site for as long as they want, unless a body that falls silent is cut.
+// Here two silent bodies take both slots: others get overloaded, with one
+// warning however many are refused; once the bodies have been silent for
+// the stall limit they are answered 400 and their connections closed, and
+// the site serves again.
+func TestSlowBodiesFreeTheirSlots(t *testing.T) {
+	// The stall limit is far above the time the three refusals take
+	// (3 × QueueTimeout), so that they find both slots taken.
+	const stall = 3 * time.Second
+	up := newUpstream(t, false, nil)
+	site := testSite(up.URL)
+	site.MaxConcurrent = 2
+	var buf syncBuffer
+	f := newFrontStall(t, site, Options{Logger: slogTo(&buf), QueueTimeout: 50 * time.Millisecond}, stall)
+
+	type slow struct {
+		c  net.Conn
+		br *bufio.Reader
+	}
+	var slows []slow
+	for range 2 {
+		c, err := net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "POST /rest/api/3/issue HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"fields\":")
+		slows = append(slows, slow{c, bufio.NewReader(c)})
+	}
+	waitFor(t, func() bool { return len(f.p.sem) == 2 })
+
+	for range 3 {
+		resp, body := f.do(t, "GET", "/rest/api/3/myself", nil, nil)
+		wantBrokerError(t, resp, body, brokerhttp.Overloaded)
+	}
+	if n := strings.Count(buf.String(), "are refused with overloaded"); n != 1 {
+		t.Errorf("got %d overload warnings for 3 refusals, want 1:\n%s", n, buf.String())
+	}
+
+	for _, s := range slows {
+		resp, err := http.ReadResponse(s.br, nil)
+		if err != nil {
+			t.Fatalf("no answer to a stalled body: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		d := wantBrokerError(t, resp, body, brokerhttp.BadRequest)
+		if !strings.Contains(d.Message, "no byte of the request body arrived for 3s") {
+			t.Errorf("message %q does not say the body stalled", d.Message)
+		}
+		if _, err := s.br.ReadByte(); err == nil {
+			t.Error("the connection of a stalled body is still open")
+		}
+	}
+	waitFor(t, func() bool { return len(f.p.sem) == 0 })
+	if resp, body := f.do(t, "GET", "/rest/api/3/myself", nil, nil); resp.StatusCode != 200 {
+		t.Errorf("after the stalled bodies: got %d %s, want 200", resp.StatusCode, body)
 	}
 }
