@@ -1,11 +1,9 @@
 package brokerhttp
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/oxsecurity/oxbroker/internal/rawhttp"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -34,38 +34,18 @@ func serve(t *testing.T, h http.Handler) string {
 
 // exchange writes raw on a new connection and reads one answer; the
 // connection stays open for the caller.
-func exchange(t *testing.T, addr, raw string) (net.Conn, *bufio.Reader, *http.Response, string) {
+func exchange(t *testing.T, addr, raw string) (*rawhttp.Conn, *http.Response, string) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	c, err := rawhttp.Dial(addr, time.Now().Add(answerBound))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(answerBound))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
+	resp, body, _, err := c.Send(raw)
 	if err != nil {
 		t.Fatalf("no answer to %.40q while the body is unsent: %v", raw, err)
 	}
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("reading the answer's body: %v", err)
-	}
-	resp.Body.Close()
-	return c, br, resp, string(b)
-}
-
-// wantClosed checks that the server closed the connection after its answer.
-func wantClosed(t *testing.T, br *bufio.Reader) {
-	t.Helper()
-	if _, err := br.ReadByte(); err == nil {
-		t.Error("the server sent more after its answer")
-	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		t.Error("the connection is still open after the answer")
-	}
+	return c, resp, string(body)
 }
 
 // refuse answers 413 without reading the body, as the agent's proxy does
@@ -124,14 +104,16 @@ func TestGuardBodiesEarlyAnswer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := serve(t, GuardBodies(tt.handler, 0))
-			_, br, resp, _ := exchange(t, addr, tt.raw)
+			c, resp, _ := exchange(t, addr, tt.raw)
 			if resp.StatusCode != 413 && resp.StatusCode != 200 {
 				t.Errorf("status: got %d, want the handler's", resp.StatusCode)
 			}
 			if !resp.Close {
 				t.Error(`the answer does not say "Connection: close"`)
 			}
-			wantClosed(t, br)
+			if err := c.Closed(); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 }
@@ -143,16 +125,14 @@ func TestGuardBodiesKeepsAlive(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		io.WriteString(w, string(b))
 	}), 0))
-	c, br, resp, body := exchange(t, addr, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+	c, resp, body := exchange(t, addr, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
 	if resp.Close || body != "hello" {
 		t.Fatalf("got close=%v %q, want a kept-alive echo", resp.Close, body)
 	}
-	io.WriteString(c, "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
-	resp, err := http.ReadResponse(br, nil)
+	_, b, _, err := c.Send("POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
 	if err != nil {
 		t.Fatalf("second request on the connection: %v", err)
 	}
-	b, _ := io.ReadAll(resp.Body)
 	if string(b) != "hi" {
 		t.Errorf("second answer: got %q, want hi", b)
 	}
@@ -171,11 +151,13 @@ func TestGuardBodiesStall(t *testing.T) {
 		}
 		WriteError(w, BadRequest, err.Error(), "")
 	}), stall))
-	_, br, resp, body := exchange(t, addr, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
+	c, resp, body := exchange(t, addr, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
 	if resp.StatusCode != 400 || !strings.Contains(body, "no byte of the request body arrived for 100ms") {
 		t.Errorf("got %d %s, want 400 saying the body stalled", resp.StatusCode, body)
 	}
-	wantClosed(t, br)
+	if err := c.Closed(); err != nil {
+		t.Error(err)
+	}
 }
 
 // TestGuardBodiesBusyHandlerNotTimed: only a read that waits is timed; a
@@ -197,7 +179,7 @@ func TestGuardBodiesBusyHandlerNotTimed(t *testing.T) {
 		}
 		io.WriteString(w, string(first)+string(rest))
 	}), stall))
-	_, _, resp, body := exchange(t, addr, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhelloworld")
+	_, resp, body := exchange(t, addr, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhelloworld")
 	if resp.StatusCode != 200 || body != "helloworld" {
 		t.Errorf("got %d %q, want 200 helloworld", resp.StatusCode, body)
 	}
@@ -233,12 +215,7 @@ func TestStatusRecorderSkips1xx(t *testing.T) {
 				tt.write(rec)
 				got <- *rec
 			}))
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			io.WriteString(c, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+			exchange(t, addr, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
 			rec := <-got
 			if rec.Status != tt.status || rec.Bytes != tt.bytes {
 				t.Errorf("got status %d, %d bytes; want %d, %d", rec.Status, rec.Bytes, tt.status, tt.bytes)

@@ -5,10 +5,8 @@ package e2e
 // agent, with a recording upstream that shows exactly what reached Jira.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/rawhttp"
 	"github.com/oxsecurity/oxbroker/proxy"
 )
 
@@ -181,11 +180,7 @@ func testHostileThroughGateway(t *testing.T) {
 			return h + "\r\n" // and then nothing: the connector waits for the answer
 		}
 		tok := e.connectorToken
-		refusals := []struct {
-			name string
-			raw  string
-			code brokerhttp.Code
-		}{
+		runEarlyRefusals(t, up, func() (net.Conn, error) { return net.Dial("tcp", e.apiAddr) }, []earlyCase{
 			{"401 no token", post("/b/acme/jira/rest/api/3/issue", "", "1000"), brokerhttp.Unauthorized},
 			{"401 no token, 60 MB", post("/b/acme/jira/rest/api/3/issue", "", "60000000"), brokerhttp.Unauthorized},
 			{"404 unknown broker", post("/b/nosuch/jira/rest/api/3/issue", tok, "1000"), brokerhttp.UnknownBroker},
@@ -193,17 +188,7 @@ func testHostileThroughGateway(t *testing.T) {
 			{"403 not allowed", post("/b/acme/jira/rest/api/3/user", tok, "1000"), brokerhttp.PathNotAllowed},
 			{"413 over max_body", post("/b/acme/jira/rest/api/3/issue/ABC-1/attachments", tok, "60000000"), brokerhttp.TooLarge},
 			{"400 near-dot path", post("/b/acme/jira/rest/api/3/issue/..%20/..%20/secure", tok, "1000"), brokerhttp.BadRequest},
-		}
-		var cases []namedTest
-		for _, c := range refusals {
-			cases = append(cases, namedTest{c.name, func(t *testing.T) {
-				earlyRefusal(t, func() (net.Conn, error) { return net.Dial("tcp", e.apiAddr) }, c.raw, c.code)
-			}})
-		}
-		concurrently(t, cases)
-		for _, r := range up.requests() {
-			t.Errorf("Jira received %s %s", r.Method, r.RequestURI)
-		}
+		})
 	})
 	e.mustServe("after the corpus")
 }
@@ -224,32 +209,41 @@ func testHostileAgentStreams(t *testing.T) {
 		return "POST " + path + " HTTP/1.1\r\nHost: agent\r\nOx-Broker-Site: " + site + "\r\nOx-Broker-Request-Id: hostile\r\n" +
 			"Content-Type: application/json\r\nContent-Length: " + length + "\r\n\r\n"
 	}
-	refusals := []struct {
-		name string
-		raw  string
-		code brokerhttp.Code
-	}{
+	dial := func() (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), answerBound)
+		defer cancel()
+		return fs.s.OpenStream(ctx)
+	}
+	runEarlyRefusals(t, up, dial, []earlyCase{
 		{"404 unknown site", post("nosite", "/rest/api/3/issue", "1000"), brokerhttp.UnknownSite},
 		{"403 not allowed", post("jira", "/rest/api/3/user", "1000"), brokerhttp.PathNotAllowed},
 		{"413 over max_body", post("jira", "/rest/api/3/issue/ABC-1/attachments", "60000000"), brokerhttp.TooLarge},
 		{"400 near-dot path", post("jira", "/rest/api/3/issue/%e3%80%82%e3%80%82/secure", "1000"), brokerhttp.BadRequest},
-	}
-	var cases []namedTest
-	for _, c := range refusals {
-		cases = append(cases, namedTest{c.name, func(t *testing.T) {
-			earlyRefusal(t, func() (net.Conn, error) {
-				ctx, cancel := context.WithTimeout(context.Background(), answerBound)
-				defer cancel()
-				return fs.s.OpenStream(ctx)
-			}, c.raw, c.code)
-		}})
-	}
-	concurrently(t, cases)
-	for _, r := range up.requests() {
-		t.Errorf("Jira received %s %s", r.Method, r.RequestURI)
-	}
+	})
 	if code, err := fs.get("/rest/api/3/myself", 10*time.Second); err != nil || code != 200 {
 		t.Errorf("after the corpus: %d, %v", code, err)
+	}
+}
+
+// earlyCase is a request header whose body never comes, and the refusal
+// it must get.
+type earlyCase struct {
+	name string
+	raw  string
+	code brokerhttp.Code
+}
+
+// runEarlyRefusals runs the cases at once, each on a connection from dial,
+// and checks that none of them reached the upstream.
+func runEarlyRefusals(t *testing.T, up *recordingUpstream, dial func() (net.Conn, error), cases []earlyCase) {
+	t.Helper()
+	var tests []namedTest
+	for _, c := range cases {
+		tests = append(tests, namedTest{c.name, func(t *testing.T) { earlyRefusal(t, dial, c.raw, c.code) }})
+	}
+	concurrently(t, tests)
+	for _, r := range up.requests() {
+		t.Errorf("Jira received %s %s", r.Method, r.RequestURI)
 	}
 }
 
@@ -258,28 +252,20 @@ func testHostileAgentStreams(t *testing.T) {
 // connection is then closed rather than kept to drain the body.
 func earlyRefusal(t *testing.T, dial func() (net.Conn, error), raw string, code brokerhttp.Code) {
 	t.Helper()
-	c, err := dial()
+	nc, err := dial()
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := rawhttp.New(nc, time.Now().Add(answerBound))
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(answerBound))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
+	resp, body, _, err := c.Send(raw)
 	if err != nil {
 		t.Fatalf("no answer while the body is unsent: %v", err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	recordOutput("early refusal "+t.Name(), resp.Status+"\n"+string(body))
 	wantCode(t, resp, body, code)
-	if _, err := br.ReadByte(); err == nil {
-		t.Error("more bytes after the answer")
-	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		t.Error("the connection is still open after the answer: the body would be drained")
+	if err := c.Closed(); err != nil {
+		t.Errorf("%v: the body would be drained", err)
 	}
 }
 
@@ -287,22 +273,15 @@ func earlyRefusal(t *testing.T, dial func() (net.Conn, error), raw string, code 
 // answer (joining the secret scan).
 func rawAnswer(t *testing.T, addr, req string) (*http.Response, []byte) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	c, err := rawhttp.Dial(addr, time.Now().Add(answerBound))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(answerBound))
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	method, _, _ := strings.Cut(req, " ")
-	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
+	resp, body, _, err := c.Send(req)
 	if err != nil {
 		t.Fatalf("no answer: %v", err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	recordOutput("raw answer "+t.Name(), resp.Status+"\n"+string(body))
 	return resp, body
 }

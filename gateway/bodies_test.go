@@ -1,15 +1,14 @@
 package gateway
 
 import (
-	"bufio"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/rawhttp"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
@@ -58,25 +57,18 @@ func TestEarlyRefusalDelivered(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", tg.api)
+			c, err := rawhttp.Dial(tg.api, time.Now().Add(answerBound))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(answerBound))
-			io.WriteString(c, tt.raw)
-			br := bufio.NewReader(c)
-			resp, err := http.ReadResponse(br, nil)
+			resp, b, _, err := c.Send(tt.raw)
 			if err != nil {
 				t.Fatalf("no answer while the body is unsent: %v", err)
 			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
 			brokerError(t, resp, b, tt.code.Status(), tt.code)
-			if _, err := br.ReadByte(); err == nil {
-				t.Error("the gateway sent more after its answer")
-			} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				t.Error("the connection is still open after the answer: the gateway waits to drain the body")
+			if err := c.Closed(); err != nil {
+				t.Errorf("%v: the gateway would drain the body", err)
 			}
 		})
 	}
@@ -96,27 +88,16 @@ func TestStatusSkips1xx(t *testing.T) {
 		w.WriteHeader(http.StatusCreated)
 		io.WriteString(w, `{"id":"10001"}`)
 	}))
-	c, err := net.Dial("tcp", tg.api)
+	c, err := rawhttp.Dial(tg.api, time.Now().Add(answerBound))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(answerBound))
-	io.WriteString(c, "POST /b/acme/jira/rest/api/3/issue HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+tg.acmeConnector+
+	resp, b, interim, err := c.Send("POST /b/acme/jira/rest/api/3/issue HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tg.acmeConnector +
 		"\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-	br := bufio.NewReader(c)
-	var resp *http.Response
-	var interim []int
-	for {
-		if resp, err = http.ReadResponse(br, nil); err != nil {
-			t.Fatal(err)
-		}
-		if resp.StatusCode >= 200 {
-			break
-		}
-		interim = append(interim, resp.StatusCode)
+	if err != nil {
+		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusCreated || len(interim) == 0 {
 		t.Fatalf("got %v then %d %s, want 100 Continue then 201", interim, resp.StatusCode, b)
 	}
