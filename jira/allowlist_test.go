@@ -770,6 +770,8 @@ func FuzzAllowlistMatch(f *testing.F) {
 		{"GET", "/rest/api/3/issue/ABC-1"},
 		{"GET", "/rest/api/3/issue/.."},
 		{"POST", "/rest/api/3/user"},
+		{"HEAD", "/rest/api/3/issue/ABC-1"},
+		{"HEAD", "/rest/api/3/user/bulk"},
 	} {
 		f.Add(seed[0], seed[1])
 	}
