@@ -463,7 +463,9 @@ const maxConcurrentStreams = 1024
 
 func (a *Agent) newStreamServer(log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           http.HandlerFunc(a.serveStream),
+		// GuardBodies: refusals made before the body reach the gateway
+		// at once, and a stalled body frees its site's slot.
+		Handler:           brokerhttp.GuardBodies(http.HandlerFunc(a.serveStream), 0),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,

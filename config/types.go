@@ -127,6 +127,10 @@ type Allow struct {
 	Operations []string    `mapstructure:"operations"`
 	Deny       []string    `mapstructure:"deny"`
 	Rules      []AllowRule `mapstructure:"rules"`
+	// Headers are request header names forwarded to the site in addition
+	// to those every site forwards (docs/design.md); CheckForwardHeader
+	// says which names may be added.
+	Headers []string `mapstructure:"headers"`
 }
 
 // AllowRule allows extra method + path templates.

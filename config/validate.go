@@ -123,6 +123,14 @@ func (s *Site) validate(errs *Errors, p string) {
 		}
 	}
 
+	for i, h := range s.Allow.Headers {
+		if msg := CheckForwardHeader(h); msg != "" && h != "" {
+			errs.add(index(p+".allow.headers", i), strconv.Quote(h)+" "+msg)
+		} else {
+			errs.check(index(p+".allow.headers", i), msg)
+		}
+	}
+
 	if s.Timeout <= 0 {
 		errs.add(p+".timeout", "must be greater than 0")
 	}

@@ -71,6 +71,13 @@ func TestValidateAgent(t *testing.T) {
 		{"rule", func(a *Agent) {
 			a.Sites[0].Allow.Rules = []AllowRule{{Methods: []string{"GET", "OPTIONS"}, Path: "/rest/agile/1.0/board"}}
 		}, ""},
+		{"allow.headers", func(a *Agent) { a.Sites[0].Allow.Headers = []string{"X-Acme-Trace", "traceparent"} }, ""},
+		{"allow.headers underscore", func(a *Agent) { a.Sites[0].Allow.Headers = []string{"X-Ok", "X_Forwarded_For"} },
+			`sites[0].allow.headers[1]: "X_Forwarded_For" must not contain "_" (some servers read it as "-"); such headers are never forwarded`},
+		{"allow.headers Proxy-*", func(a *Agent) { a.Sites[0].Allow.Headers = []string{"proxy-authorization"} },
+			`sites[0].allow.headers[0]: "proxy-authorization" carries credentials or an identity and is never forwarded; the agent sets the site's own`},
+		{"allow.headers X-Forwarded-*", func(a *Agent) { a.Sites[0].Allow.Headers = []string{"X-FORWARDED-HOST"} },
+			`sites[0].allow.headers[0]: "X-FORWARDED-HOST" says where a request comes from or goes, or changes its method or URL, and is never forwarded`},
 		{"rule method", func(a *Agent) { a.Sites[0].Allow.Rules = []AllowRule{{Methods: []string{"CONNECT"}, Path: "/"}} },
 			"sites[0].allow.rules[0].methods[0]: must be one of GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS"},
 		{"max_concurrent", func(a *Agent) { a.Sites[0].MaxConcurrent = 10001 }, "sites[0].max_concurrent: must be from 1 to 10000"},

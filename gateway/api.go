@@ -28,11 +28,15 @@ import (
 // /b/ paths are routed by hand, not by http.ServeMux, because ServeMux
 // cleans paths and redirects: the raw path must reach the agent unchanged
 // so that the agent, which holds the credentials, judges it.
+//
+// brokerhttp.GuardBodies delivers refusals made before the body (401, 404,
+// the agent's 403 and 413) at once and then closes the connection, and
+// cuts bodies that stall.
 func (g *Gateway) apiHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/brokers/{broker}", g.serveBroker)
 	mux.HandleFunc("POST /v1/brokers/{broker}/sites/{site}/check", g.serveCheck)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return brokerhttp.GuardBodies(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if msg := checkFraming(w, r); msg != "" {
 			brokerhttp.WriteError(w, brokerhttp.BadRequest, msg, "")
 			return
@@ -47,7 +51,7 @@ func (g *Gateway) apiHandler() http.Handler {
 			return
 		}
 		mux.ServeHTTP(w, r)
-	})
+	}), 0)
 }
 
 type ctxKey struct{}
@@ -100,7 +104,7 @@ func (b *connectorBody) readErr() error {
 func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	reqID := newID()
-	rw := &statusWriter{ResponseWriter: w}
+	rw := &brokerhttp.StatusRecorder{ResponseWriter: w}
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/b/")
 	broker, rest, _ := strings.Cut(rest, "/")
 	site, path, hasPath := strings.Cut(rest, "/")
@@ -113,10 +117,10 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 		if g.known(broker) {
 			label = broker
 		}
-		g.metrics.requests.WithLabelValues(label, strconv.Itoa(rw.status)).Inc()
+		g.metrics.requests.WithLabelValues(label, strconv.Itoa(rw.Status)).Inc()
 		g.metrics.duration.Observe(time.Since(start).Seconds())
 		g.log.Info("request", append([]any{"request_id", reqID, "broker", truncate(broker, 64), "site", truncate(site, 64),
-			"method", r.Method, "status", rw.status, "bytes", rw.bytes,
+			"method", r.Method, "status", rw.Status, "bytes", rw.Bytes,
 			"duration", time.Since(start).Round(time.Microsecond).String()}, rt.logAttrs()...)...)
 	}()
 
@@ -140,7 +144,11 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 			// its request to Jira.
 			br := bufio.NewReader(rt.body)
 			if _, err := br.Peek(1); err != nil && err != io.EOF {
-				brokerhttp.WriteError(rw, brokerhttp.BadRequest, "the request body is malformed: "+err.Error(), reqID)
+				msg := "the request body is malformed: "
+				if _, stalled := errors.AsType[*brokerhttp.StalledError](err); stalled {
+					msg = "reading the request body failed: "
+				}
+				brokerhttp.WriteError(rw, brokerhttp.BadRequest, msg+err.Error(), reqID)
 				return
 			}
 			r.Body = struct {
@@ -247,6 +255,13 @@ func (g *Gateway) newReverseProxy() *httputil.ReverseProxy {
 // proxyError maps a failure between gateway and agent to the contract.
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	rt := r.Context().Value(ctxKey{}).(*routed)
+	// A stalled body is cut by the server (brokerhttp.GuardBodies), which
+	// cancels the request's context too: the connector is still there.
+	var stalled *brokerhttp.StalledError
+	if errors.As(rt.body.readErr(), &stalled) {
+		brokerhttp.WriteError(w, brokerhttp.BadRequest, "reading the request body failed: "+stalled.Error(), rt.requestID)
+		return
+	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The connector went away; there is nobody to answer.
 		w.WriteHeader(499)
@@ -272,30 +287,6 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 
 func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
-	return n, err
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // BrokerStatus is the answer of GET /v1/brokers/{broker}.
 type BrokerStatus struct {

@@ -32,11 +32,11 @@ func (g *Gateway) serveCheck(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	reqID := newID()
 	broker, site := r.PathValue("broker"), r.PathValue("site")
-	rw := &statusWriter{ResponseWriter: w}
+	rw := &brokerhttp.StatusRecorder{ResponseWriter: w}
 	var rt *routed
 	defer func() {
 		g.log.Info("site check", append([]any{"request_id", reqID, "broker", truncate(broker, 64), "site", truncate(site, 64),
-			"status", rw.status, "duration", time.Since(start).Round(time.Millisecond).String()}, rt.logAttrs()...)...)
+			"status", rw.Status, "duration", time.Since(start).Round(time.Millisecond).String()}, rt.logAttrs()...)...)
 	}()
 
 	if !namePattern.MatchString(broker) || !namePattern.MatchString(site) {

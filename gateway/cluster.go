@@ -439,9 +439,9 @@ func (w misdirected) WriteHeader(int) { w.ResponseWriter.WriteHeader(http.Status
 //	ANY /b/{broker}/{site}/{path...}                  as on the connector API
 //	POST /v1/brokers/{broker}/sites/{site}/check      as on the connector API
 func (g *Gateway) internalHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rw := &statusWriter{ResponseWriter: w}
-		defer func() { g.metrics.internal.WithLabelValues(strconv.Itoa(rw.status)).Inc() }()
+	return brokerhttp.GuardBodies(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rw := &brokerhttp.StatusRecorder{ResponseWriter: w}
+		defer func() { g.metrics.internal.WithLabelValues(strconv.Itoa(rw.Status)).Inc() }()
 		reqID := r.Header.Get(brokerhttp.HeaderRequestID)
 		broker, site, path, check, ok := parseInternalTarget(r)
 		if err := g.cluster.verify(r, broker, site, time.Now()); err != nil {
@@ -469,9 +469,9 @@ func (g *Gateway) internalHandler() http.Handler {
 			g.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rt)))
 		}
 		g.log.Info("forwarded request", "request_id", reqID, "broker", broker, "site", site, "check", check,
-			"method", r.Method, "status", rw.status, "bytes", rw.bytes, "from", r.RemoteAddr,
+			"method", r.Method, "status", rw.Status, "bytes", rw.Bytes, "from", r.RemoteAddr,
 			"duration", time.Since(start).Round(time.Microsecond).String(), "session", s.id)
-	})
+	}), 0)
 }
 
 // parseInternalTarget reads broker, site and path (below the site) from

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -654,7 +655,32 @@ func (l *Allowlist) Allow(method, path string) error {
 // on them: a parameter never matches an empty segment, a segment of dots,
 // or one holding "%", "\", ";" or a control character, so such paths are
 // refused as unknown.
+//
+// HEAD is GET without the body (RFC 9110): it is allowed wherever GET is,
+// as the same operation with the same scopes, and also where an
+// allow.rules entry names HEAD itself. OPTIONS gets nothing of the kind:
+// only a rule that names it allows it.
 func (l *Allowlist) Match(method, path string) (Decision, error) {
+	if method != http.MethodHead {
+		return l.match(method, path)
+	}
+	d, err := l.match(http.MethodGet, path)
+	if err == nil {
+		return d, nil
+	}
+	if l.trie(http.MethodHead) != nil {
+		if d, herr := l.match(http.MethodHead, path); herr == nil {
+			return d, nil
+		}
+	}
+	if de, ok := errors.AsType[*DeniedError](err); ok {
+		de.Method = http.MethodHead
+	}
+	return Decision{}, err
+}
+
+// match is Match for one method's trie.
+func (l *Allowlist) match(method, path string) (Decision, error) {
 	if root := l.trie(method); root != nil {
 		if lf := root.lookup(path); lf != nil {
 			if lf.reason != 0 {

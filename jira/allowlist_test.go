@@ -511,6 +511,38 @@ func TestRules(t *testing.T) {
 	})
 }
 
+// TestHead (issue 11, item 2): HEAD is allowed wherever GET is, as the
+// same operation with the same scopes, and refused wherever GET is;
+// OPTIONS gets nothing of the kind.
+func TestHead(t *testing.T) {
+	l := newAllowlist(t, config.Allow{
+		Scopes: []string{"read:jira-work"},
+		Deny:   []string{"getServerInfo"},
+		Rules: []config.AllowRule{
+			{Methods: []string{"GET"}, Path: "/rest/agile/1.0/board"},
+			{Methods: []string{"HEAD"}, Path: "/rest/agile/1.0/sprint/{sprintId}"},
+		},
+	})
+	runChecks(t, l, []check{
+		{method: "HEAD", path: "/rest/api/3/issue/ABC-1", wantOp: "getIssue", wantTemplate: "/rest/api/3/issue/{issueIdOrKey}"},
+		{method: "HEAD", path: "/rest/api/2/attachment/content/10000", wantOp: "getAttachmentContent"},
+		{method: "HEAD", path: "/rest/agile/1.0/board", wantTemplate: "/rest/agile/1.0/board"},
+		{method: "HEAD", path: "/rest/agile/1.0/sprint/3", wantTemplate: "/rest/agile/1.0/sprint/{sprintId}"},
+		// Refused where GET is, for the same reason.
+		{method: "HEAD", path: "/rest/api/3/myself", wantOp: "getCurrentUser", wantReason: ReasonMissingScope},
+		{method: "HEAD", path: "/rest/api/3/serverInfo", wantOp: "getServerInfo", wantReason: ReasonDenied},
+		{method: "HEAD", path: "/rest/api/3/issue", wantReason: ReasonMethodNotAllowed},
+		{method: "HEAD", path: "/secure/admin", wantReason: ReasonUnknownPath},
+		// OPTIONS is not GET.
+		{method: "OPTIONS", path: "/rest/api/3/issue/ABC-1", wantReason: ReasonMethodNotAllowed},
+		{method: "GET", path: "/rest/agile/1.0/sprint/3", wantReason: ReasonMethodNotAllowed},
+	})
+	_, err := l.Match("HEAD", "/rest/api/3/myself")
+	if msg := err.Error(); !strings.HasPrefix(msg, "HEAD /rest/api/3/myself is getCurrentUser, which needs scope read:jira-user") {
+		t.Errorf("got %q, want it to name HEAD and the operation's scope", msg)
+	}
+}
+
 // TestParams checks what a parameter segment accepts.
 func TestParams(t *testing.T) {
 	l := defaultAllowlist(t)
@@ -702,6 +734,9 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 		if n != 0 {
 			t.Errorf("GET %s: got %v allocations, want 0", p, n)
 		}
+		if n := testing.AllocsPerRun(100, func() { l.Match("HEAD", p) }); n != 0 {
+			t.Errorf("HEAD %s: got %v allocations, want 0", p, n)
+		}
 	}
 }
 
@@ -735,6 +770,8 @@ func FuzzAllowlistMatch(f *testing.F) {
 		{"GET", "/rest/api/3/issue/ABC-1"},
 		{"GET", "/rest/api/3/issue/.."},
 		{"POST", "/rest/api/3/user"},
+		{"HEAD", "/rest/api/3/issue/ABC-1"},
+		{"HEAD", "/rest/api/3/user/bulk"},
 	} {
 		f.Add(seed[0], seed[1])
 	}

@@ -12,10 +12,11 @@ import (
 )
 
 // exchange is the ResponseWriter the Proxy hands on: it records what the
-// audit line needs, and carries the request's state to handleError, which
+// audit line needs (the status and bytes through the project's one status
+// recorder), and carries the request's state to handleError, which
 // ReverseProxy calls with it.
 type exchange struct {
-	http.ResponseWriter
+	brokerhttp.StatusRecorder
 
 	start     time.Time
 	requestID string
@@ -28,41 +29,12 @@ type exchange struct {
 	operation string
 
 	// Set in the handler's goroutine only.
-	status   int
-	written  int64
 	code     brokerhttp.Code // a broker error, if one was answered
 	cause    error           // why the upstream request failed
 	canceled bool            // the caller went away
 
 	body trackedBody
 }
-
-func (e *exchange) WriteHeader(code int) {
-	// 1xx responses (ReverseProxy forwards Jira's) precede the real one.
-	if code >= 200 || code == http.StatusSwitchingProtocols {
-		if e.status == 0 {
-			e.status = code
-		}
-	}
-	e.ResponseWriter.WriteHeader(code)
-}
-
-func (e *exchange) Write(b []byte) (int, error) {
-	if e.status == 0 {
-		e.status = http.StatusOK
-	}
-	n, err := e.ResponseWriter.Write(b)
-	e.written += int64(n)
-	return n, err
-}
-
-// Flush lets ReverseProxy stream responses of unknown length.
-func (e *exchange) Flush() {
-	_ = http.NewResponseController(e.ResponseWriter).Flush()
-}
-
-// Unwrap gives http.ResponseController the server's writer.
-func (e *exchange) Unwrap() http.ResponseWriter { return e.ResponseWriter }
 
 // trackedBody wraps the request body to count it and to keep its first
 // read error, so that handleError can tell a body that broke (too large,
@@ -113,7 +85,7 @@ const maxLoggedPath = 256
 // (http.ErrAbortHandler) when Jira's response breaks off mid-body.
 func (p *Proxy) audit(r *http.Request, ex *exchange, aborted bool) {
 	if p.observer != nil {
-		p.observer.ObserveRequest(p.site, ex.status, ex.code, time.Since(ex.start))
+		p.observer.ObserveRequest(p.site, ex.Status, ex.code, time.Since(ex.start))
 	}
 	ctx := r.Context()
 	if !p.log.Enabled(ctx, slog.LevelInfo) {
@@ -133,13 +105,13 @@ func (p *Proxy) audit(r *http.Request, ex *exchange, aborted bool) {
 		}
 		attrs = append(attrs, slog.String("path", path))
 	}
-	attrs = append(attrs, slog.Int("status", ex.status))
+	attrs = append(attrs, slog.Int("status", ex.Status))
 	if ex.code != "" {
 		attrs = append(attrs, slog.String("code", string(ex.code)))
 	}
 	attrs = append(attrs,
 		slog.Int64("bytes_in", ex.body.n.Load()),
-		slog.Int64("bytes_out", ex.written),
+		slog.Int64("bytes_out", ex.Bytes),
 		slog.Duration("duration", time.Since(ex.start)),
 	)
 	if ex.canceled {

@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"testing"
@@ -37,6 +39,45 @@ func BenchmarkProxyRewrite(b *testing.B) {
 		p.rewrite(pr)
 		if pr.Out.URL.Host != "jira.example.com" {
 			b.Fatalf("rewritten to %s", pr.Out.URL)
+		}
+	}
+}
+
+// BenchmarkRequestHeaderAllowlist measures the request header allowlist
+// alone (issue 12, finding 1) on the headers of a typical connector call:
+// what the connector and the gateway send, some of it dropped. The copy
+// of the headers into the request is part of each iteration, as
+// ReverseProxy clones them for every request.
+func BenchmarkRequestHeaderAllowlist(b *testing.B) {
+	site := testSite("https://jira.example.com")
+	site.Allow.Headers = []string{"X-Acme-Trace"}
+	p, err := New(site, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	in := http.Header{
+		"Accept":               {"application/json"},
+		"Accept-Encoding":      {"gzip"},
+		"Accept-Language":      {"en-US"},
+		"Authorization":        {"Bearer " + connectorToken},
+		"Content-Type":         {"application/json"},
+		"Ox-Broker-Request-Id": {"0123456789abcdef01234567"},
+		"Ox-Broker-Site":       {"jira-test"},
+		"Traceparent":          {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+		"User-Agent":           {"ox-connector/1.0"},
+		"X-Acme-Trace":         {"t-1"},
+		"X-Atlassian-Token":    {"no-check"},
+		"X-Forwarded-For":      {"10.0.0.1"},
+	}
+	h := make(http.Header, len(in))
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(h)
+		maps.Copy(h, in)
+		p.filterRequestHeader(h)
+		if len(h) != 7 {
+			b.Fatalf("%d headers left, want 7: %v", len(h), h)
 		}
 	}
 }

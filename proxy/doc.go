@@ -19,10 +19,13 @@
 //  4. waits a short, bounded time for one of the site's max_concurrent
 //     upstream slots, and refuses with 503 overloaded if none frees up;
 //  5. rewrites the request onto the configured upstream (scheme and host
-//     from config only, base path + the checked path, query kept), drops
-//     the caller's Authorization, Cookie, Proxy-*, Forwarded, X-Forwarded-*
-//     and Ox-Broker-* headers and its trailers, and only then sets the
-//     site's credentials with jira.SetCredentials;
+//     from config only, base path + the checked path, query kept),
+//     forwards only the request headers a Jira client needs
+//     (ForwardedHeaders, plus the site's allow.headers; never a name with
+//     "_"), so that the caller's Authorization, Cookie, Proxy-*,
+//     Forwarded, X-Forwarded-*, identity, override and Ox-Broker-* headers
+//     and its trailers are all dropped, and only then sets the site's
+//     credentials with jira.SetCredentials;
 //  6. streams Jira's response back without Set-Cookie (a Jira session
 //     cookie is as good as the token, and the token never leaves the
 //     customer network) and without Ox-Broker-* headers (so that

@@ -19,7 +19,7 @@ import (
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	ex, ok := w.(*exchange)
 	if !ok { // not reached: ServeHTTP always passes an exchange
-		ex = &exchange{ResponseWriter: w}
+		ex = &exchange{StatusRecorder: brokerhttp.StatusRecorder{ResponseWriter: w}}
 	}
 	ex.cause = err
 	code, msg := p.classify(r.Context(), err, ex.body.failure())
@@ -41,6 +41,12 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 // that carry no secret (addresses, certificate names, system errors); they
 // go through scrub all the same.
 func (p *Proxy) classify(ctx context.Context, err, bodyErr error) (brokerhttp.Code, string) {
+	// A stalled body is cut by the server (brokerhttp.GuardBodies), which
+	// cancels the request's context too: the caller is still there.
+	var stalled *brokerhttp.StalledError
+	if errors.As(bodyErr, &stalled) {
+		return brokerhttp.BadRequest, "reading the request body failed: " + stalled.Error()
+	}
 	switch ctx.Err() {
 	case context.Canceled:
 		return "", ""

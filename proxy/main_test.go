@@ -178,6 +178,14 @@ type front struct {
 
 func newFront(t testing.TB, site config.Site, opts Options) *front {
 	t.Helper()
+	return newFrontStall(t, site, opts, 0)
+}
+
+// newFrontStall is newFront whose server cuts request bodies that send
+// nothing for stall (brokerhttp.DefaultBodyStall when zero), as the
+// agent's stream server does.
+func newFrontStall(t testing.TB, site config.Site, opts Options, stall time.Duration) *front {
+	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = testLogger
 	}
@@ -195,7 +203,7 @@ func newFront(t testing.TB, site config.Site, opts Options) *front {
 	// closing, which Close does not wait for.
 	var conns sync.WaitGroup
 	srv := &http.Server{
-		Handler:           p,
+		Handler:           brokerhttp.GuardBodies(p, stall),
 		ReadHeaderTimeout: 5 * time.Second,
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			switch s {

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // CheckPath reports whether rawPath, the escaped path of a request target
@@ -31,6 +34,14 @@ import (
 //     "%c0%ae" for ".");
 //   - empty segments ("//", a trailing "/") and segments made only of
 //     dots (".", "..", "..."), raw or escaped ("%2e%2e");
+//   - near-dot segments, judged by what a server that normalises or trims
+//     names would read (checkSegment): a segment that NFKC normalisation
+//     changes (full-width "%ef%bc%8e" and "%ef%bc%8f", NBSP "%c2%a0"), one
+//     with an invisible or non-ASCII space character, one that ends in a
+//     dot or a space ("..%20", "a."), one that is only dots and spaces
+//     once the ideographic full stop "%e3%80%82" counts as a dot, and one
+//     naming an NTFS stream ("..::$DATA", ":$DATA"). A ":" elsewhere is
+//     kept: Jira Cloud account ids hold one;
 //   - a decoded path that path.Clean would change.
 //
 // The root path "/" is allowed.
@@ -91,11 +102,8 @@ func checkPath(raw string) (string, error) {
 		// Decoded "/" only comes from a raw "/" (escaped slashes are refused
 		// above), so raw and decoded segments line up one to one.
 		for seg := range strings.SplitSeq(decoded[1:], "/") {
-			if seg == "" {
-				return "", errors.New(`path has an empty segment ("//" or a trailing "/")`)
-			}
-			if strings.Trim(seg, ".") == "" {
-				return "", errors.New(`path has a "." or ".." segment`)
+			if err := checkSegment(seg); err != nil {
+				return "", err
 			}
 		}
 	}
@@ -103,6 +111,61 @@ func checkPath(raw string) (string, error) {
 		return "", errors.New("path is not in normal form")
 	}
 	return decoded, nil
+}
+
+// checkSegment judges one decoded segment by what the servers in front of
+// Jira may make of it, not by its spelling: a segment is refused if a
+// server that normalises or trims names could read it as "." or "..", or
+// as another name than the allowlist saw.
+func checkSegment(seg string) error {
+	if seg == "" {
+		return errors.New(`path has an empty segment ("//" or a trailing "/")`)
+	}
+	if strings.Trim(seg, ".") == "" {
+		return errors.New(`path has a "." or ".." segment`)
+	}
+	for i := 0; i < len(seg); i++ {
+		if seg[i] >= utf8.RuneSelf {
+			if err := checkUnicodeSegment(seg); err != nil {
+				return err
+			}
+			seg = strings.ReplaceAll(seg, ideographicFullStop, ".")
+			break
+		}
+	}
+	// Windows and IIS drop trailing dots and spaces ("..%20" is ".."),
+	// and read "name:stream" as a stream of the file "name" ("..::$DATA"
+	// is "..").
+	name, stream, hasStream := strings.Cut(seg, ":")
+	switch {
+	case strings.Trim(name, ". ") == "":
+		return errors.New(`path has a segment that reads as "." or ".." once trailing dots, spaces or a ":stream" are dropped`)
+	case strings.TrimRight(seg, ". ") != seg, strings.TrimRight(name, ". ") != name:
+		return errors.New(`path has a segment ending in "." or a space, which some servers drop`)
+	case hasStream && strings.Contains(":"+stream, ":$"):
+		return errors.New(`path has a segment naming a file stream (":$DATA")`)
+	}
+	return nil
+}
+
+// ideographicFullStop (U+3002) is a full stop to IDNA (UTS #46), which
+// NFKC leaves as it is; checkSegment reads it as ".".
+const ideographicFullStop = "\u3002"
+
+// checkUnicodeSegment refuses a segment with non-ASCII characters that
+// Unicode normalisation (NFKC: full-width "．" and "／", NBSP, ligatures,
+// decomposed accents) would change, and invisible or non-ASCII space
+// characters, which some servers drop or read as a space.
+func checkUnicodeSegment(seg string) error {
+	if !norm.NFKC.IsNormalString(seg) {
+		return errors.New("path has a segment that Unicode normalisation (NFKC) changes, such as a full-width dot or slash or a no-break space; send the normal form")
+	}
+	for _, r := range seg {
+		if r >= utf8.RuneSelf && (unicode.IsSpace(r) || unicode.In(r, unicode.Cf, unicode.Zs, unicode.Zl, unicode.Zp)) {
+			return fmt.Errorf("path has a segment with the invisible or space character U+%04X", r)
+		}
+	}
+	return nil
 }
 
 // checkDecodedByte refuses the bytes that must not appear escaped.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 func TestCheckPath(t *testing.T) {
@@ -23,6 +25,13 @@ func TestCheckPath(t *testing.T) {
 		"/rest/api/3/issue/A:B@C+D!$&'()*,=~_-",
 		"/rest/api/3/issue/100%25",
 		"/rest/api/3/issue/%25zz",
+		// A ":" is kept: Jira Cloud account ids hold one.
+		"/rest/api/3/user/712020:0e3e5c0f-8f3b-4c3b-9c5d-3c2a1b0d9e8f/properties/k",
+		"/rest/api/3/issue/A%3AB",
+		// NFC text, and the ideographic full stop inside a name.
+		"/rest/api/3/issue/ABC-1/properties/%E6%97%A5%E6%9C%AC",
+		"/rest/api/3/issue/ABC-1/properties/a%E3%80%82b",
+		"/rest/api/3/issue/%20A",
 	}
 	for _, p := range ok {
 		if err := CheckPath(p); err != nil {
@@ -79,6 +88,41 @@ func TestCheckPath(t *testing.T) {
 		"/a`b",
 		"/a\xc3\xa9",
 		"/a\r\nX: y",
+		// Near-dot segments (issue 12, finding 3): what a server that
+		// trims or normalises names reads as "." or "..".
+		"/rest/..%20/x",
+		"/rest/.%20/x",
+		"/rest/%20../x",
+		"/rest/..%20%20/x",
+		"/rest/..%c2%a0/x",
+		"/rest/%c2%a0/x",
+		"/rest/%e3%80%82%e3%80%82/x",
+		"/rest/%e3%80%82/x",
+		"/rest/.%e3%80%82/x",
+		"/rest/%ef%bc%8e%ef%bc%8e/x",
+		"/rest/%ef%bc%8e/x",
+		"/rest/..%ef%bc%8fsecure",
+		"/rest/a%ef%bc%8fb",
+		"/rest/%ef%bd%a1%ef%bd%a1/x",
+		"/rest/%e2%80%a4%e2%80%a4/x",
+		"/rest/%e2%80%a5/x",
+		"/rest/..::$DATA/x",
+		"/rest/..:$DATA/x",
+		"/rest/myself::$DATA",
+		"/rest/myself:stream:$DATA",
+		"/rest/..:x/y",
+		"/rest/:$DATA",
+		"/rest/a./x",
+		"/rest/a../x",
+		"/rest/a%20/x",
+		"/rest/a.:b",
+		"/rest/..%e2%80%8b/x",
+		"/rest/..%ef%bb%bf/x",
+		"/rest/..%c2%ad/x",
+		"/rest/..%e3%80%80/x",
+		"/rest/..%c2%85/x",
+		"/rest/e%cc%81",
+		"/rest/%ef%bc%a1%ef%bc%a2%ef%bc%a3-1",
 	}
 	for _, p := range bad {
 		if err := CheckPath(p); err == nil {
@@ -109,6 +153,8 @@ func FuzzCheckPath(f *testing.F) {
 	for _, s := range []string{
 		"/rest/api/3/issue/ABC-1", "/rest/api/3/issue/../x", "/a%2fb", "/a%252e%252e",
 		"/%2e%2e/", "/a\\b", "/a;b", "/..;/", "/%c0%ae", "/a%20b", "/", "//", "/a%25",
+		"/..%20/", "/..%c2%a0/", "/%e3%80%82%e3%80%82/", "/%ef%bc%8e%ef%bc%8e/", "/..::$DATA/", "/a%ef%bc%8fb",
+		"/a.", "/712020:abc", "/%e6%97%a5",
 	} {
 		f.Add(s)
 	}
@@ -134,8 +180,21 @@ func FuzzCheckPath(f *testing.F) {
 			t.Fatalf("accepted %q, decoded %q", raw, decoded)
 		}
 		for _, seg := range strings.Split(decoded, "/")[1:] {
-			if decoded != "/" && strings.Trim(seg, ".") == "" {
+			if decoded == "/" {
+				break
+			}
+			if strings.Trim(seg, ".") == "" {
 				t.Fatalf("accepted %q with a dot or empty segment", raw)
+			}
+			// What a server that normalises or trims names reads: the
+			// same segment, never a dot segment.
+			if !norm.NFKC.IsNormalString(seg) {
+				t.Fatalf("accepted %q, whose segment %q NFKC changes", raw, seg)
+			}
+			dots := strings.ReplaceAll(seg, "\u3002", ".")
+			name, _, _ := strings.Cut(dots, ":")
+			if strings.Trim(name, ". ") == "" || strings.TrimRight(dots, ". ") != dots || strings.Contains(seg, ":$") {
+				t.Fatalf("accepted %q, whose segment %q a trimming server reads as a dot segment or another name", raw, seg)
 			}
 		}
 		if strings.Count(raw, "/") != strings.Count(decoded, "/") {

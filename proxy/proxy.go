@@ -64,7 +64,11 @@ type Proxy struct {
 	maxBody      int64
 	queueTimeout time.Duration
 	// sem holds one token per in-flight upstream request.
-	sem chan struct{}
+	sem       chan struct{}
+	overloads overloadLog
+
+	// moreHeaders are the site's allow.headers, by canonical name.
+	moreHeaders map[string]bool
 
 	policy    Policy
 	observer  Observer
@@ -140,6 +144,9 @@ func newProxy(site config.Site, opts Options) (*Proxy, error) {
 			return nil, err
 		}
 		p.policy = al
+	}
+	if p.moreHeaders, err = headerAllowlist(site.Allow.Headers); err != nil {
+		return nil, err
 	}
 	maxConcurrent := cmp.Or(site.MaxConcurrent, DefaultMaxConcurrent)
 	p.sem = make(chan struct{}, maxConcurrent)
@@ -240,7 +247,7 @@ func (p *Proxy) Close() {
 // documentation for the steps.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := &exchange{
-		ResponseWriter: w,
+		StatusRecorder: brokerhttp.StatusRecorder{ResponseWriter: w},
 		start:          time.Now(),
 		requestID:      r.Header.Get(brokerhttp.HeaderRequestID),
 	}
@@ -253,8 +260,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		// The original writer, not ex: MaxBytesReader tells the server
-		// through it to close the connection once the limit is hit.
+		// The original writer, not ex: MaxBytesReader tells Go's server
+		// through it to close the connection once the limit is hit (when
+		// the server is brokerhttp.GuardBodies, as the agent's is, that
+		// closes it anyway: the body was not read to its end).
 		ex.body.rc = http.MaxBytesReader(w, r.Body, p.maxBody)
 		r.Body = &ex.body
 	}
@@ -327,6 +336,7 @@ func (p *Proxy) acquire(r *http.Request, ex *exchange) bool {
 	case p.sem <- struct{}{}:
 		return true
 	case <-t.C:
+		p.overloads.refuse(p.log, cap(p.sem), time.Now())
 		p.refuse(ex, brokerhttp.Overloaded, fmt.Sprintf(
 			"too many requests in flight to this site (max_concurrent %d); retry later", cap(p.sem)))
 		return false
@@ -367,11 +377,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	u.Fragment, u.RawFragment = "", ""
 	out.Host = p.host
 
-	for k := range out.Header {
-		if dropRequestHeader(k) {
-			delete(out.Header, k)
-		}
-	}
+	// Only the headers a Jira client needs go on (headers.go); the
+	// caller's Authorization, Cookie, identity and routing headers are
+	// not among them, and the credentials are set after the filter.
+	p.filterRequestHeader(out.Header)
 	// A caller could declare "Trailer: Authorization" and send a trailer;
 	// trailers are not forwarded.
 	out.Trailer = nil
@@ -379,39 +388,6 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		out.Header.Set("User-Agent", defaultUserAgent)
 	}
 	jira.SetCredentials(out.Header, p.auth)
-}
-
-// droppedRequestHeaders are removed from every request before the
-// credentials are set, in addition to the prefixes in dropRequestHeader
-// and the hop-by-hop headers that httputil.ReverseProxy removes. Besides
-// credentials and forwarding headers, they hold the headers with which
-// some servers and frameworks in front of Jira let a request override its
-// method or URL, which would slip past the Policy.
-var droppedRequestHeaders = []string{
-	"Authorization",
-	"Cookie",
-	"Forwarded",
-	"X-Real-Ip",
-	"X-Client-Ip",
-	"True-Client-Ip",
-	"X-Http-Method-Override",
-	"X-Http-Method",
-	"X-Method-Override",
-	"X-Original-Url",
-	"X-Rewrite-Url",
-}
-
-// dropRequestHeader reports whether the request header named k is dropped.
-func dropRequestHeader(k string) bool {
-	if hasPrefixFold(k, "Proxy-") || hasPrefixFold(k, "X-Forwarded-") || hasPrefixFold(k, "Ox-Broker-") {
-		return true
-	}
-	for _, d := range droppedRequestHeaders {
-		if strings.EqualFold(k, d) {
-			return true
-		}
-	}
-	return false
 }
 
 func hasPrefixFold(s, prefix string) bool {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -70,62 +71,125 @@ func TestCredentialsPerAuthType(t *testing.T) {
 	}
 }
 
-func TestIncomingHeadersDropped(t *testing.T) {
+// TestRequestHeaderAllowlist (issue 12, finding 1): only the headers a
+// Jira client needs reach Jira. Credentials, identity and routing headers,
+// method and URL overrides, the broker's own headers and every name
+// spelled with "_" (which some front-ends read as "-") are dropped, in any
+// case; the site's credentials are set after the filter.
+func TestRequestHeaderAllowlist(t *testing.T) {
 	up := newUpstream(t, false, nil)
-	f := newFront(t, testSite(up.URL), Options{})
+	site := testSite(up.URL)
+	site.Allow.Headers = []string{"x-site-extra"}
+	f := newFront(t, site, Options{})
 
 	// Raw bytes, so that names arrive in odd cases and nothing is added
 	// or folded by a client library.
-	req := "GET /rest/api/3/myself HTTP/1.1\r\n" +
-		"Host: jira.example\r\n" +
-		"Authorization: Bearer " + connectorToken + "\r\n" +
-		"authorization: Basic Zm9vOmJhcg==\r\n" +
-		"Cookie: JSESSIONID=abc\r\n" +
-		"Proxy-Authorization: Basic Zm9vOmJhcg==\r\n" +
-		"pRoXy-Custom: 1\r\n" +
-		"Proxy-Connection: keep-alive\r\n" +
-		"Forwarded: for=1.2.3.4;host=evil.example\r\n" +
-		"X-Forwarded-For: 1.2.3.4\r\n" +
-		"X-Forwarded-Host: evil.example\r\n" +
-		"X-Forwarded-Proto: https\r\n" +
-		"x-forwarded-prefix: /evil\r\n" +
-		"X-Forwarded-Server: evil\r\n" +
-		"X-Real-IP: 1.2.3.4\r\n" +
-		"X-HTTP-Method-Override: DELETE\r\n" +
-		"X-Original-URL: /secure/admin\r\n" +
-		"X-Rewrite-URL: /secure/admin\r\n" +
-		"Ox-Broker-Site: jira-test\r\n" +
-		"Ox-Broker-Request-Id: req-headers\r\n" +
-		"ox-broker-anything: x\r\n" +
-		"Accept: application/json\r\n" +
-		"X-Atlassian-Token: no-check\r\n" +
-		"User-Agent: ox-connector/1.0\r\n" +
-		"Connection: close\r\n" +
-		"\r\n"
-	resp, body := f.raw(t, req)
+	dropped := []string{
+		"Authorization: Bearer " + connectorToken,
+		"authorization: Basic Zm9vOmJhcg==",
+		"Cookie: JSESSIONID=abc",
+		"Proxy-Authorization: Basic Zm9vOmJhcg==",
+		"pRoXy-Custom: 1",
+		"Proxy-Connection: keep-alive",
+		"Forwarded: for=1.2.3.4;host=evil.example",
+		"X-Forwarded-For: 1.2.3.4",
+		"X-Forwarded-Host: evil.example",
+		"x-forwarded-prefix: /evil",
+		"X-Real-IP: 1.2.3.4",
+		"X-HTTP-Method-Override: DELETE",
+		"X-Original-URL: /secure/admin",
+		"X-Rewrite-URL: /secure/admin",
+		"Ox-Broker-Site: jira-test",
+		"ox-broker-anything: x",
+		// Spelled with underscores.
+		"X_Forwarded_For: 1.2.3.4",
+		"Proxy_Authorization: Basic Zm9vOmJhcg==",
+		"X-HTTP-Method_Override: DELETE",
+		"X-Original_URL: /secure/admin",
+		"Accept_Language: de",
+		"X_Atlassian_Token: no-check",
+		// Identity headers some front-ends trust.
+		"X-Remote-User: admin",
+		"X-AUSERNAME: admin",
+		"X-Original-URI: /secure/admin",
+		"X-Host: evil.example",
+		"X-HTTP-Host-Override: evil.example",
+		// Anything else.
+		"X-Custom: 1",
+		"Origin: https://evil.example",
+		"Cache-Control: no-cache",
+	}
+	kept := map[string]string{
+		"Accept":                  "application/json",
+		"Accept-Language":         "de-DE",
+		"If-None-Match":           `"abc"`,
+		"If-Modified-Since":       "Sat, 01 Jan 2000 00:00:00 GMT",
+		"X-Atlassian-Token":       "no-check",
+		"X-ExperimentalApi":       "opt-in",
+		"X-Force-Accept-Language": "true",
+		"User-Agent":              "ox-connector/1.0",
+		"X-Site-Extra":            "added by allow.headers",
+	}
+	req := "GET /rest/api/3/myself HTTP/1.1\r\nHost: jira.example\r\n"
+	for _, h := range dropped {
+		req += h + "\r\n"
+	}
+	for k, v := range kept {
+		req += strings.ToLower(k) + ": " + v + "\r\n"
+	}
+	resp, body := f.raw(t, req+"Connection: close\r\n\r\n")
 	if resp.StatusCode != 200 {
 		t.Fatalf("status: got %d, want 200 (%s)", resp.StatusCode, body)
 	}
 	got := up.last(t).Header
-	for k := range got {
-		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, "proxy-") || strings.HasPrefix(lk, "x-forwarded-") || strings.HasPrefix(lk, "ox-broker-") {
-			t.Errorf("header %s reached Jira", k)
-		}
+	keptNames := map[string]bool{"Authorization": true}
+	for k := range kept {
+		keptNames[http.CanonicalHeaderKey(k)] = true
 	}
-	for _, k := range []string{"Cookie", "Forwarded", "X-Real-Ip", "X-Http-Method-Override", "X-Original-Url", "X-Rewrite-Url"} {
-		if v, ok := got[k]; ok {
-			t.Errorf("header %s reached Jira: %q", k, v)
+	for k, vs := range got {
+		if !keptNames[k] {
+			t.Errorf("header %s: %q reached Jira", k, vs)
 		}
 	}
 	if auth := got.Values("Authorization"); len(auth) != 1 || auth[0] != "Bearer "+testToken {
 		t.Errorf("Authorization at Jira: got %q, want only the site's", auth)
 	}
-	for k, want := range map[string]string{
-		"Accept": "application/json", "X-Atlassian-Token": "no-check", "User-Agent": "ox-connector/1.0",
-	} {
-		if v := got.Get(k); v != want {
-			t.Errorf("%s at Jira: got %q, want %q", k, v, want)
+	for k, want := range kept {
+		if v := got.Values(k); len(v) != 1 || v[0] != want {
+			t.Errorf("%s at Jira: got %q, want [%q]", k, v, want)
+		}
+	}
+}
+
+// TestForwardedHeadersEachReachJira: every name of ForwardedHeaders is
+// forwarded, so that the documented set is the one in force.
+func TestForwardedHeadersEachReachJira(t *testing.T) {
+	up := newUpstream(t, false, nil)
+	f := newFront(t, testSite(up.URL), Options{})
+	hdr := http.Header{}
+	for _, k := range ForwardedHeaders {
+		if k != "Expect" && k != "Range" && !strings.HasPrefix(k, "If-") && !strings.HasPrefix(k, "Content-") {
+			hdr.Set(k, "v-"+strings.ToLower(k))
+		}
+	}
+	f.do(t, "GET", "/rest/api/3/myself", nil, hdr)
+	got := up.last(t).Header
+	for k := range hdr {
+		if want := "v-" + strings.ToLower(k); got.Get(k) != want {
+			t.Errorf("%s at Jira: got %q, want %q", k, got.Get(k), want)
+		}
+	}
+	// The body's headers and the conditional ones, on a request with a body.
+	hdr = http.Header{
+		"Content-Type": {"application/json"}, "Content-Encoding": {"identity"},
+		"If-Match": {`"a"`}, "If-Unmodified-Since": {"Sat, 01 Jan 2000 00:00:00 GMT"},
+		"If-Range": {`"a"`}, "Range": {"bytes=0-1"},
+	}
+	f.do(t, "PUT", "/rest/api/3/issue/ABC-1", strings.NewReader("{}"), hdr)
+	got = up.last(t).Header
+	for k, v := range hdr {
+		if got.Get(k) != v[0] {
+			t.Errorf("%s at Jira: got %q, want %q", k, got.Get(k), v[0])
 		}
 	}
 }
@@ -298,6 +362,13 @@ func TestPathAttacksRefused(t *testing.T) {
 		"/rest/api/3/issue/A\tB",
 		"/rest/api/3/issue/A\x00B", // Go's server refuses it first
 		"/rest/api/3/issue/A\x01B",
+		// Near-dot segments (issue 12, finding 3).
+		"/rest/api/3/issue/..%20/..%20/secure/admin",
+		"/rest/api/3/issue/..%c2%a0/x",
+		"/rest/api/3/issue/%e3%80%82%e3%80%82/x",
+		"/rest/api/3/issue/%ef%bc%8e%ef%bc%8e%ef%bc%8fsecure",
+		"/rest/api/3/issue/..::$DATA/x",
+		"/rest/api/3/myself.",
 	}
 	for _, target := range targets {
 		t.Run(target, func(t *testing.T) {
@@ -335,7 +406,8 @@ func TestNotAllowedRefused(t *testing.T) {
 		{"GET", "/plugins/servlet/oauth/users"},
 		{"GET", "/secure/admin"},
 		{"GET", "/"},
-		{"HEAD", "/rest/api/3/myself"},
+		{"HEAD", "/rest/api/3/auditing/record"}, // refused as its GET is
+		{"OPTIONS", "/rest/api/3/myself"},
 		{"GET", "/rest/api/3/issueX/1"},
 	} {
 		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
@@ -812,6 +884,8 @@ func TestNewErrors(t *testing.T) {
 		{"proxy scheme", func(s *config.Site) { s.Proxy = "ftp://me:hunter2@proxy:21" }, "proxy"},
 		{"negative timeout", func(s *config.Site) { s.Timeout = -1 }, "timeout"},
 		{"negative max_body", func(s *config.Site) { s.MaxBody = -1 }, "max_body"},
+		{"allow.headers with _", func(s *config.Site) { s.Allow.Headers = []string{"X_Custom"} }, `allow.headers[0] "X_Custom"`},
+		{"allow.headers Cookie", func(s *config.Site) { s.Allow.Headers = []string{"X-Ok", "cookie"} }, `allow.headers[1] "cookie"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -932,5 +1006,97 @@ func TestResponseBrokenMidBody(t *testing.T) {
 	waitFor(t, func() bool { return strings.Contains(buf.String(), "request_id=req-broken") })
 	if line := buf.String(); !strings.Contains(line, "status=200") || !strings.Contains(line, "aborted=true") {
 		t.Errorf("audit line does not say aborted:\n%s", line)
+	}
+}
+
+// TestHeadForwarded (issue 11, item 2): HEAD reaches Jira wherever GET
+// would, and OPTIONS stays refused.
+func TestHeadForwarded(t *testing.T) {
+	up := newUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "11")
+		if r.Method != "HEAD" {
+			io.WriteString(w, `{"ok":true}`)
+		}
+	})
+	f := newFront(t, testSite(up.URL), Options{})
+	resp, body := f.do(t, "HEAD", "/rest/api/3/issue/ABC-1", nil, nil)
+	if resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != 11 {
+		t.Errorf("HEAD: got %d, %d bytes, Content-Length %d; want 200, no body, 11", resp.StatusCode, len(body), resp.ContentLength)
+	}
+	if got := up.last(t); got.Method != "HEAD" || got.RequestURI != "/rest/api/3/issue/ABC-1" {
+		t.Errorf("Jira saw %s %s, want HEAD /rest/api/3/issue/ABC-1", got.Method, got.RequestURI)
+	}
+	n := up.count()
+	resp, body = f.do(t, "OPTIONS", "/rest/api/3/issue/ABC-1", nil, nil)
+	wantBrokerError(t, resp, body, brokerhttp.PathNotAllowed)
+	resp, body = f.do(t, "HEAD", "/rest/api/3/user", nil, nil) // GET /user needs read:jira-user: granted
+	if resp.StatusCode != 200 {
+		t.Errorf("HEAD /rest/api/3/user: got %d %s", resp.StatusCode, body)
+	}
+	if up.count() != n+1 {
+		t.Errorf("Jira saw %d more requests, want 1 (OPTIONS refused)", up.count()-n)
+	}
+}
+
+// TestSlowBodiesFreeTheirSlots (issue 12, "Also try"): callers that take
+// every max_concurrent slot and then send their bodies slowly hold the
+// site for as long as they want, unless a body that falls silent is cut.
+// Here two silent bodies take both slots: others get overloaded, with one
+// warning however many are refused; once the bodies have been silent for
+// the stall limit they are answered 400 and their connections closed, and
+// the site serves again.
+func TestSlowBodiesFreeTheirSlots(t *testing.T) {
+	// The stall limit is far above the time the three refusals take
+	// (3 × QueueTimeout), so that they find both slots taken.
+	const stall = 3 * time.Second
+	up := newUpstream(t, false, nil)
+	site := testSite(up.URL)
+	site.MaxConcurrent = 2
+	var buf syncBuffer
+	f := newFrontStall(t, site, Options{Logger: slogTo(&buf), QueueTimeout: 50 * time.Millisecond}, stall)
+
+	type slow struct {
+		c  net.Conn
+		br *bufio.Reader
+	}
+	var slows []slow
+	for range 2 {
+		c, err := net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "POST /rest/api/3/issue HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"fields\":")
+		slows = append(slows, slow{c, bufio.NewReader(c)})
+	}
+	waitFor(t, func() bool { return len(f.p.sem) == 2 })
+
+	for range 3 {
+		resp, body := f.do(t, "GET", "/rest/api/3/myself", nil, nil)
+		wantBrokerError(t, resp, body, brokerhttp.Overloaded)
+	}
+	if n := strings.Count(buf.String(), "are refused with overloaded"); n != 1 {
+		t.Errorf("got %d overload warnings for 3 refusals, want 1:\n%s", n, buf.String())
+	}
+
+	for _, s := range slows {
+		resp, err := http.ReadResponse(s.br, nil)
+		if err != nil {
+			t.Fatalf("no answer to a stalled body: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		d := wantBrokerError(t, resp, body, brokerhttp.BadRequest)
+		if !strings.Contains(d.Message, "no byte of the request body arrived for 3s") {
+			t.Errorf("message %q does not say the body stalled", d.Message)
+		}
+		if _, err := s.br.ReadByte(); err == nil {
+			t.Error("the connection of a stalled body is still open")
+		}
+	}
+	waitFor(t, func() bool { return len(f.p.sem) == 0 })
+	if resp, body := f.do(t, "GET", "/rest/api/3/myself", nil, nil); resp.StatusCode != 200 {
+		t.Errorf("after the stalled bodies: got %d %s, want 200", resp.StatusCode, body)
 	}
 }
