@@ -173,8 +173,7 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, broker, site, re
 // broker gets 401 whatever the broker, so that callers without a token
 // cannot learn which brokers exist; failures are slowed per address.
 func (g *Gateway) authorize(r *http.Request, broker string) (brokerhttp.Code, string) {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if ok && token != "" {
+	if token, ok := bearerToken(r.Header.Get("Authorization")); ok {
 		b, err := g.broker(r.Context(), broker)
 		if err != nil {
 			// A broker outside the config, and Redis cannot say.

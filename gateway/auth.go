@@ -48,6 +48,21 @@ func (h tokenHash) matches(token string) bool {
 	return subtle.ConstantTimeCompare(h[:], sum[:]) == 1
 }
 
+// bearerToken returns the token of an Authorization header value of the
+// Bearer scheme: the scheme in any case (RFC 9110 §11.1), then one or
+// more spaces (§11.4), then the token, which holds no space.
+func bearerToken(h string) (string, bool) {
+	scheme, rest, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token := strings.TrimLeft(rest, " ")
+	if token == "" || strings.Contains(token, " ") {
+		return "", false
+	}
+	return token, true
+}
+
 // throttle slows repeated authentication failures from one IP address:
 // each failure within the window doubles the delay before the next answer
 // to that address, from 100 ms up to 5 s. Successful callers are never

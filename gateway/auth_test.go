@@ -2,11 +2,15 @@ package gateway
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
 func TestHashToken(t *testing.T) {
@@ -214,5 +218,46 @@ func TestThrottleMemoryBound(t *testing.T) {
 	}
 	if got, want := th.fail(addr(0)), 100*time.Millisecond; got != want {
 		t.Errorf("failure of a forgotten address: got %s, want %s (start over)", got, want)
+	}
+}
+
+// TestBearerSchemeAnyCase: the scheme of Authorization is case-insensitive
+// (RFC 9110 §11.1), and one or more spaces separate it from the token
+// (§11.4); anything else is a wrong credential.
+func TestBearerSchemeAnyCase(t *testing.T) {
+	tg := startGateway(t)
+	tg.connect(t, tunnel.TransportTCP, tg.hello(), echoHandler("a1"))
+	tok := tg.acmeConnector
+	tests := []struct {
+		name   string
+		header string
+		want   int
+	}{
+		{"Bearer", "Bearer " + tok, 200},
+		{"bearer", "bearer " + tok, 200},
+		{"BEARER", "BEARER " + tok, 200},
+		{"mixed case", "bEaReR " + tok, 200},
+		{"two spaces", "Bearer  " + tok, 200},
+		{"trailing space", "Bearer " + tok + " ", 200}, // trimmed by the HTTP parser as OWS
+		{"no space", "Bearer" + tok, 401},
+		{"tab instead of space", "Bearer\t" + tok, 401},
+		{"scheme only", "Bearer", 401},
+		{"scheme and space only", "Bearer ", 401},
+		{"token only", tok, 401},
+		{"other scheme", "Basic " + tok, 401},
+		{"scheme with a suffix", "Bearers " + tok, 401},
+		{"token with a suffix", "Bearer " + tok + "x", 401},
+		{"two tokens", "Bearer " + tok + " " + tok, 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := "GET /b/acme/jira/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\nAuthorization: " + tt.header + "\r\n\r\n"
+			resp, body := rawRequest(t, tg.api, raw)
+			if tt.want == 200 {
+				decodeEcho(t, resp, body)
+				return
+			}
+			brokerError(t, resp, body, http.StatusUnauthorized, brokerhttp.Unauthorized)
+		})
 	}
 }
