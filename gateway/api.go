@@ -157,7 +157,7 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 // raised (the caller calls release), or another replica's. It answers the
 // call itself and returns nil when it cannot.
 func (g *Gateway) route(w http.ResponseWriter, r *http.Request, broker, site, reqID string) *routed {
-	if code, msg := g.authorize(r, broker); code != "" {
+	if code, msg := g.authorize(w, r, broker); code != "" {
 		brokerhttp.WriteError(w, code, msg, reqID)
 		return nil
 	}
@@ -171,8 +171,31 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, broker, site, re
 
 // authorize checks the connector token. A token that is valid for no
 // broker gets 401 whatever the broker, so that callers without a token
-// cannot learn which brokers exist; failures are slowed per address.
-func (g *Gateway) authorize(r *http.Request, broker string) (brokerhttp.Code, string) {
+// cannot learn which brokers exist. Failures are limited per source
+// (failureLimiter): a source over its budget gets 429 with Retry-After,
+// its token unjudged. The scope of a known broker is its own, so that one
+// customer's stale token at OX's connector does not lock out the others.
+func (g *Gateway) authorize(w http.ResponseWriter, r *http.Request, broker string) (brokerhttp.Code, string) {
+	scope := ""
+	if g.known(broker) {
+		scope = broker
+	}
+	if wait, ok := g.failures.admit(r.RemoteAddr, scope); !ok {
+		g.metrics.authLimited.WithLabelValues("api").Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(wait)))
+		return brokerhttp.TooManyFailures, fmt.Sprintf("too many failed authentications from this address; retry in %d s", retrySeconds(wait))
+	}
+	code, msg := g.judge(r, broker)
+	g.failures.settle(r.RemoteAddr, scope, code == brokerhttp.Unauthorized)
+	if code == brokerhttp.Unauthorized {
+		g.metrics.authFailures.Inc()
+	}
+	return code, msg
+}
+
+// judge tells whether the request's connector token is good for broker:
+// "" when it is, else the error to answer.
+func (g *Gateway) judge(r *http.Request, broker string) (brokerhttp.Code, string) {
 	if token, ok := bearerToken(r.Header.Get("Authorization")); ok {
 		b, err := g.broker(r.Context(), broker)
 		if err != nil {
@@ -188,12 +211,6 @@ func (g *Gateway) authorize(r *http.Request, broker string) (brokerhttp.Code, st
 		} else if g.validForAny(token) {
 			return brokerhttp.UnknownBroker, fmt.Sprintf("no broker %q", broker)
 		}
-	}
-	g.metrics.authFailures.Inc()
-	delay := g.failures.fail(r.RemoteAddr)
-	select {
-	case <-time.After(delay):
-	case <-r.Context().Done():
 	}
 	return brokerhttp.Unauthorized, "missing or wrong connector token (Authorization: Bearer <token>)"
 }
@@ -320,7 +337,7 @@ type SessionStatus struct {
 
 func (g *Gateway) serveBroker(w http.ResponseWriter, r *http.Request) {
 	broker := r.PathValue("broker")
-	if code, msg := g.authorize(r, broker); code != "" {
+	if code, msg := g.authorize(w, r, broker); code != "" {
 		brokerhttp.WriteError(w, code, msg, "")
 		return
 	}
