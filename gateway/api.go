@@ -194,27 +194,47 @@ func (g *Gateway) authorize(w http.ResponseWriter, r *http.Request, broker strin
 }
 
 // judge tells whether the request's connector token is good for broker:
-// "" when it is, else the error to answer.
+// "" when it is, else the error to answer. It judges from memory only:
+// brokers defined in Redis as last read (brokerDirectory), never a Redis
+// round trip on a caller's behalf.
 func (g *Gateway) judge(r *http.Request, broker string) (brokerhttp.Code, string) {
-	if token, ok := bearerToken(r.Header.Get("Authorization")); ok {
-		b, err := g.broker(r.Context(), broker)
-		if err != nil {
-			// A broker outside the config, and Redis cannot say.
+	token, ok := bearerToken(r.Header.Get("Authorization"))
+	if !ok {
+		return brokerhttp.Unauthorized, wrongToken
+	}
+	b := g.brokers[broker]
+	var defined *brokerSet
+	if d, ok := g.shared.(brokerDirectory); ok && b == nil {
+		if defined = d.definedBrokers(r.Context()); defined == nil {
+			// Redis has not been read since the start.
 			return brokerhttp.BrokerOffline, fmt.Sprintf("broker %s cannot be looked up: the registry is unreachable; retry", broker)
 		}
-		if b != nil {
-			for _, h := range b.connectors {
-				if h.matches(token) {
-					return "", ""
-				}
-			}
-		} else if g.validForAny(token) {
-			return brokerhttp.UnknownBroker, fmt.Sprintf("no broker %q", broker)
-		}
+		b = defined.get(broker)
 	}
-	return brokerhttp.Unauthorized, "missing or wrong connector token (Authorization: Bearer <token>)"
+	switch {
+	case b != nil:
+		for _, h := range b.connectors {
+			if h.matches(token) {
+				return "", ""
+			}
+		}
+	case g.validForAny(token) || defined.hasConnector(token):
+		return brokerhttp.UnknownBroker, fmt.Sprintf("no broker %q", broker)
+	}
+	return brokerhttp.Unauthorized, wrongToken
 }
 
+const wrongToken = "missing or wrong connector token (Authorization: Bearer <token>)"
+
+// brokerDirectory is a shared registry that defines brokers outside the
+// config (redisRegistry): definedBrokers returns them as last read, nil
+// when they could never be read.
+type brokerDirectory interface {
+	definedBrokers(ctx context.Context) *brokerSet
+}
+
+// validForAny reports whether token is a connector token of a broker of
+// the config.
 func (g *Gateway) validForAny(token string) bool {
 	for _, b := range g.brokers {
 		for _, h := range b.connectors {

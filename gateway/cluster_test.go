@@ -495,13 +495,10 @@ func TestClusterRedisDown(t *testing.T) {
 	t.Logf("forwarding again %s after Redis restarted (refresh every 300ms)", time.Since(back).Round(10*time.Millisecond))
 }
 
-// TestClusterBrokerFromRedis: a broker defined in Redis, not in any
-// config, connects to one replica and is served through the other.
-func TestClusterBrokerFromRedis(t *testing.T) {
-	srv := redistest.Start(t)
-	tok := newTestTokens()
-	a := startReplica(t, srv, tok, nil)
-	b := startReplica(t, srv, tok, nil)
+// connectNewco defines the broker newco in Redis and connects an agent of
+// it to a, answering as newco-on-A; it returns newco's connector token.
+func connectNewco(t *testing.T, srv *redistest.Server, a *testGateway) (string, *fakeAgent) {
+	t.Helper()
 	brokerTok, connectorTok := NewToken(), NewToken()
 	cfg := &config.Gateway{Registry: config.Registry{Type: config.RegistryRedis, URL: srv.URL()}}
 	if err := AddBroker(context.Background(), cfg, "newco", HashToken(brokerTok), []string{HashToken(connectorTok)}); err != nil {
@@ -509,7 +506,19 @@ func TestClusterBrokerFromRedis(t *testing.T) {
 	}
 	h := a.hello()
 	h.BrokerID, h.Token = "newco", brokerTok
-	onA := a.connectAs(t, tunnel.TransportTCP, h, echoHandler("newco-on-A"), connectorTok)
+	return connectorTok, a.connectAs(t, tunnel.TransportTCP, h, echoHandler("newco-on-A"), connectorTok)
+}
+
+// TestClusterBrokerFromRedis: a broker defined in Redis, not in any
+// config, connects to one replica and is served through the other.
+func TestClusterBrokerFromRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	tok := newTestTokens()
+	a := startReplica(t, srv, tok, nil)
+	b := startReplica(t, srv, tok, nil)
+	connectorTok, onA := connectNewco(t, srv, a)
+	// A reads newco at its agent's hello; B at its next read of them all.
+	waitFor(t, 2*time.Second, "B reads newco", func() bool { return b.gw.known("newco") })
 	b.waitRemote(t, "newco", connectorTok, onA.welcome.SessionID)
 	resp, body := b.call(t, "GET", "/b/newco/jira/x", connectorTok, nil, "")
 	if e := decodeEcho(t, resp, body); e.Agent != "newco-on-A" {
@@ -613,5 +622,74 @@ func TestClusterSecretMismatch(t *testing.T) {
 	cfg.Cluster.SecretFile = short
 	if _, err := New(&cfg, Options{}); err == nil || !strings.Contains(err.Error(), "cluster.secret_file") {
 		t.Errorf("New with a 5-character secret: got %v, want a cluster.secret_file error", err)
+	}
+}
+
+// TestClusterStrangersCostNoRedis: connector calls with invented broker
+// ids and tokens that hash to nothing known are answered 401 from memory:
+// no Redis round trip (with Redis down they are still 401 at once, and no
+// registry error is counted), and the brokers read from Redis keep being
+// served meanwhile.
+func TestClusterStrangersCostNoRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	tok := newTestTokens()
+	a := startReplica(t, srv, tok, nil)
+	connectorTok, _ := connectNewco(t, srv, a)
+
+	reg := a.gw.shared.(*redisRegistry)
+	memory := func() (defined, lookups int) {
+		reg.lookups.mu.Lock()
+		defer reg.lookups.mu.Unlock()
+		return len(reg.defined.Load().byID), len(reg.lookups.entries)
+	}
+	definedBefore, lookupsBefore := memory()
+	strangers := func(from int) {
+		t.Helper()
+		for i := from; i < from+5; i++ {
+			start := time.Now()
+			resp, body := a.call(t, "GET", fmt.Sprintf("/b/stranger-%d/jira/x", i), NewToken(), nil, "")
+			brokerError(t, resp, body, http.StatusUnauthorized, brokerhttp.Unauthorized)
+			if d := time.Since(start); d > redisTimeout {
+				t.Errorf("a stranger's call took %s; want an answer from memory", d)
+			}
+		}
+	}
+	strangers(0)
+	if d, l := memory(); d != definedBefore || l != lookupsBefore {
+		t.Errorf("after strangers' calls: %d brokers, %d lookups remembered; want %d, %d as before", d, l, definedBefore, lookupsBefore)
+	}
+	srv.Stop()
+	errorsBefore := counterValue(a.gw.metrics.registryErrors.WithLabelValues("broker"))
+	strangers(5)
+	if got := counterValue(a.gw.metrics.registryErrors.WithLabelValues("broker")); got != errorsBefore {
+		t.Errorf("registry_errors_total{op=broker}: got %v, want %v: strangers' calls asked Redis", got, errorsBefore)
+	}
+	resp, body := a.call(t, "GET", "/b/newco/jira/x", connectorTok, nil, "")
+	if e := decodeEcho(t, resp, body); e.Agent != "newco-on-A" {
+		t.Errorf("newco with Redis down: served by %s", e.Agent)
+	}
+}
+
+// TestClusterRedisBrokerTokenOnUnknownBroker: a connector token of a
+// broker defined in Redis, used on the path of a broker that does not
+// exist, gets 404 unknown_broker, as one of the config does.
+func TestClusterRedisBrokerTokenOnUnknownBroker(t *testing.T) {
+	srv := redistest.Start(t)
+	tok := newTestTokens()
+	a := startReplica(t, srv, tok, nil)
+	connectorTok, _ := connectNewco(t, srv, a)
+
+	for _, c := range []struct{ name, token string }{{"config broker's token", tok.acmeConnector}, {"Redis broker's token", connectorTok}} {
+		resp, body := a.call(t, "GET", "/b/nosuch/jira/x", c.token, nil, "")
+		brokerError(t, resp, body, http.StatusNotFound, brokerhttp.UnknownBroker)
+		if t.Failed() {
+			t.Fatalf("%s on an unknown broker's path", c.name)
+		}
+	}
+	// On an existing broker's path, a token of another is wrong (401),
+	// whichever defines them.
+	for _, c := range []struct{ path, token string }{{"/b/acme/jira/x", connectorTok}, {"/b/newco/jira/x", tok.acmeConnector}} {
+		resp, body := a.call(t, "GET", c.path, c.token, nil, "")
+		brokerError(t, resp, body, http.StatusUnauthorized, brokerhttp.Unauthorized)
 	}
 }

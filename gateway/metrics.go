@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"code"}),
 		registryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oxbroker_gateway_registry_errors_total",
-			Help: "Failed operations on the shared registry (Redis), by operation: publish, withdraw, lookup, broker.",
+			Help: "Failed operations on the shared registry (Redis), by operation: publish, withdraw, lookup, brokers (reading them all), broker (reading one, for a hello).",
 		}, []string{"op"}),
 		sessionWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oxbroker_gateway_session_waits_total",
