@@ -140,7 +140,7 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 			return nil, err
 		}
 		g.advertise = advertiseBase(cfg.Registry.Advertise)
-		if g.shared, err = newRedisRegistry(cfg, newID(), opts, g.log, g.metrics); err != nil {
+		if g.shared, err = newRedisRegistry(cfg, g.cluster.id, opts, g.log, g.metrics); err != nil {
 			return nil, err
 		}
 	}
