@@ -388,14 +388,14 @@ func (g *Gateway) internalHandler() http.Handler {
 		if err != nil {
 			g.refusals.warn(g.log, "internal request refused", "remote", r.RemoteAddr, "reason", err.Error(),
 				"method", r.Method, "target", truncate(r.RequestURI, 128))
-			switch err {
-			case errOlderReplica, errOtherReplica:
+			switch {
+			case errors.Is(err, errOlderReplica), errors.Is(err, errOtherReplica):
 				// Signed with the secret, but not for this replica as it
 				// is: "no session here", so that the replica that sent it
 				// routes the call elsewhere.
 				brokerhttp.WriteError(misdirected{rw}, brokerhttp.BrokerOffline,
 					"this replica does not serve this request: "+err.Error(), reqID)
-			case errReplayCacheFull:
+			case errors.Is(err, errReplayCacheFull):
 				brokerhttp.WriteError(rw, brokerhttp.Overloaded, "too many forwarded requests; retry later", reqID)
 			default:
 				brokerhttp.WriteError(rw, brokerhttp.Unauthorized, "missing or wrong cluster signature", "")

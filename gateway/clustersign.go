@@ -30,10 +30,11 @@ import (
 //     connector gave one, is in the signed head).
 //
 // The receiving replica checks the head before anything reaches an agent,
-// refuses a nonce it has seen within the window, and holds back the last
-// byte of the body until the trailer has been checked: a body altered on
-// the way never reaches the agent complete (the agent aborts its Jira
-// request on a cut stream).
+// refuses a nonce it has seen within the window, and ends the body towards
+// the agent only once the trailer has been checked (holding back the last
+// byte of a body of known length): a body altered on the way never
+// reaches the agent complete (the agent aborts its Jira request on a cut
+// stream).
 //
 // Older replicas signed only the request line's fields (protocol 1,
 // Ox-Broker-Cluster-Mac). Replicas still add that signature to what they
@@ -111,12 +112,17 @@ func (c *cluster) headMAC(f head, h http.Header) []byte {
 func writeCanonicalHeaders(w io.Writer, h http.Header) {
 	type field struct{ lower, key string }
 	fields := make([]field, 0, len(h))
-	for k := range h {
-		switch http.CanonicalHeaderKey(k) {
-		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", headerClusterSig:
+	size := 0
+	for k, vs := range h {
+		lower := strings.ToLower(k)
+		switch lower {
+		case "host", "content-length", "transfer-encoding", "trailer", lowerClusterSig:
 			continue
 		}
-		fields = append(fields, field{strings.ToLower(k), k})
+		fields = append(fields, field{lower, k})
+		for _, v := range vs {
+			size += len(lower) + len(v) + 2
+		}
 	}
 	slices.SortFunc(fields, func(a, b field) int {
 		if c := strings.Compare(a.lower, b.lower); c != 0 {
@@ -124,18 +130,25 @@ func writeCanonicalHeaders(w io.Writer, h http.Header) {
 		}
 		return strings.Compare(a.key, b.key)
 	})
+	b := make([]byte, 0, size)
 	for _, f := range fields {
 		for _, v := range h[f.key] {
 			if v = wireValue(v); v != "" {
-				io.WriteString(w, f.lower+":"+v+"\n")
+				b = append(append(append(append(b, f.lower...), ':'), v...), '\n')
 			}
 		}
 	}
+	w.Write(b)
 }
+
+var lowerClusterSig = strings.ToLower(headerClusterSig)
 
 // wireValue is a header value as net/http writes it and reads it back.
 func wireValue(v string) string {
-	return strings.Trim(newlineToSpace.Replace(v), " \t")
+	if strings.ContainsAny(v, "\r\n") {
+		v = newlineToSpace.Replace(v)
+	}
+	return strings.Trim(v, " \t")
 }
 
 var newlineToSpace = strings.NewReplacer("\r", " ", "\n", " ")
