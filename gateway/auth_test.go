@@ -433,9 +433,9 @@ func TestConnectorFailuresLimitedAcrossConnections(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("acme's good token after acme's budget is spent: got %d %s, want 429", resp.StatusCode, body)
 	}
-	resp, body = tg.call(t, "GET", "/b/other/jira/x", tg.otherConnector, nil, "")
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusUnauthorized {
-		t.Errorf("other's good token after acme's budget is spent: got %d %s, want it judged (no agent: 502)", resp.StatusCode, body)
+	resp, body = tg.call(t, "GET", "/v1/brokers/other", tg.otherConnector, nil, "")
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("other's good token after acme's budget is spent: got %d %s, want 200", resp.StatusCode, body)
 	}
 	if got := counterValue(tg.gw.metrics.authLimited.WithLabelValues("api")); got != 2*(n-10)+2 {
 		t.Errorf("auth_rate_limited_total{listener=api}: got %v, want %d", got, 2*(n-10)+2)
