@@ -28,6 +28,7 @@ type Code string
 // The error codes of the contract.
 const (
 	Unauthorized        Code = "unauthorized"
+	TooManyFailures     Code = "too_many_failures"
 	UnknownBroker       Code = "unknown_broker"
 	BrokerOffline       Code = "broker_offline"
 	UnknownSite         Code = "unknown_site"
@@ -45,6 +46,8 @@ func (c Code) Status() int {
 	switch c {
 	case Unauthorized:
 		return http.StatusUnauthorized
+	case TooManyFailures:
+		return http.StatusTooManyRequests
 	case UnknownBroker, UnknownSite:
 		return http.StatusNotFound
 	case PathNotAllowed:

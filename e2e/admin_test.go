@@ -77,6 +77,7 @@ func TestAdminEndpoints(t *testing.T) {
 		`oxbroker_gateway_requests_total{broker="acme",code="200"} 1`,
 		"oxbroker_gateway_request_duration_seconds_count",
 		"oxbroker_gateway_auth_failures_total 0",
+		`oxbroker_gateway_auth_rate_limited_total{listener="api"} 0`,
 	} {
 		if !strings.Contains(gm, want) {
 			t.Errorf("gateway /metrics lacks %q", want)

@@ -165,7 +165,7 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 // raised (the caller calls release), or another replica's. It answers the
 // call itself and returns nil when it cannot.
 func (g *Gateway) route(w http.ResponseWriter, r *http.Request, broker, site, reqID string) *routed {
-	if code, msg := g.authorize(r, broker); code != "" {
+	if code, msg := g.authorize(w, r, broker); code != "" {
 		brokerhttp.WriteError(w, code, msg, reqID)
 		return nil
 	}
@@ -179,34 +179,70 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, broker, site, re
 
 // authorize checks the connector token. A token that is valid for no
 // broker gets 401 whatever the broker, so that callers without a token
-// cannot learn which brokers exist; failures are slowed per address.
-func (g *Gateway) authorize(r *http.Request, broker string) (brokerhttp.Code, string) {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if ok && token != "" {
-		b, err := g.broker(r.Context(), broker)
-		if err != nil {
-			// A broker outside the config, and Redis cannot say.
-			return brokerhttp.BrokerOffline, fmt.Sprintf("broker %s cannot be looked up: the registry is unreachable; retry", broker)
-		}
-		if b != nil {
-			for _, h := range b.connectors {
-				if h.matches(token) {
-					return "", ""
-				}
-			}
-		} else if g.validForAny(token) {
-			return brokerhttp.UnknownBroker, fmt.Sprintf("no broker %q", broker)
-		}
+// cannot learn which brokers exist. Failures are limited per source
+// (failureLimiter): a source over its budget gets 429 with Retry-After,
+// its token unjudged. The scope of a known broker is its own, so that one
+// customer's stale token at OX's connector does not lock out the others.
+func (g *Gateway) authorize(w http.ResponseWriter, r *http.Request, broker string) (brokerhttp.Code, string) {
+	scope := ""
+	if g.known(broker) {
+		scope = broker
 	}
-	g.metrics.authFailures.Inc()
-	delay := g.failures.fail(r.RemoteAddr)
-	select {
-	case <-time.After(delay):
-	case <-r.Context().Done():
+	if wait, ok := g.failures.admit(r.RemoteAddr, scope); !ok {
+		g.metrics.authLimited.WithLabelValues("api").Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(wait)))
+		return brokerhttp.TooManyFailures, fmt.Sprintf("too many failed authentications from this address; retry in %d s", retrySeconds(wait))
 	}
-	return brokerhttp.Unauthorized, "missing or wrong connector token (Authorization: Bearer <token>)"
+	code, msg := g.judge(r, broker)
+	g.failures.settle(r.RemoteAddr, scope, code == brokerhttp.Unauthorized)
+	if code == brokerhttp.Unauthorized {
+		g.metrics.authFailures.Inc()
+	}
+	return code, msg
 }
 
+// judge tells whether the request's connector token is good for broker:
+// "" when it is, else the error to answer. It judges from memory only:
+// brokers defined in Redis as last read (brokerDirectory), never a Redis
+// round trip on a caller's behalf.
+func (g *Gateway) judge(r *http.Request, broker string) (brokerhttp.Code, string) {
+	token, ok := bearerToken(r.Header.Get("Authorization"))
+	if !ok {
+		return brokerhttp.Unauthorized, wrongToken
+	}
+	b := g.brokers[broker]
+	var defined *brokerSet
+	if d, ok := g.shared.(brokerDirectory); ok && b == nil {
+		if defined = d.definedBrokers(r.Context()); defined == nil {
+			// Redis has not been read since the start.
+			return brokerhttp.BrokerOffline, fmt.Sprintf("broker %s cannot be looked up: the registry is unreachable; retry", broker)
+		}
+		b = defined.get(broker)
+	}
+	switch {
+	case b != nil:
+		for _, h := range b.connectors {
+			if h.matches(token) {
+				return "", ""
+			}
+		}
+	case g.validForAny(token) || defined.hasConnector(token):
+		return brokerhttp.UnknownBroker, fmt.Sprintf("no broker %q", broker)
+	}
+	return brokerhttp.Unauthorized, wrongToken
+}
+
+const wrongToken = "missing or wrong connector token (Authorization: Bearer <token>)"
+
+// brokerDirectory is a shared registry that defines brokers outside the
+// config (redisRegistry): definedBrokers returns them as last read, nil
+// when they could never be read.
+type brokerDirectory interface {
+	definedBrokers(ctx context.Context) *brokerSet
+}
+
+// validForAny reports whether token is a connector token of a broker of
+// the config.
 func (g *Gateway) validForAny(token string) bool {
 	for _, b := range g.brokers {
 		for _, h := range b.connectors {
@@ -312,7 +348,7 @@ type SessionStatus struct {
 
 func (g *Gateway) serveBroker(w http.ResponseWriter, r *http.Request) {
 	broker := r.PathValue("broker")
-	if code, msg := g.authorize(r, broker); code != "" {
+	if code, msg := g.authorize(w, r, broker); code != "" {
 		brokerhttp.WriteError(w, code, msg, "")
 		return
 	}

@@ -2,9 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -26,25 +23,14 @@ import (
 // internal listener (listen.internal) of a replica that has one, found in
 // the shared registry. The internal listener serves only its own
 // replica's sessions and never forwards: a call makes one hop at most,
-// and no loop can form. Each forwarded request carries an HMAC-SHA256,
-// keyed with the cluster secret, over its method, request target, broker,
-// site, request id and a timestamp; the internal listener refuses
-// anything else with 401.
-
-// Headers of a forwarded request. Like every Ox-Broker-* header, a
-// connector cannot send them: the gateway strips those.
-const (
-	headerClusterTime = "Ox-Broker-Cluster-Time" // unix seconds
-	headerClusterMAC  = "Ox-Broker-Cluster-Mac"  // hex HMAC-SHA256
-)
+// and no loop can form. Each forwarded request is signed with the cluster
+// secret, its head, headers and body (clustersign.go); the internal
+// listener refuses anything else with 401, and a replay with 401 too.
 
 const (
 	// clusterWindow is how far a forwarded request's timestamp may be
 	// from the receiver's clock.
 	clusterWindow = 30 * time.Second
-	// macContext starts every MAC input, so that the secret signs
-	// nothing else by accident.
-	macContext = "oxbroker-cluster-v1"
 	// minSecretLen is the shortest cluster secret accepted, in bytes.
 	minSecretLen = 32
 	// skipFor is how long a replica that could not be reached, or a
@@ -61,11 +47,14 @@ const (
 	DefaultSessionWait = 3 * time.Second
 )
 
-// cluster is this replica's part in forwarding: the secret, the client
-// that forwards to other replicas, and the routes to pass over.
+// cluster is this replica's part in forwarding: the secret, its id, the
+// client that forwards to other replicas, the nonces of the requests it
+// took, and the routes to pass over.
 type cluster struct {
 	secret []byte
+	id     string // this replica's random id, as its session records name it
 	client *http.Transport
+	nonces *nonceCache
 
 	mu   sync.Mutex           // guards skip
 	skip map[string]time.Time // "replica <advertise>" or "session <id>" -> until
@@ -82,6 +71,8 @@ func newCluster(secretFile string) (*cluster, error) {
 	}
 	return &cluster{
 		secret: secret,
+		id:     newID(),
+		nonces: newNonceCache(replayEntries),
 		client: &http.Transport{
 			// Never through a proxy from the environment: replicas talk
 			// directly, on the private network.
@@ -97,57 +88,6 @@ func newCluster(secretFile string) (*cluster, error) {
 		},
 		skip: make(map[string]time.Time),
 	}, nil
-}
-
-// mac is the signature of one forwarded request.
-func (c *cluster) mac(method, target, broker, site, requestID, ts string) []byte {
-	m := hmac.New(sha256.New, c.secret)
-	for _, f := range []string{macContext, method, target, broker, site, requestID, ts} {
-		// No field can hold a newline: they come from a request line,
-		// names, an id and digits.
-		io.WriteString(m, f)
-		m.Write([]byte{'\n'})
-	}
-	return m.Sum(nil)
-}
-
-// sign adds the time and signature headers to a request for target (its
-// request-target as it will be written on the wire).
-func (c *cluster) sign(h http.Header, method, target, broker, site, requestID string, now time.Time) {
-	ts := strconv.FormatInt(now.Unix(), 10)
-	h.Set(headerClusterTime, ts)
-	h.Set(headerClusterMAC, hex.EncodeToString(c.mac(method, target, broker, site, requestID, ts)))
-}
-
-// Reasons verify refuses a request, for the log.
-var (
-	errNoSignature  = errors.New("no signature")
-	errStaleRequest = errors.New("timestamp outside the window")
-	errBadSignature = errors.New("wrong signature")
-)
-
-// verify checks a request that reached the internal listener, in
-// constant time.
-func (c *cluster) verify(r *http.Request, broker, site string, now time.Time) error {
-	ts, sig := r.Header.Get(headerClusterTime), r.Header.Get(headerClusterMAC)
-	if ts == "" || sig == "" {
-		return errNoSignature
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || sec < 0 {
-		return errStaleRequest
-	}
-	if d := now.Unix() - sec; d > int64(clusterWindow/time.Second) || d < -int64(clusterWindow/time.Second) {
-		return errStaleRequest
-	}
-	got, err := hex.DecodeString(sig)
-	if err != nil {
-		return errBadSignature
-	}
-	if !hmac.Equal(got, c.mac(r.Method, r.RequestURI, broker, site, r.Header.Get(brokerhttp.HeaderRequestID), ts)) {
-		return errBadSignature
-	}
-	return nil
 }
 
 func (c *cluster) skipRoute(key string) {
@@ -336,7 +276,7 @@ func (g *Gateway) send(req *http.Request, rt *routed, remotePath string) (*http.
 }
 
 // remoteRequest is req (addressed to the agent) readdressed to path on
-// the internal listener of rt's replica, signed.
+// the internal listener of rt's replica, signed for it.
 func (c *cluster) remoteRequest(req *http.Request, rt *routed, path string, body io.ReadCloser) *http.Request {
 	out := req.Clone(req.Context())
 	u, _ := url.Parse(rt.remote.Advertise) // checked when the record was read
@@ -353,7 +293,7 @@ func (c *cluster) remoteRequest(req *http.Request, rt *routed, path string, body
 	h.Del(brokerhttp.HeaderSite)
 	h.Del(brokerhttp.HeaderOp)
 	h.Set(brokerhttp.HeaderRequestID, rt.requestID)
-	c.sign(h, out.Method, u.RequestURI(), rt.broker, rt.site, rt.requestID, time.Now())
+	c.sign(out, rt.broker, rt.site, rt.requestID, rt.remote.Replica, req.ContentLength, time.Now())
 	return out
 }
 
@@ -444,12 +384,25 @@ func (g *Gateway) internalHandler() http.Handler {
 		defer func() { g.metrics.internal.WithLabelValues(strconv.Itoa(rw.Status)).Inc() }()
 		reqID := r.Header.Get(brokerhttp.HeaderRequestID)
 		broker, site, path, check, ok := parseInternalTarget(r)
-		if err := g.cluster.verify(r, broker, site, time.Now()); err != nil {
+		signed, err := g.cluster.verify(r, broker, site, time.Now())
+		if err != nil {
 			g.refusals.warn(g.log, "internal request refused", "remote", r.RemoteAddr, "reason", err.Error(),
 				"method", r.Method, "target", truncate(r.RequestURI, 128))
-			brokerhttp.WriteError(rw, brokerhttp.Unauthorized, "missing or wrong cluster signature", "")
+			switch {
+			case errors.Is(err, errOlderReplica), errors.Is(err, errOtherReplica):
+				// Signed with the secret, but not for this replica as it
+				// is: "no session here", so that the replica that sent it
+				// routes the call elsewhere.
+				brokerhttp.WriteError(misdirected{rw}, brokerhttp.BrokerOffline,
+					"this replica does not serve this request: "+err.Error(), reqID)
+			case errors.Is(err, errReplayCacheFull):
+				brokerhttp.WriteError(rw, brokerhttp.Overloaded, "too many forwarded requests; retry later", reqID)
+			default:
+				brokerhttp.WriteError(rw, brokerhttp.Unauthorized, "missing or wrong cluster signature", "")
+			}
 			return
 		}
+		r = signed
 		if !ok || reqID == "" {
 			brokerhttp.WriteError(rw, brokerhttp.BadRequest, "not a forwarded connector request", reqID)
 			return
@@ -463,6 +416,12 @@ func (g *Gateway) internalHandler() http.Handler {
 		}
 		rt := &routed{session: s, broker: broker, site: site, path: path, requestID: reqID}
 		defer rt.release()
+		if r.Body != http.NoBody {
+			// A body that fails its signature is the caller's error
+			// (proxyError), and reaches the agent cut short.
+			rt.body = &connectorBody{ReadCloser: r.Body}
+			r.Body = rt.body
+		}
 		if check {
 			g.runCheck(rw, r, rt)
 		} else {

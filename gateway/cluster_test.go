@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -255,108 +254,6 @@ func TestClusterStreaming(t *testing.T) {
 	}
 }
 
-// signedRequest is a raw request to an internal listener, signed with
-// secret as a replica would sign it at time at.
-func signedRequest(secret, method, target, broker, site, reqID string, at time.Time) http.Header {
-	c := &cluster{secret: []byte(secret)}
-	h := http.Header{}
-	h.Set(brokerhttp.HeaderRequestID, reqID)
-	c.sign(h, method, target, broker, site, reqID, at)
-	return h
-}
-
-func rawWithHeader(method, target, host string, h http.Header) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, target, host)
-	h.Write(&b)
-	b.WriteString("\r\n")
-	return b.String()
-}
-
-// TestClusterInternalAuth: the internal listener answers 401 to anything
-// without a good signature, and nothing reaches an agent.
-func TestClusterInternalAuth(t *testing.T) {
-	srv := redistest.Start(t)
-	tok := newTestTokens()
-	a := startReplica(t, srv, tok, nil)
-	var served atomic.Int32
-	a.connect(t, tunnel.TransportTCP, a.hello(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		served.Add(1)
-		io.WriteString(w, "served "+r.RequestURI)
-	}))
-
-	now := time.Now()
-	good := signedRequest(testSecret, "GET", "/b/acme/jira/x?q=1", "acme", "jira", "req-1", now)
-	with := func(h http.Header, k, v string) http.Header {
-		h = h.Clone()
-		if v == "" {
-			h.Del(k)
-		} else {
-			h.Set(k, v)
-		}
-		return h
-	}
-	flipped := []byte(good.Get(headerClusterMAC))
-	flipped[0] ^= 1
-	if flipped[0] == good.Get(headerClusterMAC)[0] {
-		t.Fatal("the flip changed nothing")
-	}
-	tests := []struct {
-		name, method, target string
-		header               http.Header
-		want                 int
-	}{
-		{"good signature (control)", "GET", "/b/acme/jira/x?q=1", good, 200},
-		{"no signature", "GET", "/b/acme/jira/x?q=1", http.Header{brokerhttp.HeaderRequestID: {"req-1"}}, 401},
-		{"no timestamp", "GET", "/b/acme/jira/x?q=1", with(good, headerClusterTime, ""), 401},
-		{"no mac", "GET", "/b/acme/jira/x?q=1", with(good, headerClusterMAC, ""), 401},
-		{"bad mac", "GET", "/b/acme/jira/x?q=1", with(good, headerClusterMAC, string(flipped)), 401},
-		{"mac not hex", "GET", "/b/acme/jira/x?q=1", with(good, headerClusterMAC, "zz"+good.Get(headerClusterMAC)[2:]), 401},
-		{"other secret", "GET", "/b/acme/jira/x?q=1", signedRequest("another-secret-of-32-characters-at-least", "GET", "/b/acme/jira/x?q=1", "acme", "jira", "req-1", now), 401},
-		{"stale timestamp", "GET", "/b/acme/jira/x?q=1", signedRequest(testSecret, "GET", "/b/acme/jira/x?q=1", "acme", "jira", "req-1", now.Add(-clusterWindow-5*time.Second)), 401},
-		{"future timestamp", "GET", "/b/acme/jira/x?q=1", signedRequest(testSecret, "GET", "/b/acme/jira/x?q=1", "acme", "jira", "req-1", now.Add(clusterWindow+5*time.Second)), 401},
-		{"timestamp changed", "GET", "/b/acme/jira/x?q=1", with(good, headerClusterTime, strconv.FormatInt(now.Unix()+1, 10)), 401},
-		{"replayed to another path", "GET", "/b/acme/jira/y?q=1", good, 401},
-		{"replayed to another site", "GET", "/b/acme/wiki/x?q=1", good, 401},
-		{"replayed to another broker", "GET", "/b/other/jira/x?q=1", good, 401},
-		{"replayed with another query", "GET", "/b/acme/jira/x?q=2", good, 401},
-		{"replayed with another method", "DELETE", "/b/acme/jira/x?q=1", good, 401},
-		{"replayed with another request id", "GET", "/b/acme/jira/x?q=1", with(good, brokerhttp.HeaderRequestID, "req-2"), 401},
-		{"replayed to the check", "POST", "/v1/brokers/acme/sites/jira/check", good, 401},
-		{"unsigned check", "POST", "/v1/brokers/acme/sites/jira/check", http.Header{}, 401},
-		{"unsigned other path", "GET", "/v1/brokers/acme", http.Header{}, 401},
-		{"unsigned root", "GET", "/", http.Header{}, 401},
-		{"absolute-form", "GET", "http://" + a.internal + "/b/acme/jira/x?q=1", good, 401},
-	}
-	refused := 0
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			before := served.Load()
-			resp, body := rawRequest(t, a.internal, rawWithHeader(tt.method, tt.target, a.internal, tt.header))
-			if resp.StatusCode != tt.want {
-				t.Fatalf("got %d %s, want %d", resp.StatusCode, body, tt.want)
-			}
-			if tt.want == 200 {
-				if string(body) != "served /x?q=1" || served.Load() != before+1 {
-					t.Errorf("control: got %q, want the agent's answer", body)
-				}
-				return
-			}
-			refused++
-			brokerError(t, resp, body, http.StatusUnauthorized, brokerhttp.Unauthorized)
-			if served.Load() != before {
-				t.Error("a refused request reached the agent")
-			}
-		})
-	}
-	if got := counterValue(a.gw.metrics.internal.WithLabelValues("401")); int(got) != refused {
-		t.Errorf("internal{401}: got %v, want %d", got, refused)
-	}
-	if !strings.Contains(a.logs.String(), "internal request refused") {
-		t.Error("no refusal was logged")
-	}
-}
-
 // TestClusterInternalNeverForwards: the internal listener serves its own
 // replica's sessions only; it answers 421 broker_offline, and forwards
 // nothing, when another replica has the session.
@@ -369,8 +266,9 @@ func TestClusterInternalNeverForwards(t *testing.T) {
 	onB := b.connect(t, tunnel.TransportTCP, b.hello(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served.Add(1) }))
 	a.waitRemote(t, "acme", a.acmeConnector, onB.welcome.SessionID)
 
-	h := signedRequest(testSecret, "GET", "/b/acme/jira/x", "acme", "jira", "req-1", time.Now())
-	resp, body := rawRequest(t, a.internal, rawWithHeader("GET", "/b/acme/jira/x", a.internal, h))
+	raw := forward{secret: testSecret, replica: a.gw.cluster.id, method: "GET", target: "/b/acme/jira/x",
+		broker: "acme", site: "jira", reqID: "req-1", at: time.Now()}.raw(a.internal)
+	resp, body := rawRequest(t, a.internal, raw)
 	brokerError(t, resp, body, http.StatusMisdirectedRequest, brokerhttp.BrokerOffline)
 	if served.Load() != 0 || counterValue(a.gw.metrics.forwarded.WithLabelValues("ok")) != 0 {
 		t.Error("the internal listener forwarded a request")
@@ -495,13 +393,10 @@ func TestClusterRedisDown(t *testing.T) {
 	t.Logf("forwarding again %s after Redis restarted (refresh every 300ms)", time.Since(back).Round(10*time.Millisecond))
 }
 
-// TestClusterBrokerFromRedis: a broker defined in Redis, not in any
-// config, connects to one replica and is served through the other.
-func TestClusterBrokerFromRedis(t *testing.T) {
-	srv := redistest.Start(t)
-	tok := newTestTokens()
-	a := startReplica(t, srv, tok, nil)
-	b := startReplica(t, srv, tok, nil)
+// connectNewco defines the broker newco in Redis and connects an agent of
+// it to a, answering as newco-on-A; it returns newco's connector token.
+func connectNewco(t *testing.T, srv *redistest.Server, a *testGateway) (string, *fakeAgent) {
+	t.Helper()
 	brokerTok, connectorTok := NewToken(), NewToken()
 	cfg := &config.Gateway{Registry: config.Registry{Type: config.RegistryRedis, URL: srv.URL()}}
 	if err := AddBroker(context.Background(), cfg, "newco", HashToken(brokerTok), []string{HashToken(connectorTok)}); err != nil {
@@ -509,7 +404,19 @@ func TestClusterBrokerFromRedis(t *testing.T) {
 	}
 	h := a.hello()
 	h.BrokerID, h.Token = "newco", brokerTok
-	onA := a.connectAs(t, tunnel.TransportTCP, h, echoHandler("newco-on-A"), connectorTok)
+	return connectorTok, a.connectAs(t, tunnel.TransportTCP, h, echoHandler("newco-on-A"), connectorTok)
+}
+
+// TestClusterBrokerFromRedis: a broker defined in Redis, not in any
+// config, connects to one replica and is served through the other.
+func TestClusterBrokerFromRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	tok := newTestTokens()
+	a := startReplica(t, srv, tok, nil)
+	b := startReplica(t, srv, tok, nil)
+	connectorTok, onA := connectNewco(t, srv, a)
+	// A reads newco at its agent's hello; B at its next read of them all.
+	waitFor(t, 2*time.Second, "B reads newco", func() bool { return b.gw.known("newco") })
 	b.waitRemote(t, "newco", connectorTok, onA.welcome.SessionID)
 	resp, body := b.call(t, "GET", "/b/newco/jira/x", connectorTok, nil, "")
 	if e := decodeEcho(t, resp, body); e.Agent != "newco-on-A" {
@@ -613,5 +520,74 @@ func TestClusterSecretMismatch(t *testing.T) {
 	cfg.Cluster.SecretFile = short
 	if _, err := New(&cfg, Options{}); err == nil || !strings.Contains(err.Error(), "cluster.secret_file") {
 		t.Errorf("New with a 5-character secret: got %v, want a cluster.secret_file error", err)
+	}
+}
+
+// TestClusterStrangersCostNoRedis: connector calls with invented broker
+// ids and tokens that hash to nothing known are answered 401 from memory:
+// no Redis round trip (with Redis down they are still 401 at once, and no
+// registry error is counted), and the brokers read from Redis keep being
+// served meanwhile.
+func TestClusterStrangersCostNoRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	tok := newTestTokens()
+	a := startReplica(t, srv, tok, nil)
+	connectorTok, _ := connectNewco(t, srv, a)
+
+	reg := a.gw.shared.(*redisRegistry)
+	memory := func() (defined, lookups int) {
+		reg.lookups.mu.Lock()
+		defer reg.lookups.mu.Unlock()
+		return len(reg.defined.Load().byID), len(reg.lookups.entries)
+	}
+	definedBefore, lookupsBefore := memory()
+	strangers := func(from int) {
+		t.Helper()
+		for i := from; i < from+5; i++ {
+			start := time.Now()
+			resp, body := a.call(t, "GET", fmt.Sprintf("/b/stranger-%d/jira/x", i), NewToken(), nil, "")
+			brokerError(t, resp, body, http.StatusUnauthorized, brokerhttp.Unauthorized)
+			if d := time.Since(start); d > redisTimeout {
+				t.Errorf("a stranger's call took %s; want an answer from memory", d)
+			}
+		}
+	}
+	strangers(0)
+	if d, l := memory(); d != definedBefore || l != lookupsBefore {
+		t.Errorf("after strangers' calls: %d brokers, %d lookups remembered; want %d, %d as before", d, l, definedBefore, lookupsBefore)
+	}
+	srv.Stop()
+	errorsBefore := counterValue(a.gw.metrics.registryErrors.WithLabelValues("broker"))
+	strangers(5)
+	if got := counterValue(a.gw.metrics.registryErrors.WithLabelValues("broker")); got != errorsBefore {
+		t.Errorf("registry_errors_total{op=broker}: got %v, want %v: strangers' calls asked Redis", got, errorsBefore)
+	}
+	resp, body := a.call(t, "GET", "/b/newco/jira/x", connectorTok, nil, "")
+	if e := decodeEcho(t, resp, body); e.Agent != "newco-on-A" {
+		t.Errorf("newco with Redis down: served by %s", e.Agent)
+	}
+}
+
+// TestClusterRedisBrokerTokenOnUnknownBroker: a connector token of a
+// broker defined in Redis, used on the path of a broker that does not
+// exist, gets 404 unknown_broker, as one of the config does.
+func TestClusterRedisBrokerTokenOnUnknownBroker(t *testing.T) {
+	srv := redistest.Start(t)
+	tok := newTestTokens()
+	a := startReplica(t, srv, tok, nil)
+	connectorTok, _ := connectNewco(t, srv, a)
+
+	for _, c := range []struct{ name, token string }{{"config broker's token", tok.acmeConnector}, {"Redis broker's token", connectorTok}} {
+		resp, body := a.call(t, "GET", "/b/nosuch/jira/x", c.token, nil, "")
+		brokerError(t, resp, body, http.StatusNotFound, brokerhttp.UnknownBroker)
+		if t.Failed() {
+			t.Fatalf("%s on an unknown broker's path", c.name)
+		}
+	}
+	// On an existing broker's path, a token of another is wrong (401),
+	// whichever defines them.
+	for _, c := range []struct{ path, token string }{{"/b/acme/jira/x", connectorTok}, {"/b/newco/jira/x", tok.acmeConnector}} {
+		resp, body := a.call(t, "GET", c.path, c.token, nil, "")
+		brokerError(t, resp, body, http.StatusUnauthorized, brokerhttp.Unauthorized)
 	}
 }

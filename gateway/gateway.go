@@ -57,7 +57,8 @@ type Gateway struct {
 	shared    sharedRegistry // what replicas share (registry.type)
 	cluster   *cluster       // forwarding between replicas; nil with registry.type memory
 	advertise string         // this replica's internal URL; "" with registry.type memory
-	failures  *throttle
+	failures  *failureLimiter
+	limited   logLimiter // of agents refused for their address's failures
 	refusals  logLimiter // of the internal listener
 	proxy     *httputil.ReverseProxy
 	metrics   *metrics
@@ -116,7 +117,7 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 		tls:      &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		reg:      newRegistry(),
 		shared:   memoryRegistry{},
-		failures: newThrottle(),
+		failures: newFailureLimiter(failureBurst, failureEvery, failureSources),
 		metrics:  newMetrics(opts.Metrics),
 	}
 	for i, b := range cfg.Brokers {
@@ -139,7 +140,7 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 			return nil, err
 		}
 		g.advertise = advertiseBase(cfg.Registry.Advertise)
-		if g.shared, err = newRedisRegistry(cfg, newID(), opts, g.log, g.metrics); err != nil {
+		if g.shared, err = newRedisRegistry(cfg, g.cluster.id, opts, g.log, g.metrics); err != nil {
 			return nil, err
 		}
 	}
@@ -375,11 +376,22 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		g.reject(s, ctrl, tunnel.RejectProtocol, fmt.Sprintf("protocol %d is not supported; this gateway speaks %d", hello.Protocol, tunnel.ProtocolVersion))
 		return
 	}
+	// An address over its failure budget is refused before its hello is
+	// judged (auth.go, failureLimiter); the attempt admitted here is
+	// settled below, by fail when the hello is wrong.
+	addr := s.RemoteAddr().String()
+	if wait, ok := g.failures.admit(addr, ""); !ok {
+		g.metrics.authLimited.WithLabelValues("tunnel").Inc()
+		g.limited.warn(log, "agent refused: too many failed authentications from its address", "retry_in", wait.String())
+		g.reject(s, ctrl, tunnel.RejectUnauthorized, fmt.Sprintf("too many failed authentications from this address; retry in %d s", retrySeconds(wait)))
+		return
+	}
 	b, err := g.broker(ctx, hello.BrokerID)
 	if err != nil {
 		// A broker outside the config, and the registry cannot say: no
 		// reject, which an agent would take for a wrong token and back
 		// off for long; it retries on its usual backoff.
+		g.failures.settle(addr, "", false)
 		log.Warn("agent not authenticated: the registry is unreachable", "broker_id", truncate(hello.BrokerID, 64))
 		s.Close()
 		return
@@ -395,6 +407,7 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		g.reject(s, ctrl, tunnel.RejectUnauthorized, "unknown broker id or wrong broker token")
 		return
 	}
+	g.failures.settle(addr, "", false)
 	if g.draining.Load() {
 		g.reject(s, ctrl, tunnel.RejectShutdown, "gateway is shutting down; reconnect")
 		return

@@ -419,7 +419,7 @@ func brokerError(t *testing.T, resp *http.Response, b []byte, wantStatus int, wa
 func TestHandshake(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			t.Parallel() // each subtest waits out throttle delays and a reject grace
+			t.Parallel() // each subtest waits out a reject grace
 			tg := startGateway(t)
 			tests := []struct {
 				name       string

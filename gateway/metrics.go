@@ -8,6 +8,7 @@ type metrics struct {
 	requests     *prometheus.CounterVec
 	duration     prometheus.Histogram
 	authFailures prometheus.Counter
+	authLimited  *prometheus.CounterVec
 
 	// Replicas (registry.type redis).
 	forwarded      *prometheus.CounterVec
@@ -35,6 +36,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "oxbroker_gateway_auth_failures_total",
 			Help: "Failed authentications: agents with a wrong broker id or token, connectors with a wrong token.",
 		}),
+		authLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxbroker_gateway_auth_rate_limited_total",
+			Help: "Authentications refused unjudged because their address had failed too often, by listener: api (connectors, 429), tunnel (agents, reject).",
+		}, []string{"listener"}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oxbroker_gateway_forwarded_requests_total",
 			Help: "Connector requests sent to another replica, by outcome: ok (it answered), no_session (it had no session any more), unreachable (it could not be reached), refused (it refused the signature), failed (the exchange broke).",
@@ -45,16 +50,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"code"}),
 		registryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oxbroker_gateway_registry_errors_total",
-			Help: "Failed operations on the shared registry (Redis), by operation: publish, withdraw, lookup, broker.",
+			Help: "Failed operations on the shared registry (Redis), by operation: publish, withdraw, lookup, brokers (reading them all), broker (reading one, for a hello).",
 		}, []string{"op"}),
 		sessionWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oxbroker_gateway_session_waits_total",
 			Help: "Connector requests that found no session of their broker and waited for one, by outcome: found, timeout.",
 		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.sessions, m.requests, m.duration, m.authFailures, m.forwarded, m.internal, m.registryErrors, m.sessionWaits)
+	reg.MustRegister(m.sessions, m.requests, m.duration, m.authFailures, m.authLimited, m.forwarded, m.internal, m.registryErrors, m.sessionWaits)
 	for _, t := range []string{"quic", "tcp"} {
 		m.sessions.WithLabelValues(t)
+	}
+	for _, l := range []string{"api", "tunnel"} {
+		m.authLimited.WithLabelValues(l)
 	}
 	for _, o := range []string{"ok", "no_session", "unreachable", "refused", "failed"} {
 		m.forwarded.WithLabelValues(o)

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -55,16 +57,12 @@ const (
 	// retried): it bounds the Redis load of a busy broker to a few
 	// lookups a second per replica.
 	lookupFresh = 250 * time.Millisecond
-	// brokerFresh and brokerAbsentFresh are how long a broker definition
-	// read from Redis, or its absence, is trusted: a broker added in
-	// Redis is usable within brokerAbsentFresh, one removed is refused
-	// within brokerFresh.
-	brokerFresh       = 10 * time.Second
-	brokerAbsentFresh = 2 * time.Second
-	// brokerRetry is how long a failed read of a broker is not retried;
-	// a definition read before keeps being used meanwhile.
-	brokerRetry = time.Second
-	// cacheEntries bounds each cache; a full cache is emptied.
+	// brokersReadTimeout bounds one read of every broker defined in
+	// Redis (a SCAN and an HGETALL per broker, pipelined).
+	brokersReadTimeout = 5 * time.Second
+	// cacheEntries bounds the lookup cache; a full cache is emptied. Its
+	// keys are brokers whose connector authenticated, so strangers cannot
+	// fill it.
 	cacheEntries = 10000
 )
 
@@ -87,8 +85,19 @@ type redisRegistry struct {
 	down    bool                     // the last write failed
 
 	lookups cache[[]sessionRecord] // by broker
-	brokers cache[*brokerAuth]     // by broker id
-	errLog  logLimiter
+
+	// The brokers defined in Redis, as last read (nil before the first
+	// read succeeds): run reads them all every refresh, and the connector
+	// API judges tokens against them only, so that a stranger's call
+	// never costs a Redis round trip or an entry in memory. Redis going
+	// away leaves them as they were.
+	defined   atomic.Pointer[brokerSet]
+	definedMu sync.Mutex      // serialises changes of defined
+	firstRead chan struct{}   // closed once the first read has ended, however
+	readOnce  sync.Once       // closes firstRead
+	configIDs map[string]bool // the brokers of the config, which win over Redis's
+
+	errLog logLimiter
 }
 
 type pendingOp struct {
@@ -135,7 +144,11 @@ func newRedisRegistry(cfg *config.Gateway, replica string, opts Options, log *sl
 		mine:      make(map[string]*agentSession),
 		pending:   make(map[string]pendingOp),
 		lookups:   newCache[[]sessionRecord](),
-		brokers:   newCache[*brokerAuth](),
+		firstRead: make(chan struct{}),
+		configIDs: make(map[string]bool),
+	}
+	for _, b := range cfg.Brokers {
+		r.configIDs[b.ID] = true
 	}
 	return r, nil
 }
@@ -172,6 +185,9 @@ func (r *redisRegistry) wake() {
 
 func (r *redisRegistry) run(ctx context.Context) {
 	r.log.Info("session registry", "type", "redis", "url", r.url, "advertise", r.advertise, "replica", r.replica)
+	var readers sync.WaitGroup
+	defer readers.Wait()
+	readers.Go(func() { r.readBrokersEvery(ctx) })
 	t := time.NewTicker(r.every)
 	defer t.Stop()
 	for {
@@ -351,41 +367,199 @@ func (r *redisRegistry) fetchSessions(ctx context.Context, broker string) ([]ses
 	return recs, nil
 }
 
-// broker reads a broker that the config does not define. A definition
-// read before is used while Redis cannot be read.
+// brokerSet is the brokers defined in Redis as one replica last read
+// them; it never changes once made.
+type brokerSet struct {
+	byID       map[string]*brokerAuth
+	connectors map[tokenHash]bool // every connector hash of byID
+	// added are the brokers that a hello read before the next read of
+	// them all, and when: a read that began before keeps them.
+	added map[string]time.Time
+}
+
+func newBrokerSet(byID map[string]*brokerAuth, added map[string]time.Time) *brokerSet {
+	s := &brokerSet{byID: byID, connectors: make(map[tokenHash]bool), added: added}
+	for _, b := range byID {
+		for _, h := range b.connectors {
+			s.connectors[h] = true
+		}
+	}
+	return s
+}
+
+// get returns broker id, or nil; s may be nil.
+func (s *brokerSet) get(id string) *brokerAuth {
+	if s == nil {
+		return nil
+	}
+	return s.byID[id]
+}
+
+// hasConnector reports whether token is a connector token of some broker
+// of s; s may be nil. It looks the token's SHA-256 up in a map: the time
+// that takes may depend on the hash, which tells nothing of the token.
+func (s *brokerSet) hasConnector(token string) bool {
+	if s == nil {
+		return false
+	}
+	return s.connectors[sha256.Sum256([]byte(token))]
+}
+
+// readBrokersEvery reads the brokers defined in Redis now and every
+// refresh until ctx ends.
+func (r *redisRegistry) readBrokersEvery(ctx context.Context) {
+	defer r.readOnce.Do(func() { close(r.firstRead) })
+	r.readBrokers(ctx)
+	r.readOnce.Do(func() { close(r.firstRead) })
+	t := time.NewTicker(r.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.readBrokers(ctx)
+		}
+	}
+}
+
+// readBrokers replaces the brokers of Redis known here with what Redis
+// holds now; when Redis cannot be read, they stay as they were.
+func (r *redisRegistry) readBrokers(ctx context.Context) {
+	started := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, brokersReadTimeout)
+	defer cancel()
+	byID, err := r.fetchBrokers(ctx)
+	if err != nil {
+		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			r.failed("brokers", err)
+		}
+		return
+	}
+	r.definedMu.Lock()
+	defer r.definedMu.Unlock()
+	// A broker that a hello read while this read was under way is kept
+	// as the hello read it, present or not in this read; the next read
+	// settles it.
+	added := make(map[string]time.Time)
+	if old := r.defined.Load(); old != nil {
+		for id, at := range old.added {
+			if at.After(started) {
+				byID[id], added[id] = old.byID[id], at
+			}
+		}
+	}
+	r.defined.Store(newBrokerSet(byID, added))
+}
+
+// fetchBrokers reads every broker hash of Redis. Malformed ones are left
+// out, with a warning.
+func (r *redisRegistry) fetchBrokers(ctx context.Context) (map[string]*brokerAuth, error) {
+	byID := make(map[string]*brokerAuth)
+	var cursor uint64
+	for {
+		keys, next, err := r.rdb.Scan(ctx, cursor, keyBroker+"*", 1000).Result()
+		if err != nil {
+			return nil, err
+		}
+		pipe := r.rdb.Pipeline()
+		cmds := make([]*redis.MapStringStringCmd, len(keys))
+		for i, k := range keys {
+			cmds[i] = pipe.HGetAll(ctx, k)
+		}
+		if len(keys) > 0 {
+			pipe.Exec(ctx) // each command's error is looked at below
+		}
+		for i, k := range keys {
+			id := strings.TrimPrefix(k, keyBroker)
+			fields, err := cmds[i].Result()
+			var rerr redis.Error
+			switch {
+			case errors.As(err, &rerr): // WRONGTYPE: a key that is no hash
+				r.errLog.warn(r.log, "a broker in the registry is malformed; ignored", "broker", truncate(id, 64), "key", truncate(k, 128), "err", err)
+				continue
+			case err != nil:
+				return nil, err
+			case len(fields) == 0, r.configIDs[id]: // deleted since the SCAN; the config's
+				continue
+			case !namePattern.MatchString(id):
+				r.errLog.warn(r.log, "a broker in the registry has an invalid id; ignored", "key", truncate(k, 128))
+				continue
+			}
+			b, err := parseBrokerFields(id, fields)
+			if err != nil {
+				r.errLog.warn(r.log, "a broker in the registry is malformed; ignored", "broker", id, "key", k, "err", err)
+				continue
+			}
+			byID[id] = b
+		}
+		if cursor = next; cursor == 0 {
+			return byID, nil
+		}
+	}
+}
+
+// definedBrokers returns the brokers of Redis as last read, or nil when
+// Redis has never been read; at start, it waits (within ctx) for the
+// first read to end. It never asks Redis itself.
+func (r *redisRegistry) definedBrokers(ctx context.Context) *brokerSet {
+	select {
+	case <-r.firstRead:
+	case <-ctx.Done():
+	}
+	return r.defined.Load()
+}
+
+// broker returns a broker that the config does not define, for an
+// agent's hello: from the brokers last read or, when they do not have
+// it, from Redis at once, so that the agent of a broker added a moment
+// ago is accepted (failed hellos are limited per address: auth.go). An
+// error means that Redis could not say.
 func (r *redisRegistry) broker(ctx context.Context, id string) (*brokerAuth, error) {
-	if !namePattern.MatchString(id) {
+	if !namePattern.MatchString(id) || r.configIDs[id] {
 		return nil, nil
 	}
-	return r.brokers.get(id, func(prev *brokerAuth) (*brokerAuth, time.Duration, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
-		defer cancel()
-		fields, err := r.rdb.HGetAll(ctx, BrokerKey(id)).Result()
-		switch {
-		case err != nil:
-			r.failed("broker", err)
-			if prev != nil {
-				return prev, brokerRetry, nil
+	if b := r.defined.Load().get(id); b != nil {
+		return b, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	fields, err := r.rdb.HGetAll(ctx, BrokerKey(id)).Result()
+	if err != nil {
+		r.failed("broker", err)
+		return nil, err
+	}
+	if len(fields) == 0 {
+		return nil, nil
+	}
+	b, err := parseBrokerFields(id, fields)
+	if err != nil {
+		r.errLog.warn(r.log, "a broker in the registry is malformed; ignored", "broker", id, "key", BrokerKey(id), "err", err)
+		return nil, nil
+	}
+	r.definedMu.Lock()
+	defer r.definedMu.Unlock()
+	old := r.defined.Load()
+	byID, added := map[string]*brokerAuth{id: b}, map[string]time.Time{id: time.Now()}
+	if old != nil {
+		for k, v := range old.byID {
+			if k != id {
+				byID[k] = v
 			}
-			return nil, brokerRetry, err
-		case len(fields) == 0:
-			return nil, brokerAbsentFresh, nil
 		}
-		b, err := parseBrokerFields(id, fields)
-		if err != nil {
-			r.errLog.warn(r.log, "a broker in the registry is malformed; ignored", "broker", id, "key", BrokerKey(id), "err", err)
-			return nil, brokerAbsentFresh, nil
+		for k, v := range old.added {
+			if k != id {
+				added[k] = v
+			}
 		}
-		return b, brokerFresh, nil
-	})
+	}
+	r.defined.Store(newBrokerSet(byID, added))
+	return b, nil
 }
 
 // knows reports whether broker id was found in Redis when last read,
 // without reading it again.
-func (r *redisRegistry) knows(id string) bool {
-	b, ok := r.brokers.peek(id)
-	return ok && b != nil
-}
+func (r *redisRegistry) knows(id string) bool { return r.defined.Load().get(id) != nil }
 
 // parseBrokerFields decodes the hash of a broker defined in Redis.
 func parseBrokerFields(id string, fields map[string]string) (*brokerAuth, error) {
@@ -442,15 +616,30 @@ func AddBroker(ctx context.Context, cfg *config.Gateway, id, tokenHash string, c
 	rdb := redis.NewClient(o)
 	defer rdb.Close()
 	key := BrokerKey(id)
-	created, err := rdb.HSetNX(ctx, key, "token", tokenHash).Result()
-	if err != nil {
+	// Both fields in one HSET, in a transaction that fails if the key
+	// appears meanwhile: replicas reading the brokers see all of the new
+	// one or nothing.
+	exists := false
+	err = rdb.Watch(ctx, func(tx *redis.Tx) error {
+		n, err := tx.Exists(ctx, key).Result()
+		if err != nil || n > 0 {
+			exists = n > 0
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, key, "token", tokenHash, "connector_tokens", strings.Join(connectorHashes, ","))
+			return nil
+		})
+		return err
+	}, key)
+	switch {
+	case errors.Is(err, redis.TxFailedErr):
+		exists = true
+	case err != nil:
 		return fmt.Errorf("redis at %s: %w", redactURL(cfg.Registry.URL), err)
 	}
-	if !created {
+	if exists {
 		return fmt.Errorf("broker %s already exists in redis (%s)", id, key)
-	}
-	if err := rdb.HSet(ctx, key, "connector_tokens", strings.Join(connectorHashes, ",")).Err(); err != nil {
-		return fmt.Errorf("redis at %s: %w", redactURL(cfg.Registry.URL), err)
 	}
 	return nil
 }
@@ -516,19 +705,6 @@ func (c *cache[V]) get(key string, fetch func(prev V) (V, time.Duration, error))
 	e.val, d, e.err = fetch(e.val)
 	e.next = time.Now().Add(d)
 	return e.val, e.err
-}
-
-// peek returns the value of key got last, if any, without fetching; it
-// does not wait for a fetch in progress.
-func (c *cache[V]) peek(key string) (v V, ok bool) {
-	c.mu.Lock()
-	e := c.entries[key]
-	c.mu.Unlock()
-	if e == nil || !e.mu.TryLock() {
-		return v, false
-	}
-	defer e.mu.Unlock()
-	return e.val, true
 }
 
 // forget makes the next get of key fetch.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
@@ -297,15 +298,54 @@ func TestRedisRegistryBrokers(t *testing.T) {
 		}
 	}
 
+	// Every replica reads them all, every refresh: a change, an addition
+	// and a removal show within one.
+	waitFor(t, 2*time.Second, "newco read with the others", func() bool {
+		return r.definedBrokers(ctx).get("newco") != nil
+	})
+	if d := r.definedBrokers(ctx); d.get("broken") != nil || d.get("fromconfig") != nil || !d.hasConnector(connector) || d.hasConnector(broker) {
+		t.Errorf("brokers read: %v; want newco only, with its connector hashes", d.byID)
+	}
+	rotated := NewToken()
+	rdb.HSet(ctx, BrokerKey("newco"), "connector_tokens", HashToken(rotated))
+	AddBroker(ctx, cfg, "later", HashToken(broker), nil)
+	waitFor(t, 2*time.Second, "the change read", func() bool {
+		d := r.definedBrokers(ctx)
+		return d.hasConnector(rotated) && !d.hasConnector(connector) && d.get("later") != nil
+	})
+	rdb.Del(ctx, BrokerKey("later"))
+	waitFor(t, 2*time.Second, "the removal read", func() bool { return r.definedBrokers(ctx).get("later") == nil })
+
 	// Redis down: a broker read before is still known; one never read
 	// cannot be told, and says so with an error.
 	srv.Stop()
-	r.brokers.forget("newco")
 	if b, err := r.broker(ctx, "newco"); b == nil || err != nil {
 		t.Errorf("broker(newco) with Redis down: got %v, %v; want the definition read before", b, err)
 	}
+	time.Sleep(2 * testRefresh) // reads fail meanwhile
+	if !r.definedBrokers(ctx).hasConnector(rotated) {
+		t.Error("the brokers read before were dropped when Redis went down")
+	}
 	if b, err := r.broker(ctx, "unseen"); b != nil || err == nil {
 		t.Errorf("broker(unseen) with Redis down: got %v, %v; want an error", b, err)
+	}
+}
+
+// TestRedisBrokersNeverRead: a replica that has never read Redis cannot
+// tell a broker of Redis from a stranger; it says so (nil), after
+// waiting for its first read.
+func TestRedisBrokersNeverRead(t *testing.T) {
+	srv := redistest.Start(t)
+	url := srv.URL()
+	srv.Stop()
+	r := newTestReplica(t, url, "a")
+	start := time.Now()
+	if d := r.definedBrokers(context.Background()); d != nil {
+		t.Errorf("definedBrokers with Redis down since the start: got %v, want nil", d.byID)
+	}
+	t.Logf("first read failed after %s", time.Since(start).Round(time.Millisecond))
+	if d := r.definedBrokers(context.Background()); d != nil {
+		t.Errorf("definedBrokers later: got %v, want nil", d.byID)
 	}
 }
 
@@ -342,4 +382,32 @@ func counterValue(c prometheus.Counter) float64 {
 	var m dto.Metric
 	c.Write(&m)
 	return m.GetCounter().GetValue()
+}
+
+// TestRedisBrokersSurviveUnknownIDs: asking for many broker ids that
+// Redis does not have (a stranger's requests) does not make the registry
+// forget the brokers it has read: with Redis down afterwards, they are
+// still served from memory.
+func TestRedisBrokersSurviveUnknownIDs(t *testing.T) {
+	srv := redistest.Start(t)
+	r := newTestReplica(t, srv.URL(), "a")
+	ctx := context.Background()
+	brokerTok := NewToken()
+	cfg := &config.Gateway{Registry: config.Registry{Type: config.RegistryRedis, URL: srv.URL()}}
+	if err := AddBroker(ctx, cfg, "newco", HashToken(brokerTok), []string{HashToken(NewToken())}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := r.broker(ctx, "newco"); b == nil || err != nil {
+		t.Fatalf("broker(newco): got %v, %v", b, err)
+	}
+	for i := range 10001 {
+		if b, err := r.broker(ctx, fmt.Sprintf("nosuch-%d", i)); b != nil || err != nil {
+			t.Fatalf("broker(nosuch-%d): got %v, %v; want nil, nil", i, b, err)
+		}
+	}
+	srv.Stop()
+	b, err := r.broker(ctx, "newco")
+	if err != nil || b == nil || !b.token.matches(brokerTok) {
+		t.Fatalf("broker(newco) with Redis down, after 10,001 unknown ids: got %v, %v; want the definition read before", b, err)
+	}
 }
