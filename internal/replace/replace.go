@@ -47,12 +47,15 @@ type Replacer struct {
 	firsts  []byte
 	maxLen  int
 	classes int
+	// sameLength is true when every New is as long as its Old: a Reader
+	// then replaces in the caller's buffer (readInPlace).
+	sameLength bool
 }
 
 // New returns a Replacer of rules. Rules with an empty Old are ignored.
 // It panics on a negative Class.
 func New(rules ...Rule) *Replacer {
-	r := &Replacer{}
+	r := &Replacer{sameLength: true}
 	for _, rule := range rules {
 		if rule.Class < 0 {
 			panic("replace: negative class")
@@ -70,6 +73,7 @@ func New(rules ...Rule) *Replacer {
 		r.longest[b] = max(r.longest[b], len(rule.Old))
 		r.maxLen = max(r.maxLen, len(rule.Old))
 		r.classes = max(r.classes, rule.Class+1)
+		r.sameLength = r.sameLength && len(rule.New) == len(rule.Old)
 	}
 	for _, b := range r.firsts {
 		slices.SortStableFunc(r.byFirst[b], func(i, j int) int {
@@ -242,6 +246,9 @@ type Reader struct {
 	rep   string // the rest of a replacement being passed on
 	err   error  // the source's error, once it returned one
 	owned *[]byte
+	// carry is the text readInPlace held back, which the next read puts
+	// first.
+	carry []byte
 
 	counts []int
 }
@@ -268,19 +275,29 @@ func (z *Reader) Count(class int) int {
 // held back: that could be the start of a match, which must not leave
 // unreplaced.
 func (z *Reader) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
+	if z.r.sameLength && len(p) >= 2*z.r.maxLen && z.rep == "" && z.start == len(z.buf) {
+		return z.readInPlace(p)
 	}
-	for {
+	if len(z.carry) > 0 {
+		z.takeCarry()
+	}
+	// Read fills p as far as it can without waiting for the source, so
+	// that a caller who writes what it reads (and flushes each write, as
+	// httputil.ReverseProxy does for bodies of unknown length) gets large
+	// pieces rather than one per match.
+	n := 0
+	for n < len(p) {
 		if z.rep != "" {
-			n := copy(p, z.rep)
-			z.rep = z.rep[n:]
-			return n, nil
+			m := copy(p[n:], z.rep)
+			z.rep = z.rep[m:]
+			n += m
+			continue
 		}
 		if z.start < z.safe {
-			n := copy(p, z.buf[z.start:z.safe])
-			z.start += n
-			return n, nil
+			m := copy(p[n:], z.buf[z.start:z.safe])
+			z.start += m
+			n += m
+			continue
 		}
 		if z.match >= 0 {
 			rule := &z.r.rules[z.match]
@@ -295,24 +312,88 @@ func (z *Reader) Read(p []byte) (int, error) {
 				continue
 			}
 		}
+		if n > 0 {
+			return n, nil
+		}
 		if z.err != nil {
 			return 0, z.err
 		}
 		z.fill()
+	}
+	return n, nil
+}
+
+// readInPlace is Read for replacers whose replacements keep the length,
+// when p has room for the text held back and more: the source is read
+// into p and matches are replaced there, which saves copying every byte
+// through the Reader's buffer (a 100 MiB download goes this way). The
+// text held back is kept in carry and put first in the next read.
+func (z *Reader) readInPlace(p []byte) (int, error) {
+	n := copy(p, z.carry)
+	z.carry = z.carry[:0]
+	for {
+		if z.err == nil {
+			m, err := z.src.Read(p[n:])
+			n += m
+			z.err = err
+		}
+		hold := z.replaceInPlace(p[:n], z.err == io.EOF)
+		if hold > 0 {
+			z.carry = append(z.carry, p[hold:n]...)
+			return hold, nil
+		}
+		if z.err != nil {
+			// At io.EOF nothing is held back; after another error what
+			// is held back is dropped (see Read).
+			return 0, z.err
+		}
+		// Everything read may be the start of a match: read more. p has
+		// room, since less than MaxLen is held back.
+	}
+}
+
+// replaceInPlace replaces the matches of buf in buf and returns the
+// position from which the text must be held back.
+func (z *Reader) replaceInPlace(buf []byte, atEOF bool) int {
+	z.f.reset()
+	for i := 0; ; {
+		pos, k := z.r.scan(&z.f, buf, i, atEOF)
+		if k < 0 {
+			return pos
+		}
+		rule := &z.r.rules[k]
+		copy(buf[pos:], rule.New)
+		z.counts[rule.Class]++
+		i = pos + len(rule.Old)
+	}
+}
+
+// takeCarry moves the text readInPlace held back into the buffer, for a
+// read too small to go in place.
+func (z *Reader) takeCarry() {
+	z.alloc()
+	z.buf = append(z.buf[:0], z.carry...)
+	z.start, z.safe, z.match = 0, 0, -1
+	z.carry = z.carry[:0]
+	z.f.reset()
+}
+
+func (z *Reader) alloc() {
+	if z.buf != nil {
+		return
+	}
+	if z.r.maxLen*2 <= bufSize {
+		z.owned = buffers.Get().(*[]byte)
+		z.buf = (*z.owned)[:0]
+	} else {
+		z.buf = make([]byte, 0, 2*z.r.maxLen)
 	}
 }
 
 // fill moves the text held back to the front of the buffer and reads more
 // after it.
 func (z *Reader) fill() {
-	if z.buf == nil {
-		if z.r.maxLen*2 <= bufSize {
-			z.owned = buffers.Get().(*[]byte)
-			z.buf = (*z.owned)[:0]
-		} else {
-			z.buf = make([]byte, 0, 2*z.r.maxLen)
-		}
-	}
+	z.alloc()
 	n := copy(z.buf[:cap(z.buf)], z.buf[z.start:])
 	z.buf = z.buf[:n]
 	z.start, z.safe = 0, 0
@@ -331,7 +412,7 @@ func (z *Reader) Close() error {
 		buffers.Put(z.owned)
 		z.owned = nil
 	}
-	z.buf, z.start, z.safe, z.match, z.rep = nil, 0, 0, -1, ""
+	z.buf, z.start, z.safe, z.match, z.rep, z.carry = nil, 0, 0, -1, "", nil
 	z.err = io.ErrClosedPipe
 	return nil
 }
