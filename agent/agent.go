@@ -108,7 +108,7 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 	if a.dialer, err = newDialer(cfg.Gateway, opts.Tunnel); err != nil {
 		return nil, err
 	}
-	r, err := newRouter(ctx, cfg.Sites, a.log, a.metrics)
+	r, err := newRouter(ctx, cfg.Broker.ID, cfg.Sites, a.log, a.metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +438,9 @@ type router struct {
 	infos []tunnel.SiteInfo
 }
 
-func newRouter(ctx context.Context, sites []config.Site, log *slog.Logger, m *metrics) (*router, error) {
+// newRouter builds the proxies of sites; broker is the agent's broker
+// id, which the public URLs of the sites' links name.
+func newRouter(ctx context.Context, broker string, sites []config.Site, log *slog.Logger, m *metrics) (*router, error) {
 	r := &router{sites: make(map[string]*proxy.Proxy, len(sites))}
 	for _, site := range sites {
 		watchExpiry(site, log, m)
@@ -451,7 +453,7 @@ func newRouter(ctx context.Context, sites []config.Site, log *slog.Logger, m *me
 			site.URL = strings.TrimRight(site.AtlassianAPI, "/") + "/ex/jira/" + id
 			log.Info("resolved cloud_site", "site", site.Name, "cloud_id", id)
 		}
-		p, err := proxy.New(site, proxy.Options{Logger: log, Observer: m})
+		p, err := proxy.New(site, proxy.Options{Logger: log, Observer: m, Broker: broker})
 		if err != nil {
 			r.close()
 			return nil, err

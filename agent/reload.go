@@ -27,7 +27,7 @@ func (a *Agent) Reload(ctx context.Context, cfg *config.Agent) error {
 	if err := CheckAllowlists(cfg); err != nil {
 		return err
 	}
-	r, err := newRouter(ctx, cfg.Sites, a.log, a.metrics)
+	r, err := newRouter(ctx, cfg.Broker.ID, cfg.Sites, a.log, a.metrics)
 	if err != nil {
 		return err
 	}
