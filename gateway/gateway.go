@@ -60,6 +60,7 @@ type Gateway struct {
 	failures  *throttle
 	refusals  logLimiter // of the internal listener
 	proxy     *httputil.ReverseProxy
+	public    *publicBase // what Ox-Broker-Public-Base says
 	metrics   *metrics
 
 	tunnelLn   *tunnel.Listener
@@ -142,6 +143,9 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 		if g.shared, err = newRedisRegistry(cfg, newID(), opts, g.log, g.metrics); err != nil {
 			return nil, err
 		}
+	}
+	if g.public, err = newPublicBase(cfg); err != nil {
+		return nil, err
 	}
 	g.proxy = g.newReverseProxy()
 	return g, nil
