@@ -33,10 +33,9 @@ func issueBody(b testing.TB, baseURL string) (body []byte, header http.Header) {
 	return body, res.Header
 }
 
-// benchFilter measures what the proxy adds to one answer of Jira: the
-// filtering of its headers and the reading of its body through the
-// replacer, with or without link rewriting; baseline only reads the body.
-func benchFilter(b *testing.B, mode string) {
+// benchIssueProxy returns the proxy of a site at https://jira.acme.local
+// whose links are rewritten, and the issue answer of issueBody.
+func benchIssueProxy(b *testing.B) (*Proxy, []byte, http.Header) {
 	const up = "https://jira.acme.local"
 	body, hdr := issueBody(b, up)
 	site := testSite(up)
@@ -45,7 +44,15 @@ func benchFilter(b *testing.B, mode string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer p.Close()
+	b.Cleanup(p.Close)
+	return p, body, hdr
+}
+
+// benchFilter measures what the proxy adds to one answer of Jira: the
+// filtering of its headers and the reading of its body through the
+// replacer, with or without link rewriting; baseline only reads the body.
+func benchFilter(b *testing.B, mode string) {
+	p, body, hdr := benchIssueProxy(b)
 	ex := &exchange{operation: "getIssue"}
 	if mode == "rewrite" {
 		ex.links = p.linksFor(testPublic)
@@ -88,15 +95,7 @@ func BenchmarkResponseFilter(b *testing.B) {
 // Jira's gzip and decode, rewrite and encode again for the caller, against
 // asking Jira for identity (what the proxy does), on the 4 KiB issue.
 func BenchmarkGzipRewrite(b *testing.B) {
-	const up = "https://jira.acme.local"
-	body, _ := issueBody(b, up)
-	site := testSite(up)
-	site.RewriteLinks = true
-	p, err := New(site, Options{Logger: slog.New(slog.DiscardHandler), Broker: testBroker})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
+	p, body, _ := benchIssueProxy(b)
 	r := p.linksFor(testPublic).r
 	var zipped bytes.Buffer
 	zw := gzip.NewWriter(&zipped)

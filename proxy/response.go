@@ -165,6 +165,9 @@ func (p *Proxy) publicBase(r *http.Request, requestID string) *links {
 		p.warnBadBase(requestID, "header given more than once")
 		return nil
 	}
+	if l := p.links.Load(); l != nil && l.base == vs[0] {
+		return l // checked when it was built
+	}
 	if err := brokerhttp.CheckPublicBase(vs[0]); err != nil {
 		p.warnBadBase(requestID, err.Error())
 		return nil

@@ -401,16 +401,26 @@ func (s *Server) getComments(w http.ResponseWriter, r *http.Request, c call) {
 	writeJSON(w, http.StatusOK, page)
 }
 
-func (s *Server) addComment(w http.ResponseWriter, r *http.Request, c call) {
+// commentBody reads the text of a comment from a request's JSON body,
+// answering 400 as Jira does when it is missing.
+func commentBody(w http.ResponseWriter, r *http.Request) (string, bool) {
 	var body struct {
 		Body json.RawMessage `json:"body"`
 	}
 	if !decodeJSON(w, r, &body) {
-		return
+		return "", false
 	}
 	text, err := plainText(body.Body)
 	if err != nil || strings.TrimSpace(text) == "" {
 		writeError(w, http.StatusBadRequest, nil, map[string]string{"comment": "Comment body can not be empty!"})
+		return "", false
+	}
+	return text, true
+}
+
+func (s *Server) addComment(w http.ResponseWriter, r *http.Request, c call) {
+	text, ok := commentBody(w, r)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -454,15 +464,8 @@ func (s *Server) getComment(w http.ResponseWriter, r *http.Request, c call) {
 }
 
 func (s *Server) updateComment(w http.ResponseWriter, r *http.Request, c call) {
-	var body struct {
-		Body json.RawMessage `json:"body"`
-	}
-	if !decodeJSON(w, r, &body) {
-		return
-	}
-	text, err := plainText(body.Body)
-	if err != nil || strings.TrimSpace(text) == "" {
-		writeError(w, http.StatusBadRequest, nil, map[string]string{"comment": "Comment body can not be empty!"})
+	text, ok := commentBody(w, r)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
