@@ -184,37 +184,54 @@ func (c *countingWriter) Write(b []byte) (int, error) { c.n += int64(len(b)); re
 func (c *countingWriter) WriteHeader(int)             {}
 
 // BenchmarkProxyDownload streams a 100 MiB attachment from an httptest
-// upstream through the proxy: the credential scrub reads every byte.
-// Compare its MB/s with the same benchmark on a commit before the scrub.
+// upstream through the proxy, over plain HTTP and over TLS as from a real
+// Jira: the credential scrub reads every byte. Compare its MB/s with the
+// same benchmark on a commit before the scrub.
 func BenchmarkProxyDownload(b *testing.B) {
 	const size = 100 << 20
 	chunk := make([]byte, 64<<10)
 	for i := range chunk {
 		chunk[i] = byte(i * 7)
 	}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Length", strconv.Itoa(size))
 		for n := 0; n < size; n += len(chunk) {
 			w.Write(chunk)
 		}
-	}))
-	defer up.Close()
-	p, err := New(testSite(up.URL), Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
-	req := httptest.NewRequest("GET", "/rest/api/3/attachment/content/10000", nil)
-	req.Header.Set(brokerhttp.HeaderRequestID, "req-bench")
-	w := &countingWriter{h: make(http.Header)}
-	b.SetBytes(size)
-	for b.Loop() {
-		clear(w.h)
-		w.n = 0
-		p.ServeHTTP(w, req)
-		if w.n != size {
-			b.Fatalf("got %d bytes, want %d", w.n, size)
+	})
+	for _, tlsUp := range []bool{false, true} {
+		name := "http"
+		if tlsUp {
+			name = "tls"
 		}
+		b.Run(name, func(b *testing.B) {
+			up := httptest.NewUnstartedServer(h)
+			if tlsUp {
+				up.StartTLS()
+			} else {
+				up.Start()
+			}
+			defer up.Close()
+			site := testSite(up.URL)
+			site.TLS.InsecureSkipVerify = tlsUp
+			p, err := New(site, Options{Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			req := httptest.NewRequest("GET", "/rest/api/3/attachment/content/10000", nil)
+			req.Header.Set(brokerhttp.HeaderRequestID, "req-bench")
+			w := &countingWriter{h: make(http.Header)}
+			b.SetBytes(size)
+			for b.Loop() {
+				clear(w.h)
+				w.n = 0
+				p.ServeHTTP(w, req)
+				if w.n != size {
+					b.Fatalf("got %d bytes, want %d", w.n, size)
+				}
+			}
+		})
 	}
 }

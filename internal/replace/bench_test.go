@@ -7,11 +7,13 @@ import (
 	"testing"
 )
 
+const benchToken = "jira-tok-3f9a1c7e0b1d4e5f6a7b8c9d"
+
 // benchRules are the rules of a Data Center site with a bearer token:
 // the credential and the links, each also JSON-escaped.
 func benchRules() []Rule {
 	return []Rule{
-		{Old: "jira-tok-3f9a1c7e0b1d4e5f6a7b8c9d", New: strings.Repeat("*", 32)},
+		{Old: benchToken, New: strings.Repeat("*", len(benchToken))},
 		{Old: "https://jira.acme.local/rest/", New: "https://broker.ox.security/b/acme/jira/rest/", Class: 1},
 		{Old: `https:\/\/jira.acme.local\/rest\/`, New: `https:\/\/broker.ox.security\/b\/acme\/jira\/rest\/`, Class: 1},
 	}
@@ -60,18 +62,32 @@ func BenchmarkReaderBinary(b *testing.B) {
 	}
 	src := &loopReader{data: data}
 	buf := make([]byte, 32<<10)
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		src.off = 0
-		z := r.NewReader(src)
-		for {
-			if _, err := z.Read(buf); err != nil {
-				break
+	b.Run("replaced", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			src.off = 0
+			z := r.NewReader(src)
+			for {
+				if _, err := z.Read(buf); err != nil {
+					break
+				}
+			}
+			z.Close()
+		}
+	})
+	// What reading the data costs without the Reader.
+	b.Run("baseline", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			src.off = 0
+			for {
+				if _, err := src.Read(buf); err != nil {
+					break
+				}
 			}
 		}
-		z.Close()
-	}
+	})
 }
 
 type loopReader struct {

@@ -110,6 +110,25 @@ func (r *Replacer) matchAt(buf []byte, i int) int {
 // no match: len(buf), or, unless atEOF, the first position where a match
 // might start that more text is needed to decide.
 func (r *Replacer) scan(f *finder, buf []byte, i int, atEOF bool) (pos, rule int) {
+	if len(r.firsts) == 1 {
+		// One byte to look for, as with a bearer token alone: no finder
+		// to keep, and the loop stays tight for long binary bodies.
+		b := r.firsts[0]
+		for {
+			j := bytes.IndexByte(buf[i:], b)
+			if j < 0 {
+				return len(buf), -1
+			}
+			c := i + j
+			if !atEOF && len(buf)-c < r.longest[b] {
+				return c, -1
+			}
+			if k := r.matchAt(buf, c); k >= 0 {
+				return c, k
+			}
+			i = c + 1
+		}
+	}
 	for {
 		c := f.next(buf, i)
 		if c < 0 {
