@@ -7,7 +7,7 @@ CMDS    := ./cmd/oxbroker ./cmd/oxbroker-gateway ./cmd/jira-standin
 # Each fuzz target runs FUZZTIME in `make test` (CI); `make fuzz FUZZTIME=5m` for longer.
 # Path normalisation and the allowlist, the agent's security boundary, get 30 s.
 FUZZTIME ?= 20s
-FUZZ_TARGETS := ./tunnel:FuzzReadFrame ./tunnel:FuzzDecodeMessage ./gateway:FuzzFramingScanner ./config:FuzzParseAgent ./proxy:FuzzCheckPath ./jira:FuzzAllowlistMatch
+FUZZ_TARGETS := ./tunnel:FuzzReadFrame ./tunnel:FuzzDecodeMessage ./gateway:FuzzFramingScanner ./config:FuzzParseAgent ./proxy:FuzzCheckPath ./jira:FuzzAllowlistMatch ./internal/replace:FuzzReader
 
 .PHONY: build test unit fuzz check fmt vet cross tidy demo clean package package-test helm
 

@@ -108,7 +108,7 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 	if a.dialer, err = newDialer(cfg.Gateway, opts.Tunnel); err != nil {
 		return nil, err
 	}
-	r, err := newRouter(ctx, cfg.Sites, routerOptions{log: a.log, metrics: a.metrics, up: a.sendSites})
+	r, err := newRouter(ctx, cfg.Sites, routerOptions{broker: cfg.Broker.ID, log: a.log, metrics: a.metrics, up: a.sendSites})
 	if err != nil {
 		return nil, err
 	}

@@ -559,7 +559,18 @@ func checkSite(ctx context.Context, site config.Site, p *proxy.Proxy, log *slog.
 	if ownProxy {
 		p.Close()
 	}
+	scrubResults(c.results, proxy.NewScrubber(site.Auth))
 	return SiteReport{Site: site.Name, OK: allOK(c.results), Results: c.results}
+}
+
+// scrubResults removes the site's credential from every text of rs. The
+// proxy already removes it from Jira's answers, which the checks quote;
+// this keeps it out of whatever else a result might one day quote.
+func scrubResults(rs []Result, s *proxy.Scrubber) {
+	for i := range rs {
+		r := &rs[i]
+		r.Detail, r.Cause, r.Fix = s.String(r.Detail), s.String(r.Cause), s.String(r.Fix)
+	}
 }
 
 // resolveCloudID sets site.URL from the site's Cloud ID, read exactly as
@@ -967,11 +978,10 @@ func checkCredentials(ctx context.Context, p *proxy.Proxy, site config.Site, u *
 		resp = callJira(ctx, p, path)
 	}
 	detail := "GET " + path
-	token := site.Auth.Token.Reveal()
 	if code, msg := brokerError(resp); code != "" {
 		return version, brokerErrorOutcome(detail, code, msg, site)
 	}
-	jiraMsg := jiraMessage(resp, token)
+	jiraMsg := jiraMessage(resp)
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusUnauthorized:
@@ -1106,8 +1116,9 @@ func checkPermissions(ctx context.Context, p *proxy.Proxy, site config.Site, ver
 }
 
 // jiraMessage returns the first error message of a Jira error body,
-// short and without the token.
-func jiraMessage(resp *http.Response, token string) string {
+// short. The proxy removed the credential from it; so does
+// scrubResults.
+func jiraMessage(resp *http.Response) string {
 	if resp.StatusCode < 300 {
 		return ""
 	}
@@ -1121,9 +1132,6 @@ func jiraMessage(resp *http.Response, token string) string {
 	msg := body.Message
 	if len(body.ErrorMessages) > 0 {
 		msg = body.ErrorMessages[0]
-	}
-	if token != "" {
-		msg = strings.ReplaceAll(msg, token, config.Redacted)
 	}
 	return truncate(trimPeriod(strings.TrimSpace(msg)), 160)
 }

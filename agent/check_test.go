@@ -27,6 +27,7 @@ import (
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
+	"github.com/oxsecurity/oxbroker/proxy"
 )
 
 // checkProxyPassword is the password of the test CONNECT proxies.
@@ -752,4 +753,56 @@ func checkMustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestCheckReflectedCredential: a Jira (or a proxy in front of it) that
+// echoes the Authorization header into myself's displayName must not put
+// the site's credential into the check's report, for any auth type.
+func TestCheckReflectedCredential(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		auth := r.Header.Get("Authorization")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/myself"):
+			_, pass, _ := r.BasicAuth()
+			fmt.Fprintf(w, `{"displayName":%q,"name":%q,"accountType":"app","active":true}`, auth, pass)
+		case strings.HasSuffix(r.URL.Path, "/mypermissions"):
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprintf(w, `{"errorMessages":["no permissions for %s"]}`, auth)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	for _, auth := range []config.Auth{
+		{Type: config.AuthBearer, Token: config.Secret("jira-" + gateway.NewToken())},
+		{Type: config.AuthBasic, Email: "me@acme.com", Token: config.Secret("jira-" + gateway.NewToken())},
+	} {
+		t.Run(auth.Type, func(t *testing.T) {
+			cj := &checkJira{url: srv.URL, token: auth.Token.Reveal()}
+			cfg := checkConfig(t, nil, cj, "", "")
+			site := cfg.Sites[0]
+			site.Auth = auth
+			ctx, cancel := context.WithTimeout(context.Background(), DefaultCheckTimeout)
+			defer cancel()
+			sr := checkSite(ctx, site, nil, nil)
+			wantCheckResult(t, sr.Results, "credentials", StatusPass, "REDACTED", "", "")
+			secrets := []string{auth.Token.Reveal()}
+			if auth.Type == config.AuthBasic {
+				secrets = append(secrets, base64.StdEncoding.EncodeToString([]byte(auth.Email+":"+auth.Token.Reveal())))
+			}
+			checkNoSecret(t, sr, secrets...)
+		})
+	}
+}
+
+// TestScrubResults: whatever a result quotes, the site's credential
+// leaves the check as the marker.
+func TestScrubResults(t *testing.T) {
+	auth := config.Auth{Type: config.AuthBasic, Email: "me@acme.com", Token: "tok-5b0c1d2e3f"}
+	b64 := base64.StdEncoding.EncodeToString([]byte("me@acme.com:tok-5b0c1d2e3f"))
+	rs := []Result{{Name: "x", Detail: "saw Basic " + b64, Cause: "token tok-5b0c1d2e3f", Fix: "me@acme.com:tok-5b0c1d2e3f"}}
+	scrubResults(rs, proxy.NewScrubber(auth))
+	checkNoSecret(t, rs, "tok-5b0c1d2e3f", b64)
+	if !strings.Contains(rs[0].Detail, "REDACTED") {
+		t.Errorf("no marker: %+v", rs[0])
+	}
 }

@@ -19,6 +19,8 @@ type metrics struct {
 	duration   *prometheus.HistogramVec
 	denied     *prometheus.CounterVec
 	expiry     *prometheus.GaugeVec
+	links      *prometheus.CounterVec
+	reflected  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,15 +54,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "oxbroker_site_token_expiry_timestamp_seconds",
 			Help: "When the site's Jira token expires (auth.expires), as a Unix time.",
 		}, []string{"site"}),
+		links: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxbroker_links_rewritten_total",
+			Help: "Links to Jira's REST API in Jira's answers rewritten to the gateway's public URL, by site.",
+		}, []string{"site"}),
+		reflected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxbroker_credentials_removed_total",
+			Help: "Times the site's Jira credential was found in Jira's answers and replaced before they left, by site.",
+		}, []string{"site"}),
 	}
-	reg.MustRegister(m.tunnels, m.gateways, m.reconnects, m.requests, m.duration, m.denied, m.expiry)
+	reg.MustRegister(m.tunnels, m.gateways, m.reconnects, m.requests, m.duration, m.denied, m.expiry, m.links, m.reflected)
 	for _, t := range []string{"quic", "tcp"} {
 		m.tunnels.WithLabelValues(t) // show zero rather than nothing
 	}
 	return m
 }
 
-var _ proxy.Observer = (*metrics)(nil)
+var (
+	_ proxy.Observer       = (*metrics)(nil)
+	_ proxy.FilterObserver = (*metrics)(nil)
+)
 
 // ObserveRequest records one finished request.
 func (m *metrics) ObserveRequest(site string, status int, code brokerhttp.Code, d time.Duration) {
@@ -69,5 +82,15 @@ func (m *metrics) ObserveRequest(site string, status int, code brokerhttp.Code, 
 	switch code {
 	case brokerhttp.PathNotAllowed, brokerhttp.BadRequest, brokerhttp.TooLarge:
 		m.denied.WithLabelValues(site).Inc()
+	}
+}
+
+// ObserveFiltered records what the proxy changed in one answer.
+func (m *metrics) ObserveFiltered(site string, links, credentials int) {
+	if links > 0 {
+		m.links.WithLabelValues(site).Add(float64(links))
+	}
+	if credentials > 0 {
+		m.reflected.WithLabelValues(site).Add(float64(credentials))
 	}
 }

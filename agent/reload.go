@@ -26,7 +26,7 @@ func (a *Agent) Reload(ctx context.Context, cfg *config.Agent) error {
 	if err := CheckAllowlists(cfg); err != nil {
 		return err
 	}
-	r, err := newRouter(ctx, cfg.Sites, routerOptions{log: a.log, metrics: a.metrics, prev: a.router.Load(), up: a.sendSites})
+	r, err := newRouter(ctx, cfg.Sites, routerOptions{broker: cfg.Broker.ID, log: a.log, metrics: a.metrics, prev: a.router.Load(), up: a.sendSites})
 	if err != nil {
 		return err
 	}

@@ -30,9 +30,10 @@ import (
 // tls.ca_file is unreadable, its Cloud ID cannot be read again) keeps
 // serving with the settings it had.
 type router struct {
-	sites map[string]*siteSlot
-	order []*siteSlot // config order, for the site list sent to the gateway
-	log   *slog.Logger
+	sites  map[string]*siteSlot
+	order  []*siteSlot // config order, for the site list sent to the gateway
+	log    *slog.Logger
+	broker string // the agent's broker id, for the proxies' link rewriting
 
 	// up is called when a site that was down comes up, so that the
 	// gateway learns its upstream URL; it may be nil.
@@ -59,6 +60,9 @@ type siteState struct {
 
 // routerOptions are what newRouter needs beyond the sites.
 type routerOptions struct {
+	// broker is the agent's broker id, which the public URLs of the
+	// sites' rewritten links name.
+	broker  string
 	log     *slog.Logger
 	metrics *metrics
 	// prev is the router in force, at a reload; nil at start. Its sites
@@ -76,7 +80,7 @@ var errSiteDown = errors.New("site is down")
 // cloud_site whose Cloud ID cannot be read is down, with a background
 // retry, at start and at reload alike.
 func newRouter(ctx context.Context, sites []config.Site, o routerOptions) (*router, error) {
-	r := &router{sites: make(map[string]*siteSlot, len(sites)), log: o.log, up: o.up}
+	r := &router{sites: make(map[string]*siteSlot, len(sites)), log: o.log, up: o.up, broker: o.broker}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	for _, site := range sites {
 		slot := &siteSlot{cfg: site}
@@ -110,7 +114,7 @@ func newRouter(ctx context.Context, sites []config.Site, o routerOptions) (*rout
 				continue
 			}
 		}
-		p, err := proxy.New(site, proxy.Options{Logger: o.log, Observer: o.metrics})
+		p, err := proxy.New(site, proxy.Options{Logger: o.log, Observer: o.metrics, Broker: o.broker})
 		if err != nil {
 			if last == nil {
 				r.close()
@@ -167,7 +171,7 @@ func (r *router) rediscover(slot *siteSlot, m *metrics) {
 				continue
 			}
 			site.URL = cloudURL(site, id)
-			p, err := proxy.New(site, proxy.Options{Logger: r.log, Observer: m})
+			p, err := proxy.New(site, proxy.Options{Logger: r.log, Observer: m, Broker: r.broker})
 			if err != nil { // the settings were good when the router was built
 				slot.state.Store(&siteState{down: fmt.Errorf("%w: %w", errSiteDown, err)})
 				r.log.Error("site is down", "site", site.Name, "err", err)

@@ -10,8 +10,11 @@ package brokerhttp
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 )
 
 // Header names on the connector API and on tunnel streams.
@@ -20,6 +23,10 @@ const (
 	HeaderRequestID = "Ox-Broker-Request-Id"
 	HeaderSite      = "Ox-Broker-Site"
 	HeaderOp        = "Ox-Broker-Op" // an operation of the agent itself (check), set only by the gateway
+	// HeaderPublicBase is the URL under which the connector reached the
+	// gateway's API (public_url, or the request's scheme and host), set
+	// only by the gateway: the agent rewrites Jira's links to it.
+	HeaderPublicBase = "Ox-Broker-Public-Base"
 )
 
 // Code is one of the broker's error codes.
@@ -91,4 +98,41 @@ func WriteError(w http.ResponseWriter, code Code, message, requestID string) {
 	}
 	w.WriteHeader(code.Status())
 	w.Write(b)
+}
+
+// maxPublicBase bounds the length of a public base URL.
+const maxPublicBase = 512
+
+// CheckPublicBase reports whether s can be the public base of the
+// connector API (HeaderPublicBase, the gateway's public_url): an absolute
+// http or https URL of at most 512 bytes, without user information, query
+// or fragment, and without a trailing "/", such as
+// https://broker.ox.security or https://ox.example/broker. It allows only
+// letters, digits and -._~:/[]%, which need no escaping in a JSON string
+// or a header value, since the agent writes it into both.
+func CheckPublicBase(s string) error {
+	if len(s) > maxPublicBase {
+		return errors.New("must be at most 512 characters long")
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+		return errors.New("must be an absolute http or https URL, like https://broker.ox.security")
+	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return errors.New("must not hold user information, a query or a fragment")
+	case strings.HasSuffix(s, "/"):
+		return errors.New(`must not end with "/"`)
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~:/[]%", c) >= 0) {
+			return errors.New("may hold only letters, digits and -._~:/[]%")
+		}
+	}
+	return nil
+}
+
+// SiteURL is the public URL of a site's Jira on the connector API: what
+// a connector calls, followed by Jira's path.
+func SiteURL(publicBase, broker, site string) string {
+	return publicBase + "/b/" + broker + "/" + site
 }

@@ -70,6 +70,9 @@ func (a *Agent) setDefaults(set map[string]bool) {
 		if !set[p+"max_body"] {
 			s.MaxBody = defaultMaxBody
 		}
+		if !set[p+"rewrite_links"] {
+			s.RewriteLinks = true
+		}
 	}
 	if !set["admin.listen"] {
 		a.Admin.Listen = defaultAgentAdmin

@@ -41,6 +41,7 @@ const (
 	whyRouting     = "says where a request comes from or goes, or changes its method or URL, and is never forwarded"
 	whyBroker      = "is the broker's own and is never forwarded"
 	whyFraming     = "is handled by HTTP itself and cannot be forwarded"
+	whyEncoding    = "is set by the agent, which asks Jira for identity encoding so that it can read every answer"
 )
 
 // refusedHeaderPrefixes and refusedHeaders are in lower case.
@@ -76,6 +77,7 @@ var refusedHeaders = map[string]string{
 	"te":                     whyFraming,
 	"trailer":                whyFraming,
 	"upgrade":                whyFraming,
+	"accept-encoding":        whyEncoding,
 }
 
 // isTokenByte reports whether c may appear in an HTTP token (RFC 9110

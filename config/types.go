@@ -103,6 +103,9 @@ type Site struct {
 	MaxConcurrent int `mapstructure:"max_concurrent"`
 	// MaxBody is the request body limit in bytes ("50MiB" in YAML).
 	MaxBody ByteSize `mapstructure:"max_body"`
+	// RewriteLinks turns on the rewriting of Jira's links to the site's
+	// REST API into links through the gateway (default true).
+	RewriteLinks bool `mapstructure:"rewrite_links"`
 }
 
 // Auth holds the Jira credentials of a site.
@@ -152,12 +155,20 @@ type Log struct {
 
 // Gateway is the configuration of oxbroker-gateway.
 type Gateway struct {
-	Listen   GatewayListen `mapstructure:"listen"`
-	TLS      GatewayTLS    `mapstructure:"tls"`
-	Brokers  []BrokerEntry `mapstructure:"brokers"`
-	Registry Registry      `mapstructure:"registry"`
-	Cluster  Cluster       `mapstructure:"cluster"`
-	Log      Log           `mapstructure:"log"`
+	Listen GatewayListen `mapstructure:"listen"`
+	TLS    GatewayTLS    `mapstructure:"tls"`
+	// PublicURL is the URL under which connectors reach the API, such as
+	// https://broker.ox.security; the agents rewrite Jira's links to it.
+	// Empty means the scheme and host of each request.
+	PublicURL string `mapstructure:"public_url"`
+	// TrustedProxies are the addresses (CIDRs or IPs) of the reverse
+	// proxies in front of the API whose X-Forwarded-Proto and
+	// X-Forwarded-Host are believed when PublicURL is empty.
+	TrustedProxies []string      `mapstructure:"trusted_proxies"`
+	Brokers        []BrokerEntry `mapstructure:"brokers"`
+	Registry       Registry      `mapstructure:"registry"`
+	Cluster        Cluster       `mapstructure:"cluster"`
+	Log            Log           `mapstructure:"log"`
 }
 
 // GatewayListen holds the gateway's listen addresses.

@@ -3,12 +3,15 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/oxsecurity/oxbroker/brokerhttp"
 )
 
 var (
@@ -159,6 +162,10 @@ func (g *Gateway) Validate() error {
 
 	errs.check("tls.cert_file", required(g.TLS.CertFile, anyValue))
 	errs.check("tls.key_file", required(g.TLS.KeyFile, anyValue))
+	errs.check("public_url", optional(g.PublicURL, publicURL))
+	for i, p := range g.TrustedProxies {
+		errs.check(index("trusted_proxies", i), required(p, cidr))
+	}
 
 	if len(g.Brokers) == 0 {
 		errs.add("brokers", "at least one broker is required")
@@ -268,6 +275,26 @@ func hostPort(s string, needHost bool, minPort uint64) string {
 func httpURL(s string) string { return absURL(s, "http", "https") }
 
 func redisURL(s string) string { return absURL(s, "redis", "rediss") }
+
+// publicURL checks public_url, which the agents write into Jira's
+// answers; a trailing "/" is allowed here and dropped where it is used.
+func publicURL(s string) string {
+	if err := brokerhttp.CheckPublicBase(strings.TrimRight(s, "/")); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// cidr checks an entry of trusted_proxies: an IP address or a CIDR.
+func cidr(s string) string {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return ""
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return ""
+	}
+	return "must be an IP address or a CIDR such as 10.0.0.0/8"
+}
 
 // internalURL checks registry.advertise: how other replicas reach this
 // one's internal listener, as http://host:port.

@@ -69,6 +69,11 @@ type routed struct {
 	body      *connectorBody // nil without a body
 	waitUntil time.Time      // until when the request may wait for a session
 	released  bool
+
+	// publicBase is the URL under which the connector reached the API
+	// (public.go), sent to the agent in Ox-Broker-Public-Base; "" sends
+	// none.
+	publicBase string
 }
 
 // connectorBody remembers why reading the connector's request body
@@ -133,6 +138,7 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 	}
 	defer rt.release()
 	rt.path = "/" + path
+	rt.publicBase = g.public.of(r)
 	if r.Body != nil && r.Body != http.NoBody {
 		rt.body = &connectorBody{ReadCloser: r.Body}
 		r.Body = rt.body
@@ -275,6 +281,9 @@ func (g *Gateway) newReverseProxy() *httputil.ReverseProxy {
 			}
 			h.Set(brokerhttp.HeaderSite, rt.site)
 			h.Set(brokerhttp.HeaderRequestID, rt.requestID)
+			if rt.publicBase != "" {
+				h.Set(brokerhttp.HeaderPublicBase, rt.publicBase)
+			}
 		},
 		Transport: sessionTransport{g},
 		ModifyResponse: func(resp *http.Response) error {

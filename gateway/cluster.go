@@ -414,7 +414,8 @@ func (g *Gateway) internalHandler() http.Handler {
 				fmt.Sprintf("this replica has no session of broker %s serving %q", broker, site), reqID)
 			return
 		}
-		rt := &routed{session: s, broker: broker, site: site, path: path, requestID: reqID}
+		rt := &routed{session: s, broker: broker, site: site, path: path, requestID: reqID,
+			publicBase: forwardedPublicBase(r)}
 		defer rt.release()
 		if r.Body != http.NoBody {
 			// A body that fails its signature is the caller's error

@@ -102,9 +102,14 @@ func TestClusterForwarding(t *testing.T) {
 				t.Errorf("site %q, X-Custom %q; want jira, kept", e.Site, e.Header.Get("X-Custom"))
 			}
 			for k := range e.Header {
-				if strings.HasPrefix(k, "Ox-Broker-") && k != brokerhttp.HeaderSite && k != brokerhttp.HeaderRequestID {
+				if strings.HasPrefix(k, "Ox-Broker-") && k != brokerhttp.HeaderSite && k != brokerhttp.HeaderRequestID && k != brokerhttp.HeaderPublicBase {
 					t.Errorf("header %s reached the agent", k)
 				}
+			}
+			// The public base is where the connector came in (B's API),
+			// not where B forwarded the call to.
+			if got, want := e.Header.Get(brokerhttp.HeaderPublicBase), "http://"+b.api; got != want {
+				t.Errorf("%s at the agent: got %q, want %q", brokerhttp.HeaderPublicBase, got, want)
 			}
 			id := resp.Header.Get(brokerhttp.HeaderRequestID)
 			if id == "" || e.RequestID != id {

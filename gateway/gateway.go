@@ -61,6 +61,7 @@ type Gateway struct {
 	limited   logLimiter // of agents refused for their address's failures
 	refusals  logLimiter // of the internal listener
 	proxy     *httputil.ReverseProxy
+	public    *publicBase // what Ox-Broker-Public-Base says
 	metrics   *metrics
 
 	tunnelLn   *tunnel.Listener
@@ -143,6 +144,9 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 		if g.shared, err = newRedisRegistry(cfg, g.cluster.id, opts, g.log, g.metrics); err != nil {
 			return nil, err
 		}
+	}
+	if g.public, err = newPublicBase(cfg); err != nil {
+		return nil, err
 	}
 	g.proxy = g.newReverseProxy()
 	return g, nil

@@ -24,3 +24,24 @@ func SetCredentials(h http.Header, a config.Auth) {
 		h.Set("Authorization", "Bearer "+a.Token.Reveal())
 	}
 }
+
+// CredentialForms returns every form in which SetCredentials puts the
+// site's credential on the wire, and its parts that are secret on their
+// own: the token, "Bearer <token>" for service accounts and bearer
+// tokens; for basic also "<email>:<token>", its base64 and "Basic
+// <base64>". A response that holds one of them reflects the credential.
+// It returns nil without a token.
+func CredentialForms(a config.Auth) []string {
+	token := a.Token.Reveal()
+	if token == "" {
+		return nil
+	}
+	switch a.Type {
+	case config.AuthBasic:
+		raw := a.Email + ":" + token
+		b64 := base64.StdEncoding.EncodeToString([]byte(raw))
+		return []string{token, raw, b64, "Basic " + b64}
+	default:
+		return []string{token, "Bearer " + token}
+	}
+}

@@ -33,6 +33,12 @@ type exchange struct {
 	cause    error           // why the upstream request failed
 	canceled bool            // the caller went away
 
+	// links rewrites the answer's links to the call's public base; nil
+	// when they are not rewritten. replaced counts what the proxy changed
+	// in the answer, by rule class (classCredential, classLink).
+	links    *links
+	replaced [2]int
+
 	body trackedBody
 }
 
@@ -88,10 +94,11 @@ func (p *Proxy) audit(r *http.Request, ex *exchange, aborted bool) {
 		p.observer.ObserveRequest(p.site, ex.Status, ex.code, time.Since(ex.start))
 	}
 	ctx := r.Context()
+	p.reportFiltered(ctx, ex)
 	if !p.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 13)
+	attrs := make([]slog.Attr, 0, 15)
 	attrs = append(attrs,
 		slog.String("request_id", ex.requestID),
 		slog.String("method", r.Method),
@@ -114,6 +121,12 @@ func (p *Proxy) audit(r *http.Request, ex *exchange, aborted bool) {
 		slog.Int64("bytes_out", ex.Bytes),
 		slog.Duration("duration", time.Since(ex.start)),
 	)
+	if n := ex.replaced[classLink]; n > 0 {
+		attrs = append(attrs, slog.Int("links_rewritten", n))
+	}
+	if n := ex.replaced[classCredential]; n > 0 {
+		attrs = append(attrs, slog.Int("credentials_removed", n))
+	}
 	if ex.canceled {
 		attrs = append(attrs, slog.Bool("canceled", true))
 	}

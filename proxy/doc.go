@@ -24,17 +24,21 @@
 //     (ForwardedHeaders, plus the site's allow.headers; never a name with
 //     "_"), so that the caller's Authorization, Cookie, Proxy-*,
 //     Forwarded, X-Forwarded-*, identity, override and Ox-Broker-* headers
-//     and its trailers are all dropped, and only then sets the site's
-//     credentials with jira.SetCredentials;
+//     and its trailers are all dropped, asks for identity encoding, and
+//     only then sets the site's credentials with jira.SetCredentials;
 //  6. streams Jira's response back without Set-Cookie (a Jira session
 //     cookie is as good as the token, and the token never leaves the
 //     customer network) and without Ox-Broker-* headers (so that
-//     Ox-Broker-Error always means the broker made the response).
+//     Ox-Broker-Error always means the broker made the response), with
+//     every form of the site's credential replaced wherever Jira reflects
+//     it, and Jira's links to its REST API rewritten to the gateway's
+//     public URL of the site (response.go).
 //
 // Nothing reaches Jira before steps 1 to 4 have passed. Failures to talk
 // to Jira are mapped to the contract's error codes in one place (classify):
 // upstream_unreachable, upstream_tls, upstream_timeout, too_large. Jira's
-// own responses, errors and 429s included, pass through unchanged.
+// own responses, errors and 429s included, pass through with only the
+// changes of step 6.
 //
 // Every request, refused or forwarded, gives one audit line at info level
 // with the request id, site, method, path, status, error code, bytes and

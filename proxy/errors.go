@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 )
@@ -52,6 +51,11 @@ func (p *Proxy) classify(ctx context.Context, err, bodyErr error) (brokerhttp.Co
 		return "", ""
 	case context.DeadlineExceeded:
 		return brokerhttp.UpstreamTimeout, fmt.Sprintf("Jira at %s did not answer before the request's deadline", p.hostport)
+	}
+
+	var unreadable *unreadableEncodingError
+	if errors.As(err, &unreadable) {
+		return brokerhttp.UpstreamUnreachable, unreadable.Error()
 	}
 
 	var tooLarge *http.MaxBytesError
@@ -172,11 +176,7 @@ func rootCause(err error) error {
 	}
 }
 
-// scrub removes the site's token from s. Nothing that reaches a message
-// or a log line should hold it; this is the last guard.
-func (p *Proxy) scrub(s string) string {
-	if t := p.auth.Token.Reveal(); t != "" && strings.Contains(s, t) {
-		s = strings.ReplaceAll(s, t, "REDACTED")
-	}
-	return s
-}
+// scrub removes the site's credential, in every form the responses are
+// scrubbed of, from s. Nothing that reaches a message or a log line
+// should hold it; this is the last guard.
+func (p *Proxy) scrub(s string) string { return p.creds.String(s, nil) }

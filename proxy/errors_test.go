@@ -82,6 +82,7 @@ func TestClassify(t *testing.T) {
 		{"eof", nil, fmt.Errorf("wrapped: %w", io.EOF), nil, brokerhttp.UpstreamUnreachable, "closed the connection"},
 		{"other", nil, errors.New("something odd"), nil, brokerhttp.UpstreamUnreachable, "something odd"},
 		{"token in cause", nil, errors.New("echo " + testToken), nil, brokerhttp.UpstreamUnreachable, "echo REDACTED"},
+		{"unreadable encoding", nil, &unreadableEncodingError{encoding: "br"}, nil, brokerhttp.UpstreamUnreachable, `Content-Encoding "br"`},
 		{"caller gone", canceled, context.Canceled, nil, "", ""},
 	}
 	for _, tt := range tests {

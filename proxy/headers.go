@@ -14,7 +14,8 @@ import (
 // (Content-Length, Transfer-Encoding) is net/http's and is not a header
 // here; hop-by-hop headers are removed by httputil.ReverseProxy.
 //
-//   - content negotiation: Accept, Accept-Encoding, Accept-Language;
+//   - content negotiation: Accept, Accept-Language (Accept-Encoding is the
+//     agent's own: it asks Jira for identity, upstreamEncoding);
 //   - conditional requests and ranges (attachment downloads): If-Match,
 //     If-None-Match, If-Modified-Since, If-Unmodified-Since, If-Range,
 //     Range;
@@ -26,7 +27,7 @@ import (
 //     Accept-Language over the user's profile);
 //   - User-Agent (defaultUserAgent when the caller sent none).
 var ForwardedHeaders = []string{
-	"Accept", "Accept-Encoding", "Accept-Language",
+	"Accept", "Accept-Language",
 	"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range", "Range",
 	"Content-Type", "Content-Encoding", "Expect",
 	"X-Atlassian-Token", "X-ExperimentalApi", "X-Force-Accept-Language",

@@ -2,19 +2,21 @@ package proxy
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/replace"
 	"github.com/oxsecurity/oxbroker/jira"
 )
 
@@ -43,6 +45,10 @@ type Options struct {
 	// max_concurrent upstream slots before it is refused with overloaded.
 	// Zero means DefaultQueueTimeout.
 	QueueTimeout time.Duration
+	// Broker is the agent's broker id, which the public URLs of the
+	// site's links name (/b/<broker>/<site>/...). Without it links are not
+	// rewritten.
+	Broker string
 }
 
 // Proxy forwards checked requests to one site's Jira with the site's
@@ -75,6 +81,19 @@ type Proxy struct {
 	log       *slog.Logger
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
+
+	// What the proxy changes in Jira's answers (response.go): creds
+	// removes the site's credential (credRules); with rewriteLinks and a
+	// broker, links holds the replacer of the last public base, which
+	// adds the rules rewriting linkBases.
+	creds        *replace.Replacer
+	credRules    []replace.Rule
+	rewriteLinks bool
+	broker       string
+	linkBases    []string
+	links        atomic.Pointer[links]
+	badBase      warnLimiter // an invalid Ox-Broker-Public-Base
+	reflected    warnLimiter // a credential found in an answer
 }
 
 var _ http.Handler = (*Proxy)(nil)
@@ -137,7 +156,12 @@ func newProxy(site config.Site, opts Options) (*Proxy, error) {
 		policy:       opts.Policy,
 		observer:     opts.Observer,
 		log:          log,
+		credRules:    credentialRules(site.Auth),
+		rewriteLinks: site.RewriteLinks && opts.Broker != "",
+		broker:       opts.Broker,
+		linkBases:    linkBases(site, base),
 	}
+	p.creds = replace.New(p.credRules...)
 	if p.policy == nil {
 		al, err := jira.NewAllowlist(site.Allow)
 		if err != nil {
@@ -159,7 +183,7 @@ func newProxy(site config.Site, opts Options) (*Proxy, error) {
 		Rewrite:        p.rewrite,
 		Transport:      p.transport,
 		BufferPool:     copyBuffers,
-		ModifyResponse: modifyResponse,
+		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.handleError,
 		// ReverseProxy reports here mostly body copies cut short, usually
 		// because the caller went away; the audit line has the outcome.
@@ -274,6 +298,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer p.release()
 
+	ex.links = p.publicBase(r, ex.requestID)
+	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	p.rp.ServeHTTP(ex, r)
 	finished = true
 }
@@ -387,52 +413,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header.Set("User-Agent", defaultUserAgent)
 	}
+	upstreamEncoding(out.Header)
 	jira.SetCredentials(out.Header, p.auth)
 }
 
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-// modifyResponse removes from Jira's response what must not leave the
-// customer network or could pass for the broker's own headers.
-func modifyResponse(res *http.Response) error {
-	scrubResponseHeader(res.Header)
-	if len(res.Trailer) > 0 {
-		scrubResponseHeader(res.Trailer)
-		res.Body = &trailerScrubber{ReadCloser: res.Body, res: res}
-	}
-	return nil
-}
-
-// scrubResponseHeader drops Set-Cookie (a Jira session cookie is as good
-// as the token) and Ox-Broker-* (only the broker sets those).
-func scrubResponseHeader(h http.Header) {
-	for k := range h {
-		if strings.EqualFold(k, "Set-Cookie") || strings.EqualFold(k, "Set-Cookie2") || hasPrefixFold(k, "Ox-Broker-") {
-			delete(h, k)
-		}
-	}
-}
-
-// trailerScrubber scrubs the response's trailers once the body has been
-// read, which is when the transport fills them in and before
-// ReverseProxy copies them.
-type trailerScrubber struct {
-	io.ReadCloser
-	res *http.Response
-}
-
-func (t *trailerScrubber) Read(b []byte) (int, error) {
-	n, err := t.ReadCloser.Read(b)
-	if err == io.EOF {
-		scrubResponseHeader(t.res.Trailer)
-	}
-	return n, err
-}
-
-func (t *trailerScrubber) Close() error {
-	err := t.ReadCloser.Close()
-	scrubResponseHeader(t.res.Trailer)
-	return err
 }

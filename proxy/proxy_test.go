@@ -142,7 +142,8 @@ func TestRequestHeaderAllowlist(t *testing.T) {
 		t.Fatalf("status: got %d, want 200 (%s)", resp.StatusCode, body)
 	}
 	got := up.last(t).Header
-	keptNames := map[string]bool{"Authorization": true}
+	// The agent's own: the site's credentials, and identity encoding.
+	keptNames := map[string]bool{"Authorization": true, "Accept-Encoding": true}
 	for k := range kept {
 		keptNames[http.CanonicalHeaderKey(k)] = true
 	}

@@ -44,6 +44,7 @@ func run(ctx context.Context) error {
 		basicEmail  = flag.String("basic-email", "", "accept Basic credentials for `email` (with --basic-token)")
 		basicToken  = flag.String("basic-token", "", "API `token` for --basic-email (default $JIRA_STANDIN_BASIC_TOKEN)")
 		cloudID     = flag.String("cloud-id", jiratest.DefaultCloudID, "Cloud ID served by /_edge/tenant_info and expected in /ex/jira/{cloudId}")
+		contextPath = flag.String("context-path", "", "serve the API below this `path` (/jira), as a Data Center site under a context path")
 		tlsCert     = flag.String("tls-cert", "", "serve HTTPS with this certificate `file` (with --tls-key)")
 		tlsKey      = flag.String("tls-key", "", "private key `file` for --tls-cert")
 		addrFile    = flag.String("addr-file", "", "write the listening host:port to `file` once listening")
@@ -68,7 +69,7 @@ func run(ctx context.Context) error {
 		return errors.New("--basic-email and --basic-token (or $JIRA_STANDIN_BASIC_TOKEN) go together")
 	}
 
-	opts := jiratest.Options{CloudID: *cloudID}
+	opts := jiratest.Options{CloudID: *cloudID, ContextPath: *contextPath}
 	if *bearerToken != "" {
 		opts.Credentials = append(opts.Credentials, jiratest.Credential{Scheme: jiratest.SchemeBearer, Token: *bearerToken})
 	}

@@ -4,11 +4,15 @@
 //
 // The stand-in answers the part of the Jira REST API (v2 and v3) that the
 // broker and its users exercise: myself, serverInfo, mypermissions, issues
-// (create, get, edit, delete), comments, transitions, attachments (streamed
-// uploads, downloads of any size) and search (search/jql and the old search)
-// with a small JQL subset. Routes are served at the root, as a Data Center
-// or *.atlassian.net site serves them, and under /ex/jira/{cloudId}, as the
-// api.atlassian.com gateway used by service accounts serves them. Its status
+// (create, get, edit, delete), comments (add, get, edit), transitions,
+// attachments (streamed uploads, downloads of any size), project/search
+// (paged with nextPage) and search (search/jql and the old search) with a
+// small JQL subset. Routes are served at the root, as a Data Center or
+// *.atlassian.net site serves them, and under /ex/jira/{cloudId}, as the
+// api.atlassian.com gateway used by service accounts serves them; with
+// Options.ContextPath, below that path, as a Data Center site installed
+// under one. Like Jira, it makes its absolute links (self, nextPage, the
+// Location of a creation) from the URL it was called through. Its status
 // codes, headers and error bodies follow Jira's, so that clients cannot tell
 // the difference in the cases that matter to the broker.
 //

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -319,9 +320,11 @@ func (s *Server) createIssue(w http.ResponseWriter, r *http.Request, c call) {
 		writeError(w, http.StatusBadRequest, nil, errs)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{
-		"id": is.id, "key": is.key, "self": c.url("issue/%s", is.id),
-	})
+	self := c.url("issue/%s", is.id)
+	// Jira's REST framework answers a creation with Location, as
+	// JAX-RS's Response.created does.
+	w.Header().Set("Location", self)
+	writeJSON(w, http.StatusCreated, map[string]string{"id": is.id, "key": is.key, "self": self})
 }
 
 func (s *Server) getIssue(w http.ResponseWriter, r *http.Request, c call) {
@@ -398,16 +401,26 @@ func (s *Server) getComments(w http.ResponseWriter, r *http.Request, c call) {
 	writeJSON(w, http.StatusOK, page)
 }
 
-func (s *Server) addComment(w http.ResponseWriter, r *http.Request, c call) {
+// commentBody reads the text of a comment from a request's JSON body,
+// answering 400 as Jira does when it is missing.
+func commentBody(w http.ResponseWriter, r *http.Request) (string, bool) {
 	var body struct {
 		Body json.RawMessage `json:"body"`
 	}
 	if !decodeJSON(w, r, &body) {
-		return
+		return "", false
 	}
 	text, err := plainText(body.Body)
 	if err != nil || strings.TrimSpace(text) == "" {
 		writeError(w, http.StatusBadRequest, nil, map[string]string{"comment": "Comment body can not be empty!"})
+		return "", false
+	}
+	return text, true
+}
+
+func (s *Server) addComment(w http.ResponseWriter, r *http.Request, c call) {
+	text, ok := commentBody(w, r)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -417,11 +430,100 @@ func (s *Server) addComment(w http.ResponseWriter, r *http.Request, c call) {
 		noIssue(w)
 		return
 	}
-	cm := comment{id: strconv.Itoa(s.nextComment), author: c.user, body: text, created: time.Now()}
+	now := time.Now()
+	cm := comment{id: strconv.Itoa(s.nextComment), author: c.user, body: text, created: now, updated: now}
 	s.nextComment++
 	is.comments = append(is.comments, cm)
 	is.updated = cm.created
-	writeJSON(w, http.StatusCreated, c.commentJSON(is, cm))
+	v := c.commentJSON(is, cm)
+	w.Header().Set("Location", v.Self)
+	writeJSON(w, http.StatusCreated, v)
+}
+
+// comment returns the index of comment id of the issue key, writing 404
+// if either is missing. The caller holds s.mu.
+func (s *Server) comment(w http.ResponseWriter, key, id string) (*issue, int) {
+	is := s.lookup(key)
+	if is == nil {
+		noIssue(w)
+		return nil, -1
+	}
+	i := slices.IndexFunc(is.comments, func(cm comment) bool { return cm.id == id })
+	if i < 0 {
+		writeError(w, http.StatusNotFound, []string{"Can not find a comment for the id: " + id + "."}, nil)
+	}
+	return is, i
+}
+
+func (s *Server) getComment(w http.ResponseWriter, r *http.Request, c call) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if is, i := s.comment(w, r.PathValue("key"), r.PathValue("id")); i >= 0 {
+		writeJSON(w, http.StatusOK, c.commentJSON(is, is.comments[i]))
+	}
+}
+
+func (s *Server) updateComment(w http.ResponseWriter, r *http.Request, c call) {
+	text, ok := commentBody(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	is, i := s.comment(w, r.PathValue("key"), r.PathValue("id"))
+	if i < 0 {
+		return
+	}
+	cm := &is.comments[i]
+	cm.body, cm.updated, cm.updateAuthor = text, time.Now(), &c.user
+	is.updated = cm.updated
+	writeJSON(w, http.StatusOK, c.commentJSON(is, *cm))
+}
+
+// searchProjects is GET project/search: the projects by id, a page at a
+// time, with self and, unless it is the last page, nextPage, as Jira
+// Cloud's paged lists give them.
+func (s *Server) searchProjects(w http.ResponseWriter, r *http.Request, c call) {
+	q := r.URL.Query()
+	start, limit := 0, defaultMaxResults
+	for name, dst := range map[string]*int{"startAt": &start, "maxResults": &limit} {
+		if v := q.Get(name); v != "" {
+			n, ok := atoi(w, name, v)
+			if !ok {
+				return
+			}
+			if n < 0 {
+				badRequest(w, name+" must not be negative.")
+				return
+			}
+			*dst = n
+		}
+	}
+	limit = min(limit, maxMaxResults)
+	s.mu.RLock()
+	all := slices.Collect(maps.Values(s.projects))
+	slices.SortFunc(all, func(a, b *project) int { return strings.Compare(a.id, b.id) })
+	values := make([]projectJSON, 0, limit)
+	for _, p := range all[min(start, len(all)):min(start+limit, len(all))] {
+		values = append(values, c.projectJSON(p))
+	}
+	s.mu.RUnlock()
+	page := func(at int) string {
+		return c.url("project/search") + "?startAt=" + strconv.Itoa(at) + "&maxResults=" + strconv.Itoa(limit)
+	}
+	resp := struct {
+		Self       string        `json:"self"`
+		NextPage   string        `json:"nextPage,omitempty"`
+		MaxResults int           `json:"maxResults"`
+		StartAt    int           `json:"startAt"`
+		Total      int           `json:"total"`
+		IsLast     bool          `json:"isLast"`
+		Values     []projectJSON `json:"values"`
+	}{Self: page(start), MaxResults: limit, StartAt: start, Total: len(all), IsLast: start+limit >= len(all), Values: values}
+	if !resp.IsLast {
+		resp.NextPage = page(start + limit)
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func (s *Server) getTransitions(w http.ResponseWriter, r *http.Request, c call) {

@@ -114,10 +114,12 @@ type issue struct {
 }
 
 type comment struct {
-	id      string
-	author  user
-	body    string
-	created time.Time
+	id           string
+	author       user
+	updateAuthor *user // nil until edited
+	body         string
+	created      time.Time
+	updated      time.Time
 }
 
 // jiraTime formats t as Jira does.
@@ -398,14 +400,18 @@ func (c call) commentPage(is *issue) commentPageJSON {
 
 func (c call) commentJSON(is *issue, cm comment) commentJSON {
 	author := c.userJSON(cm.author)
+	updateAuthor := author
+	if cm.updateAuthor != nil {
+		updateAuthor = c.userJSON(*cm.updateAuthor)
+	}
 	return commentJSON{
 		Self:         c.url("issue/%s/comment/%s", is.id, cm.id),
 		ID:           cm.id,
 		Author:       author,
 		Body:         document(c.v, cm.body),
-		UpdateAuthor: author,
+		UpdateAuthor: updateAuthor,
 		Created:      jiraTime(cm.created),
-		Updated:      jiraTime(cm.created),
+		Updated:      jiraTime(cm.updated),
 		JSDPublic:    true,
 	}
 }

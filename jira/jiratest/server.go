@@ -56,6 +56,11 @@ type Options struct {
 	// RequestLog is how many of the most recent requests Requests returns;
 	// 10000 when zero.
 	RequestLog int
+	// ContextPath, such as /jira, serves the API below that path, as a
+	// Data Center site installed under a context path does: its links
+	// then include it. Empty serves it at the root (and under
+	// /ex/jira/{cloudId}).
+	ContextPath string
 }
 
 // Validate reports whether the options are usable. It changes nothing.
@@ -76,6 +81,9 @@ func (o Options) Validate() error {
 	if o.RequestLog < 0 {
 		return fmt.Errorf("request log %d: must not be negative", o.RequestLog)
 	}
+	if p := o.ContextPath; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "?#% ")) {
+		return fmt.Errorf("context path %q: want a path such as /jira, without a trailing /", p)
+	}
 	return nil
 }
 
@@ -95,6 +103,7 @@ type Server struct {
 	creds   []Credential
 	deny    map[string]bool
 	logSize int
+	context string // Options.ContextPath
 	mux     *http.ServeMux
 	delay   atomic.Int64 // time.Duration before answering API requests
 
@@ -129,6 +138,7 @@ func New(opts Options) *Server {
 		creds:       append([]Credential(nil), opts.Credentials...),
 		deny:        make(map[string]bool),
 		logSize:     opts.RequestLog,
+		context:     opts.ContextPath,
 		mux:         http.NewServeMux(),
 		projects:    make(map[string]*project),
 		issues:      make(map[string]*issue),
@@ -222,11 +232,20 @@ const (
 	gatewayPrefix  = "/ex/jira/"
 )
 
-// ServeHTTP records the request, then checks in order the Cloud ID of a
-// gateway-style path, the delay, the credentials and any forced status,
-// before routing it.
+// ServeHTTP records the request, then checks in order the context path,
+// the Cloud ID of a gateway-style path, the delay, the credentials and any
+// forced status, before routing it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.record(r)
+	if s.context != "" && r.URL.Path != tenantInfoPath {
+		rest, ok := strings.CutPrefix(r.URL.Path, s.context)
+		if !ok || !strings.HasPrefix(rest, "/") {
+			notFound(w, r)
+			return
+		}
+		r = r.Clone(r.Context())
+		r.URL.Path, r.URL.RawPath = rest, ""
+	}
 	path := r.URL.Path
 	if rest, ok := strings.CutPrefix(path, gatewayPrefix); ok {
 		id, tail, _ := strings.Cut(rest, "/")
@@ -312,9 +331,11 @@ func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []by
 
 // call is what a route handler needs to know about the request beyond its
 // parameters: the API version and base, for self URLs, and the caller.
+// Like Jira, the stand-in makes its links from the URL it was called
+// through.
 type call struct {
 	v    string // "2" or "3"
-	site string // scheme://host
+	site string // scheme://host, plus the context path
 	base string // site, plus /ex/jira/{cloudId} on the gateway
 	user user
 }
@@ -341,7 +362,7 @@ func (s *Server) handle(pattern string, h func(http.ResponseWriter, *http.Reques
 				if r.TLS != nil {
 					scheme = "https"
 				}
-				c := call{v: v, site: scheme + "://" + r.Host}
+				c := call{v: v, site: scheme + "://" + r.Host + s.context}
 				c.base = c.site
 				if id := r.PathValue("cloudId"); id != "" {
 					c.base += gatewayPrefix + id
@@ -366,6 +387,9 @@ func (s *Server) routes() {
 	s.handle("DELETE issue/{key}", s.deleteIssue)
 	s.handle("GET issue/{key}/comment", s.getComments)
 	s.handle("POST issue/{key}/comment", s.addComment)
+	s.handle("GET issue/{key}/comment/{id}", s.getComment)
+	s.handle("PUT issue/{key}/comment/{id}", s.updateComment)
+	s.handle("GET project/search", s.searchProjects)
 	s.handle("GET issue/{key}/transitions", s.getTransitions)
 	s.handle("POST issue/{key}/transitions", s.doTransition)
 	s.handle("POST issue/{key}/attachments", s.uploadAttachments)

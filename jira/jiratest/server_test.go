@@ -784,3 +784,88 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestLinksFollowTheCallingURL: like Jira, the stand-in makes self,
+// nextPage and Location from the URL it was called through, at the root,
+// under /ex/jira/{cloudId} and under a Data Center context path; and the
+// links work when followed.
+func TestLinksFollowTheCallingURL(t *testing.T) {
+	root, rootSrv := start(t)
+	dc := jiratest.New(jiratest.Options{ContextPath: "/jira", Credentials: []jiratest.Credential{{Scheme: jiratest.SchemeBearer, Token: bearerToken}}})
+	dcSrv := httptest.NewServer(dc)
+	t.Cleanup(dcSrv.Close)
+	for _, tt := range []struct {
+		name, base string
+	}{
+		{"data center at the root", rootSrv.URL},
+		{"cloud gateway", rootSrv.URL + "/ex/jira/" + root.CloudID()},
+		{"data center context path", dcSrv.URL + "/jira"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			api := tt.base + "/rest/api/2/"
+			r := do(t, "POST", api+"issue", map[string]any{"fields": map[string]any{
+				"project": map[string]string{"key": "LNK"}, "summary": "links",
+			}}, nil)
+			wantStatus(t, r, http.StatusCreated)
+			created := decode[struct{ Key, Self string }](t, r)
+			if !strings.HasPrefix(created.Self, api+"issue/") || r.header.Get("Location") != created.Self {
+				t.Fatalf("create: self %q, Location %q; want both under %s", created.Self, r.header.Get("Location"), api)
+			}
+			wantStatus(t, do(t, "PUT", created.Self, map[string]any{"fields": map[string]any{"summary": "edited"}}, nil), http.StatusNoContent)
+			if is := decode[issueJSON](t, do(t, "GET", created.Self, nil, nil)); is.Fields.Summary != "edited" {
+				t.Errorf("after PUT self: summary %q", is.Fields.Summary)
+			}
+
+			r = do(t, "POST", api+"issue/"+created.Key+"/comment", map[string]any{"body": "first"}, nil)
+			wantStatus(t, r, http.StatusCreated)
+			cm := decode[struct{ Self string }](t, r)
+			if !strings.HasPrefix(cm.Self, api+"issue/") || r.header.Get("Location") != cm.Self {
+				t.Fatalf("comment: self %q, Location %q", cm.Self, r.header.Get("Location"))
+			}
+			r = do(t, "PUT", cm.Self, map[string]any{"body": "second"}, nil)
+			wantStatus(t, r, http.StatusOK)
+			if got := decode[struct{ Body string }](t, do(t, "GET", cm.Self, nil, nil)); got.Body != "second" {
+				t.Errorf("after PUT comment self: body %q", got.Body)
+			}
+		})
+	}
+	if r := do(t, "GET", dcSrv.URL+"/rest/api/2/serverInfo", nil, nil); r.status != http.StatusNotFound {
+		t.Errorf("outside the context path: got %d, want 404", r.status)
+	}
+	if got := decode[struct{ BaseURL string }](t, do(t, "GET", dcSrv.URL+"/jira/rest/api/2/serverInfo", nil, nil)); got.BaseURL != dcSrv.URL+"/jira" {
+		t.Errorf("serverInfo baseUrl: got %q, want %q", got.BaseURL, dcSrv.URL+"/jira")
+	}
+}
+
+// TestProjectSearchPages: project/search pages with nextPage until the
+// last page, which has none.
+func TestProjectSearchPages(t *testing.T) {
+	jira, srv := start(t)
+	for _, p := range []string{"AAA", "BBB", "CCC", "DDD", "EEE"} {
+		jira.AddIssue(p, "x")
+	}
+	type page struct {
+		Self, NextPage string
+		IsLast         bool
+		Total          int
+		Values         []struct{ Key, Self string }
+	}
+	next := srv.URL + "/rest/api/3/project/search?maxResults=2"
+	var keys []string
+	for pages := 0; next != ""; pages++ {
+		if pages == 5 {
+			t.Fatal("more pages than projects")
+		}
+		p := decode[page](t, do(t, "GET", next, nil, nil))
+		if p.Total != 5 || p.IsLast != (p.NextPage == "") {
+			t.Errorf("page %d: total %d, isLast %v, nextPage %q", pages, p.Total, p.IsLast, p.NextPage)
+		}
+		for _, v := range p.Values {
+			keys = append(keys, v.Key)
+		}
+		next = p.NextPage
+	}
+	if want := "AAA BBB CCC DDD EEE"; strings.Join(keys, " ") != want {
+		t.Errorf("projects: got %v, want %s", keys, want)
+	}
+}
