@@ -321,6 +321,14 @@ func checkBuild(t *testing.T, exe []byte, version string) {
 	if !bytes.Contains(exe, []byte(version)) {
 		t.Errorf("the version %s is not in the binary", version)
 	}
+	// The live test's fault switch (cmd/oxbroker/fault_livetest.go) is
+	// built only with -tags livetest: a release must not carry it.
+	if bytes.Contains(exe, []byte("OXBROKER_LIVETEST_FAULT")) || bytes.Contains(exe, []byte("HangForLiveTest")) {
+		t.Error("the binary holds the live test's fault switch: it was built with -tags livetest")
+	}
+	if strings.Contains(out, "-tags") {
+		t.Errorf("built with build tags:\n%s", out)
+	}
 }
 
 func unzipFile(t *testing.T, path, name string) []byte {

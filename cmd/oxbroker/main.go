@@ -111,14 +111,20 @@ func runCmd() *cobra.Command {
 				"gateway", cfg.Gateway.Address, "transport", cfg.Gateway.Transport,
 				"connections", cfg.Gateway.Connections, "sites", len(cfg.Sites))
 			ctx, stop := context.WithCancel(c.Context())
-			reloaded := make(chan struct{})
+			reloaded, supervised := make(chan struct{}), make(chan struct{})
 			go func() {
 				defer close(reloaded)
 				watchReload(ctx, path, cfg, a, log)
 			}()
+			go func() {
+				defer close(supervised)
+				superviseAgent(ctx, a, log)
+			}()
+			injectFault(ctx, a, log)
 			err = runManaged(ctx, a.Run)
 			stop()
 			<-reloaded
+			<-supervised
 			log.Info("oxbroker stopped")
 			return err
 		},

@@ -46,7 +46,9 @@ After=network-online.target
 Wants=network-online.target
 
 [Service]
-Type=simple
+Type=notify
+NotifyAccess=main
+WatchdogSec=30s
 ExecStart={{exec .Exe}} run --config {{exec .Config}}
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=always
