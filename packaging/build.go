@@ -129,6 +129,7 @@ func Build(ctx context.Context, o Options) error {
 		{"example configs", b.examples},
 		{"deb and rpm", b.linuxPackages},
 		{"zip and tar.gz", b.archives},
+		{"msi", b.msis},
 		{"SHA256SUMS", b.checksums},
 	}
 	for _, s := range steps {

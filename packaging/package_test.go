@@ -53,7 +53,8 @@ func (d dist) path(format string, args ...any) string {
 func release(v string) []string {
 	files := []string{"SHA256SUMS",
 		"oxbroker_" + v + "_windows_amd64.zip", "oxbroker_" + v + "_windows_arm64.zip",
-		"oxbroker_" + v + "_darwin_arm64.tar.gz"}
+		"oxbroker_" + v + "_darwin_arm64.tar.gz",
+		"oxbroker_" + v + "_windows_amd64.msi", "oxbroker_" + v + "_windows_arm64.msi"}
 	for _, pkg := range Packages {
 		for _, arch := range []string{"amd64", "arm64"} {
 			for _, ext := range []string{"deb", "rpm"} {
