@@ -208,7 +208,7 @@ func installService(c *cobra.Command, h serviceHost, path string, credFlags []st
 			return lookup(k)
 		}
 	}
-	cfg, err := config.LoadAgent(abs, withCreds(os.LookupEnv))
+	cfg, err := config.LoadAgent(abs, withCreds(secrets.lookup(os.LookupEnv)))
 	if err != nil {
 		fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\nnot installed: fix the config first\n", abs, err)
 		return cli.Reported(err)
@@ -218,7 +218,7 @@ func installService(c *cobra.Command, h serviceHost, path string, credFlags []st
 		return cli.Reported(errs)
 	}
 	printWarnings(c.ErrOrStderr(), abs, cfg)
-	warnEnvironment(c.ErrOrStderr(), abs, withCreds(func(string) (string, bool) { return "", false }))
+	warnEnvironment(c.ErrOrStderr(), abs, withCreds(secrets.lookup(func(string) (string, bool) { return "", false })))
 	if err := h.privileged(); err != nil {
 		return fmt.Errorf("service install %w", err)
 	}
