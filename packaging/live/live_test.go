@@ -255,6 +255,11 @@ func watchdog(t *testing.T, c *container, h *host) {
 		return c.prop(t, "oxbroker", "NRestarts") != "0" && c.prop(t, "oxbroker", "MainPID") != pid
 	})
 	j := c.journal(t, "oxbroker")
+	for _, line := range strings.Split(j, "\n") {
+		if strings.Contains(line, "atchdog") || strings.Contains(line, "livetest fault") {
+			t.Log(line)
+		}
+	}
 	for _, want := range []string{"livetest fault: hanging the agent on purpose", "Watchdog timeout", "Failed with result 'watchdog'"} {
 		if !strings.Contains(j, want) {
 			t.Errorf("the journal has no %q", want)
