@@ -9,7 +9,7 @@
 set -euo pipefail
 suite=bookworm
 include=systemd,dbus,ca-certificates
-cache="${OXBROKER_LIVE_CACHE:-$HOME/.cache/oxbroker-live}"
+cache="${OXBROKER_LIVE_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/oxbroker-live}"
 
 mirror="${OXBROKER_LIVE_MIRROR:-}"
 if [ -z "$mirror" ]; then

@@ -38,7 +38,15 @@ func TestLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	rootfs := strings.TrimSpace(run(t, repo, "./scripts/live-rootfs.sh"))
+	// The script prints the path on stdout, and debootstrap's progress on
+	// stderr, which goes to the test's output as it comes.
+	script := exec.Command("./scripts/live-rootfs.sh")
+	script.Dir, script.Stderr = repo, os.Stderr
+	out, err := script.Output()
+	if err != nil {
+		t.Fatalf("scripts/live-rootfs.sh: %v", err)
+	}
+	rootfs := strings.TrimSpace(string(out))
 	t.Logf("root file system %s ready in %.0fs", rootfs, time.Since(start).Seconds())
 	rel := build(t, repo)
 	h := newHost(t)
