@@ -7,6 +7,6 @@
 // network, so the gateway and the Jira stand-in the agent talks to run on
 // the host's loopback, and the test calls through them from the host.
 //
-// The tests run only with OXBROKER_LIVE=1 and as root (make live-test sets
+// The tests (Linux only) run only with OXBROKER_LIVE=1 and as root (make live-test sets
 // it; .ci/run calls it); elsewhere they skip, saying so.
 package live
