@@ -9,7 +9,7 @@ CMDS    := ./cmd/oxbroker ./cmd/oxbroker-gateway ./cmd/jira-standin
 FUZZTIME ?= 20s
 FUZZ_TARGETS := ./tunnel:FuzzReadFrame ./tunnel:FuzzDecodeMessage ./gateway:FuzzFramingScanner ./config:FuzzParseAgent ./proxy:FuzzCheckPath ./jira:FuzzAllowlistMatch ./internal/replace:FuzzReader
 
-.PHONY: build test unit fuzz check fmt vet cross tidy demo clean package package-test helm
+.PHONY: build test unit fuzz check fmt vet cross tidy demo clean package package-test helm live-test
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ $(CMDS)
@@ -47,16 +47,26 @@ tidy:
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
 
 # Release packages, as packaging/README.md lists them: make package VERSION=1.2.3
-# writes dist/. With SIGN_CERT and SIGN_KEY set, the Windows .exe files are
-# Authenticode-signed (osslsigncode).
+# writes dist/. With SIGN_CERT and SIGN_KEY set, the Windows .exe and .msi
+# files are Authenticode-signed (osslsigncode). The .msi files are built with
+# wixl and msibuild (Debian's wixl and msitools), which need.sh installs.
 package:
+	./scripts/need.sh wixl:wixl msibuild:msitools
 	$(GO) run ./packaging/cmd/oxpackage -version $(VERSION) -commit $(COMMIT) -dist dist
 
 # The packaging tests against dist/, after make package: they install the
 # amd64 .deb into a throwaway root (as root) and need dpkg, rpm, unzip,
-# osslsigncode and systemd-analyze (.ci/run installs them).
+# osslsigncode, systemd-analyze and msitools (.ci/run installs them).
 package-test:
 	OXBROKER_DIST=$(CURDIR)/dist $(GO) test -count=1 -v ./packaging/...
+
+# The live systemd tests (packaging/live): a Debian bookworm root file system,
+# debootstrapped once into ~/.cache/oxbroker-live (OXBROKER_LIVE_CACHE), booted
+# with systemd-nspawn; the .deb packages and the bare binary installed, run,
+# reloaded, stopped, upgraded and purged in it. As root; installs what it needs.
+live-test:
+	./scripts/need.sh debootstrap:debootstrap systemd-nspawn:systemd-container nsenter:util-linux dpkg-deb:dpkg
+	OXBROKER_LIVE=1 $(GO) test -count=1 -v -timeout 30m ./packaging/live/
 
 # helm lint and helm template of the gateway's chart, with helm pinned in
 # packaging/tools/go.mod, then the test of what it renders (dist/helm/).

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,9 @@ type Options struct {
 	Jobs int
 	// Log receives one line per step, with its duration.
 	Log io.Writer
+	// Platforms, when set, limits the release to these "os/arch" targets
+	// (the live test builds only linux/amd64). The release is all of them.
+	Platforms []string
 }
 
 // Packages are the Linux packages, each the binary of the same name.
@@ -104,7 +108,18 @@ func Build(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(o.Dist, 0o755); err != nil {
 		return err
 	}
-	b := &builder{Options: o, work: work}
+	b := &builder{Options: o, work: work, targets: targets}
+	if len(o.Platforms) > 0 {
+		b.targets = nil
+		for _, t := range targets {
+			if slices.Contains(o.Platforms, t.OS+"/"+t.Arch) {
+				b.targets = append(b.targets, t)
+			}
+		}
+		if len(b.targets) != len(o.Platforms) {
+			return fmt.Errorf("platforms %q: want some of %s", o.Platforms, platformList())
+		}
+	}
 	steps := []struct {
 		name string
 		run  func(context.Context) error
@@ -114,6 +129,7 @@ func Build(ctx context.Context, o Options) error {
 		{"example configs", b.examples},
 		{"deb and rpm", b.linuxPackages},
 		{"zip and tar.gz", b.archives},
+		{"msi", b.msis},
 		{"SHA256SUMS", b.checksums},
 	}
 	for _, s := range steps {
@@ -128,7 +144,17 @@ func Build(ctx context.Context, o Options) error {
 
 type builder struct {
 	Options
-	work string // scratch: bin/<os>_<arch>/, stage/<os>/
+	work    string   // scratch: bin/<os>_<arch>/, stage/<os>/
+	targets []target // what this build makes: targets, or those of Platforms
+}
+
+// platformList names every target, for an error message.
+func platformList() string {
+	var names []string
+	for _, t := range targets {
+		names = append(names, t.OS+"/"+t.Arch)
+	}
+	return strings.Join(names, ", ")
 }
 
 func (b *builder) binDir(t target) string {
@@ -149,8 +175,8 @@ func exe(t target, cmd string) string {
 // local paths, with the version and commit stamped in.
 func (b *builder) binaries(ctx context.Context) error {
 	ldflags := "-s -w -X main.version=" + b.Version + " -X main.commit=" + b.Commit
-	return b.parallel(ctx, len(targets), func(ctx context.Context, i int) error {
-		t := targets[i]
+	return b.parallel(ctx, len(b.targets), func(ctx context.Context, i int) error {
+		t := b.targets[i]
 		args := []string{"build", "-trimpath", "-ldflags", ldflags, "-o", b.binDir(t) + string(filepath.Separator)}
 		for _, c := range t.Cmds {
 			args = append(args, "./cmd/"+c)
@@ -170,7 +196,7 @@ func (b *builder) sign(ctx context.Context) error {
 		fmt.Fprintln(b.Log, "sign: SIGN_CERT and SIGN_KEY are not set; the Windows executables are not signed")
 		return nil
 	}
-	for _, t := range targets {
+	for _, t := range b.targets {
 		if t.OS != "windows" {
 			continue
 		}
@@ -208,7 +234,7 @@ func (b *builder) linuxPackages(ctx context.Context) error {
 	type job struct{ pkg, arch, format string }
 	var jobs []job
 	for _, pkg := range Packages {
-		for _, t := range targets {
+		for _, t := range b.targets {
 			if t.OS == "linux" {
 				for _, format := range []string{"deb", "rpm"} {
 					jobs = append(jobs, job{pkg, t.Arch, format})
@@ -246,7 +272,7 @@ type archiveFile struct {
 // archives writes the Windows zips and the macOS tarball: the agent, its
 // example config and, for Windows, install.ps1, at the top level.
 func (b *builder) archives(context.Context) error {
-	for _, t := range targets {
+	for _, t := range b.targets {
 		if t.OS == "linux" {
 			continue
 		}

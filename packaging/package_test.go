@@ -53,7 +53,8 @@ func (d dist) path(format string, args ...any) string {
 func release(v string) []string {
 	files := []string{"SHA256SUMS",
 		"oxbroker_" + v + "_windows_amd64.zip", "oxbroker_" + v + "_windows_arm64.zip",
-		"oxbroker_" + v + "_darwin_arm64.tar.gz"}
+		"oxbroker_" + v + "_darwin_arm64.tar.gz",
+		"oxbroker_" + v + "_windows_amd64.msi", "oxbroker_" + v + "_windows_arm64.msi"}
 	for _, pkg := range Packages {
 		for _, arch := range []string{"amd64", "arm64"} {
 			for _, ext := range []string{"deb", "rpm"} {
@@ -320,6 +321,14 @@ func checkBuild(t *testing.T, exe []byte, version string) {
 	}
 	if !bytes.Contains(exe, []byte(version)) {
 		t.Errorf("the version %s is not in the binary", version)
+	}
+	// The live test's fault switch (cmd/oxbroker/fault_livetest.go) is
+	// built only with -tags livetest: a release must not carry it.
+	if bytes.Contains(exe, []byte("OXBROKER_LIVETEST_FAULT")) || bytes.Contains(exe, []byte("HangForLiveTest")) {
+		t.Error("the binary holds the live test's fault switch: it was built with -tags livetest")
+	}
+	if strings.Contains(out, "-tags") {
+		t.Errorf("built with build tags:\n%s", out)
 	}
 }
 

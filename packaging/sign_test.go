@@ -16,24 +16,41 @@ import (
 	"time"
 )
 
-// TestSign signs the release's oxbroker.exe with a throwaway CA's
-// code-signing certificate, as "make package" does when SIGN_CERT and
+// TestSign signs the release's oxbroker.exe and .msi with a throwaway
+// CA's code-signing certificate, as "make package" does when SIGN_CERT and
 // SIGN_KEY are set, and has osslsigncode verify the signature.
 func TestSign(t *testing.T) {
 	d := distOrSkip(t)
-	tool := need(t, "osslsigncode")
-	dir := t.TempDir()
-	caFile, certFile, keyFile := throwawayCodeSigning(t, dir)
-	exe := filepath.Join(dir, "oxbroker.exe")
-	if err := os.WriteFile(exe, unzipFile(t, d.path("oxbroker_%s_windows_amd64.zip", d.version), "oxbroker.exe"), 0o644); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"oxbroker.exe", "oxbroker.msi"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, name)
+			var data []byte
+			if name == "oxbroker.exe" {
+				data = unzipFile(t, d.path("oxbroker_%s_windows_amd64.zip", d.version), "oxbroker.exe")
+			} else {
+				var err error
+				if data, err = os.ReadFile(d.path("oxbroker_%s_windows_amd64.msi", d.version)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(file, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			testSign(t, dir, file)
+		})
 	}
+}
+
+func testSign(t *testing.T, dir, exe string) {
+	tool := need(t, "osslsigncode")
+	caFile, certFile, keyFile := throwawayCodeSigning(t, dir)
 	verify := func() (string, error) {
 		out, err := exec.Command(tool, "verify", "-CAfile", caFile, "-in", exe).CombinedOutput()
 		return string(out), err
 	}
 	if out, err := verify(); err == nil {
-		t.Fatalf("the release's exe verifies before it is signed: a test that cannot fail\n%s", out)
+		t.Fatalf("the release's %s verifies before it is signed: a test that cannot fail\n%s", filepath.Base(exe), out)
 	}
 
 	env := map[string]string{"SIGN_CERT": certFile, "SIGN_KEY": keyFile}

@@ -101,6 +101,8 @@ func TestGatewayUnitSandbox(t *testing.T) {
 		// The gateway writes no file, and SIGHUP would end it.
 		"ReadWritePaths": "",
 		"ExecReload":     "",
+		// Its READY=1 says the listeners are up; it has no watchdog.
+		"WatchdogSec": "",
 	}
 	for k, v := range agent["Service"] {
 		w, special := want[k]

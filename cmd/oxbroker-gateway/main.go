@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -11,6 +12,7 @@ import (
 	"github.com/oxsecurity/oxbroker/cmd/internal/cli"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/sdnotify"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -71,6 +73,13 @@ func runCmd() *cobra.Command {
 				defer srv.Close()
 				log.Info("admin endpoints", "addr", srv.Addr().String())
 			}
+			// A Type=notify unit (the package's) starts the gateway's
+			// dependents once its listeners are up, and shows the drain.
+			sdnotify.Notify(sdnotify.Ready, sdnotify.Status("listening: tunnel "+g.TunnelAddr().String()+", API "+g.APIAddr().String()))
+			stopping := context.AfterFunc(c.Context(), func() {
+				sdnotify.Notify(sdnotify.Stopping, sdnotify.Status("stopping: draining connector calls and agent sessions"))
+			})
+			defer stopping()
 			return g.Serve(c.Context())
 		},
 	}

@@ -38,7 +38,7 @@ Start with:
   oxbroker config validate --config /etc/oxbroker/config.yaml
   oxbroker run --config /etc/oxbroker/config.yaml`,
 	}
-	root.AddCommand(runCmd(), checkCmd(), configCmd(), serviceCmd(), jiraCmd(), cli.VersionCmd("oxbroker", version, commit))
+	root.AddCommand(runCmd(), checkCmd(), configCmd(), serviceCmd(), secretCmd(secrets), jiraCmd(), cli.VersionCmd("oxbroker", version, commit))
 	return cli.Group(root)
 }
 
@@ -49,7 +49,7 @@ func configFlag(c *cobra.Command, p *string) {
 // loadConfig loads and validates the config, printing every problem, and
 // every warning unless the caller logs them (run).
 func loadConfig(c *cobra.Command, path string) (*config.Agent, error) {
-	cfg, err := config.LoadAgent(path, nil)
+	cfg, err := config.LoadAgent(path, lookupEnv())
 	if err == nil {
 		err = agent.CheckAllowlists(cfg)
 	}
@@ -111,14 +111,20 @@ func runCmd() *cobra.Command {
 				"gateway", cfg.Gateway.Address, "transport", cfg.Gateway.Transport,
 				"connections", cfg.Gateway.Connections, "sites", len(cfg.Sites))
 			ctx, stop := context.WithCancel(c.Context())
-			reloaded := make(chan struct{})
+			reloaded, supervised := make(chan struct{}), make(chan struct{})
 			go func() {
 				defer close(reloaded)
 				watchReload(ctx, path, cfg, a, log)
 			}()
+			go func() {
+				defer close(supervised)
+				superviseAgent(ctx, a, log)
+			}()
+			injectFault(ctx, a, log)
 			err = runManaged(ctx, a.Run)
 			stop()
 			<-reloaded
+			<-supervised
 			log.Info("oxbroker stopped")
 			return err
 		},

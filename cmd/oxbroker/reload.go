@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -19,8 +21,8 @@ import (
 const reloadDebounce = 500 * time.Millisecond
 
 // watchReload reloads the agent's config on SIGHUP (Unix) and whenever the
-// config file or a token file it names changes (every platform, and the
-// only way on Windows). A config that does not load is logged and the
+// config file, a token file it names or a stored secret changes (every
+// platform, and the only way on Windows). A config that does not load is logged and the
 // running one kept. It returns when ctx ends.
 func watchReload(ctx context.Context, path string, cfg *config.Agent, a *agent.Agent, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
@@ -49,7 +51,7 @@ func watchReload(ctx context.Context, path string, cfg *config.Agent, a *agent.A
 			log.Info("SIGHUP: reloading the config", "path", path)
 			watched = reload(ctx, path, a, w, watched, log)
 		case ev := <-events:
-			if watched[filepath.Clean(ev.Name)] {
+			if watched[filepath.Clean(ev.Name)] || secrets.isSecretFile(filepath.Clean(ev.Name)) {
 				debounce = time.After(reloadDebounce)
 			}
 		case <-debounce:
@@ -61,7 +63,7 @@ func watchReload(ctx context.Context, path string, cfg *config.Agent, a *agent.A
 }
 
 func reload(ctx context.Context, path string, a *agent.Agent, w *fsnotify.Watcher, watched map[string]bool, log *slog.Logger) map[string]bool {
-	cfg, err := config.LoadAgent(path, nil)
+	cfg, err := config.LoadAgent(path, lookupEnv())
 	if err == nil {
 		err = a.Reload(ctx, cfg)
 	}
@@ -82,6 +84,12 @@ func watchFiles(w *fsnotify.Watcher, path string, cfg *config.Agent, log *slog.L
 		files = append(files, s.Auth.TokenFile, s.TLS.CAFile)
 	}
 	watched := make(map[string]bool)
+	if w != nil && secrets.dir != "" {
+		// "oxbroker secret set" replaces a file there (Windows).
+		if err := w.Add(secrets.dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("cannot watch the secrets folder for changes", "dir", secrets.dir, "err", err)
+		}
+	}
 	for _, f := range files {
 		if f == "" {
 			continue

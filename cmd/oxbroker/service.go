@@ -43,6 +43,8 @@ type installPlan struct {
 	Config   string // absolute path of the agent's config
 	StateDir string // the config's state_dir, the one folder the service writes
 	User     string // account the service runs as; "" is the system's default (root, LocalSystem)
+	// Credentials are the systemd credentials the unit loads (Linux).
+	Credentials []credential
 	// Files are the files the service reads, by key path: the executable,
 	// the config and the files the config names.
 	Files []keyPath
@@ -131,7 +133,10 @@ On Windows, from an elevated prompt (the config defaults to %ProgramData%\OXBrok
 }
 
 func installCmd(h serviceHost) *cobra.Command {
-	var path string
+	var (
+		path  string
+		creds []string
+	)
 	c := &cobra.Command{
 		Use:   "install",
 		Short: "Validate the config and register the service to start at boot (needs root/Administrator)",
@@ -145,7 +150,12 @@ Paths inside the config (token_file, ca_file, state_dir) must be absolute too: t
 service does not start in the folder you install from, and it does not see the
 environment variables of your shell, so prefer token_file to token: ${VAR}.
 
-Linux (systemd): writes /etc/systemd/system/oxbroker.service and enables it. The
+Linux (systemd): writes /etc/systemd/system/oxbroker.service and enables it. With
+--credential NAME=FILE the unit loads FILE as the systemd credential NAME
+(LoadCredentialEncrypted= when systemd-creds encrypt made FILE, else LoadCredential=),
+and the config reads it as token_file: ${CREDENTIALS_DIRECTORY}/NAME: the token then
+sits on disk only encrypted, or readable by root only. Install decrypts it once, with
+systemd-creds, to validate the config as the service will see it. The
 unit runs as user oxbroker when that user exists (create it first, and let it read
 the config and token files), otherwise as root. Either way the unit is sandboxed:
 the file system is read-only except state_dir, which install creates, and /home,
@@ -161,19 +171,44 @@ the service does not see the installer's profile.
 macOS (launchd): writes /Library/LaunchDaemons/oxbroker.plist (RunAtLoad,
 KeepAlive); logs go to /var/log/oxbroker.err.log.`,
 		Args: cli.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return installService(c, h, path) },
+		RunE: func(c *cobra.Command, _ []string) error { return installService(c, h, path, creds) },
 	}
 	configFlag(c, &path)
+	c.Flags().StringArrayVar(&creds, "credential", nil, "NAME=FILE: a systemd credential the unit loads, which the config reads as "+
+		"${CREDENTIALS_DIRECTORY}/NAME; FILE is plain (root-only) or made by systemd-creds encrypt (Linux; repeatable)")
 	return c
 }
 
 // installService validates the config before it asks anything of the system.
-func installService(c *cobra.Command, h serviceHost, path string) error {
+func installService(c *cobra.Command, h serviceHost, path string, credFlags []string) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return fmt.Errorf("config path %s: %w", path, err)
 	}
-	cfg, err := config.LoadAgent(abs, nil)
+	var creds []credential
+	for _, f := range credFlags {
+		cr, err := parseCredential(f)
+		if err != nil {
+			return cli.UsageError{Err: err}
+		}
+		creds = append(creds, cr)
+	}
+	// The config is validated with the credentials as the service will
+	// see them, in ${CREDENTIALS_DIRECTORY}.
+	credDir, cleanup, err := stageCredentials(creds)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	withCreds := func(lookup func(string) (string, bool)) func(string) (string, bool) {
+		return func(k string) (string, bool) {
+			if k == credentialsEnv && credDir != "" {
+				return credDir, true
+			}
+			return lookup(k)
+		}
+	}
+	cfg, err := config.LoadAgent(abs, withCreds(secrets.lookup(os.LookupEnv)))
 	if err != nil {
 		fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\nnot installed: fix the config first\n", abs, err)
 		return cli.Reported(err)
@@ -183,7 +218,7 @@ func installService(c *cobra.Command, h serviceHost, path string) error {
 		return cli.Reported(errs)
 	}
 	printWarnings(c.ErrOrStderr(), abs, cfg)
-	warnEnvironment(c.ErrOrStderr(), abs)
+	warnEnvironment(c.ErrOrStderr(), abs, withCreds(secrets.lookup(func(string) (string, bool) { return "", false })))
 	if err := h.privileged(); err != nil {
 		return fmt.Errorf("service install %w", err)
 	}
@@ -194,7 +229,7 @@ func installService(c *cobra.Command, h serviceHost, path string) error {
 	if err != nil {
 		return fmt.Errorf("path of this executable: %w", err)
 	}
-	p := installPlan{Exe: exe, Config: abs, StateDir: cfg.StateDir, User: serviceUser(),
+	p := installPlan{Exe: exe, Config: abs, StateDir: cfg.StateDir, User: serviceUser(), Credentials: creds,
 		Files: append([]keyPath{{"executable", exe}, {"--config", abs}}, configFiles(cfg)...)}
 	opts, notes, err := platformInstall(p)
 	if err != nil {
@@ -246,10 +281,9 @@ func serviceProblems(cfg *config.Agent) config.Errors {
 
 // warnEnvironment warns when the config only loads with this shell's
 // environment (${VAR} or OXBROKER_* overrides), which the service does
-// not inherit.
-func warnEnvironment(w io.Writer, path string) {
-	noEnv := func(string) (string, bool) { return "", false }
-	if _, err := config.LoadAgent(path, noEnv); err != nil {
+// not inherit; serviceEnv is what the service does see.
+func warnEnvironment(w io.Writer, path string, serviceEnv func(string) (string, bool)) {
+	if _, err := config.LoadAgent(path, serviceEnv); err != nil {
 		fmt.Fprintf(w, "warning: the service does not see this shell's environment, and without it the config fails:\n%v\n"+
 			"use token_file instead of ${VAR}, or give the service the variables (Linux: sudo systemctl edit oxbroker)\n", err)
 	}

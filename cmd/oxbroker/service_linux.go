@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -46,9 +47,11 @@ After=network-online.target
 Wants=network-online.target
 
 [Service]
-Type=simple
+Type=notify
+NotifyAccess=main
+WatchdogSec=30s
 ExecStart={{exec .Exe}} run --config {{exec .Config}}
-ExecReload=/bin/kill -HUP $MAINPID
+ExecReload=/bin/sh -c "kill -HUP $MAINPID"
 Restart=always
 RestartSec=5
 {{if .User}}User={{.User}}
@@ -59,6 +62,8 @@ ProtectSystem=strict
 ProtectHome=yes
 PrivateTmp=yes
 ReadWritePaths={{path .StateDir}}
+{{range .Credentials}}LoadCredential{{if .Encrypted}}Encrypted{{end}}={{.Name}}:{{.Path}}
+{{end -}}
 CapabilityBoundingSet=
 RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
 SystemCallFilter=@system-service
@@ -72,6 +77,12 @@ func systemdUnit(p installPlan) (string, error) {
 	for _, s := range []string{p.Exe, p.Config, p.StateDir, p.User} {
 		if strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '"' || r == '\\' }) {
 			return "", fmt.Errorf("%q cannot go into a systemd unit: it holds a quote, a backslash or a control character", s)
+		}
+	}
+	for _, c := range p.Credentials {
+		// LoadCredential= takes no quotes: the path must be one plain word.
+		if unitQuote(c.Path, false) != c.Path || strings.Contains(c.Path, "%") {
+			return "", fmt.Errorf("credential %s: %q cannot go into a systemd unit: keep to letters, digits and /._+:@,=- in its path", c.Name, c.Path)
 		}
 	}
 	var b strings.Builder
@@ -202,4 +213,52 @@ func prepareStateDir(dir, username string) error {
 			dir, username, username, dir)
 	}
 	return nil
+}
+
+// stageCredentials puts each credential, as systemd will hand it to the
+// service, into a private folder under /run (a tmpfs, so a decrypted
+// token never reaches a disk), for install to validate the config that
+// reads ${CREDENTIALS_DIRECTORY}/NAME. It marks those systemd-creds made
+// as Encrypted and decrypts them with systemd-creds, which refuses a
+// wrong name or key as the service's start would. cleanup removes the
+// folder.
+func stageCredentials(creds []credential) (dir string, cleanup func(), err error) {
+	cleanup = func() {}
+	if len(creds) == 0 {
+		return "", cleanup, nil
+	}
+	// /run is writable by root only; a test run by a user gets TMPDIR.
+	if dir, err = os.MkdirTemp("/run", "oxbroker-credentials-"); err != nil {
+		if dir, err = os.MkdirTemp("", "oxbroker-credentials-"); err != nil {
+			return "", cleanup, fmt.Errorf("--credential: %w", err)
+		}
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	for i := range creds {
+		c := &creds[i]
+		data, err := os.ReadFile(c.Path)
+		if err != nil {
+			cleanup()
+			return "", func() {}, fmt.Errorf("--credential %s: %w", c.Name, err)
+		}
+		out := filepath.Join(dir, c.Name)
+		if c.Encrypted = looksEncrypted(data); c.Encrypted {
+			cmd := exec.Command("systemd-creds", "decrypt", "--name="+c.Name, c.Path, out)
+			if msg, err := cmd.CombinedOutput(); err != nil {
+				cleanup()
+				return "", func() {}, fmt.Errorf("--credential %s: %s was made by systemd-creds encrypt, and systemd-creds decrypt --name=%s refuses it: %v\n%s",
+					c.Name, c.Path, c.Name, err, strings.TrimSpace(string(msg)))
+			}
+			if err := os.Chmod(out, 0o400); err != nil {
+				cleanup()
+				return "", func() {}, err
+			}
+			continue
+		}
+		if err := os.WriteFile(out, data, 0o400); err != nil {
+			cleanup()
+			return "", func() {}, fmt.Errorf("--credential %s: %w", c.Name, err)
+		}
+	}
+	return dir, cleanup, nil
 }

@@ -24,6 +24,14 @@ var unitCases = []struct {
 		Exe: "/usr/local/bin/oxbroker", Config: "/etc/oxbroker/config.yaml",
 		StateDir: "/var/lib/oxbroker", User: "oxbroker",
 	}},
+	{"oxbroker-credentials.service", installPlan{
+		Exe: "/usr/local/bin/oxbroker", Config: "/etc/oxbroker/config.yaml",
+		StateDir: "/var/lib/oxbroker", User: "oxbroker",
+		Credentials: []credential{
+			{Name: "jira-token", Path: "/etc/credstore.encrypted/jira-token", Encrypted: true},
+			{Name: "broker-token", Path: "/etc/credstore/broker-token"},
+		},
+	}},
 	{"oxbroker-root-quoted.service", installPlan{
 		Exe: "/opt/OX Broker/bin/oxbroker", Config: "/etc/oxbroker/100% $HOME.yaml",
 		StateDir: "/srv/ox broker/state",
@@ -149,6 +157,77 @@ func TestSystemdUnitRefusesUnsafePaths(t *testing.T) {
 		if _, err := systemdUnit(p); err == nil {
 			t.Errorf("config %q: rendered, want an error", bad)
 		}
+		p = unitCases[0].plan
+		p.Credentials = []credential{{Name: "jira-token", Path: bad}}
+		if _, err := systemdUnit(p); err == nil {
+			t.Errorf("credential %q: rendered, want an error", bad)
+		}
+	}
+	for _, bad := range []string{"/etc/cred store/jira", "/etc/%H/jira"} {
+		p := unitCases[0].plan
+		p.Credentials = []credential{{Name: "jira-token", Path: bad}}
+		if _, err := systemdUnit(p); err == nil {
+			t.Errorf("credential %q: rendered, want an error", bad)
+		}
+	}
+}
+
+// TestInstallCredential: with --credential, install validates the config
+// that reads ${CREDENTIALS_DIRECTORY}/NAME against the credential, hands
+// the unit LoadCredential=, and leaves no copy of the token behind.
+func TestInstallCredential(t *testing.T) {
+	dir := t.TempDir()
+	cred := filepath.Join(dir, "jira-token")
+	if err := os.WriteFile(cred, []byte("jira-token-value\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	path := writeServiceConfig(t, dir, "config.yaml", "")
+	data, _ := os.ReadFile(path)
+	yaml := strings.Replace(string(data), "      token: jira-token\n", "      token_file: ${CREDENTIALS_DIRECTORY}/jira-token\n", 1)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(credentialsEnv, "")
+	os.Unsetenv(credentialsEnv)
+
+	fh := &fakeHost{svc: &fakeService{err: service.ErrNotInstalled}}
+	if _, stderr, code := runService(t, fh.host(), "install", "--config", path); code != 1 || !strings.Contains(stderr, "CREDENTIALS_DIRECTORY") {
+		t.Errorf("without --credential: exit %d, stderr %q; want 1 and the unset CREDENTIALS_DIRECTORY", code, stderr)
+	}
+	fh = &fakeHost{svc: &fakeService{err: service.ErrNotInstalled}}
+	_, stderr, code := runService(t, fh.host(), "install", "--config", path, "--credential", "jira-token="+cred)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, "environment") {
+		t.Errorf("warned about the environment, although the service has CREDENTIALS_DIRECTORY:\n%s", stderr)
+	}
+	p := fh.prepared[0]
+	if len(p.Credentials) != 1 || p.Credentials[0] != (credential{Name: "jira-token", Path: cred}) {
+		t.Fatalf("credentials: got %+v", p.Credentials)
+	}
+	unit, err := systemdUnit(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(unit, "\nLoadCredential=jira-token:"+cred+"\n") {
+		t.Errorf("the unit does not load the credential:\n%s", unit)
+	}
+	for _, f := range p.Files {
+		if strings.Contains(f.Path, "oxbroker-credentials-") {
+			if _, err := os.Stat(f.Path); err == nil {
+				t.Errorf("the staged copy %s is still there", f.Path)
+			}
+		}
+	}
+	// A file that says it is encrypted but does not decrypt is refused.
+	sealed, _ := os.ReadFile(filepath.Join("testdata", "jira-token.cred"))
+	if err := os.WriteFile(cred, sealed, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	fh = &fakeHost{svc: &fakeService{err: service.ErrNotInstalled}}
+	if _, stderr, code := runService(t, fh.host(), "install", "--config", path, "--credential", "jira-token="+cred); code != 1 || !strings.Contains(stderr, "systemd-creds") {
+		t.Errorf("an encrypted credential of another machine: exit %d, stderr %q; want 1, naming systemd-creds", code, stderr)
 	}
 }
 

@@ -36,9 +36,13 @@ func run(ctx context.Context) error {
 	flag.StringVar(&o.Dist, "dist", "dist", "output folder; emptied first")
 	flag.StringVar(&o.NFPM, "nfpm", "", "nfpm command (default: built from packaging/tools/go.mod)")
 	flag.IntVar(&o.Jobs, "j", 0, "builds at once (default: GOMAXPROCS)")
+	platforms := flag.String("platforms", "", "comma-separated os/arch targets to build, e.g. linux/amd64 (default: the whole release)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", flag.Args())
+	}
+	if *platforms != "" {
+		o.Platforms = strings.Split(*platforms, ",")
 	}
 	o.Version = strings.TrimPrefix(o.Version, "v")
 	if err := packaging.CheckVersion(o.Version); err != nil {
