@@ -5,6 +5,12 @@ import (
 	"os"
 )
 
+// The groups the Linux packages run the two programs as.
+const (
+	AgentGroup   = "oxbroker"
+	GatewayGroup = "oxbroker-gateway"
+)
+
 // fileAccess is what checkSecretFile found about who else may use a file
 // that holds a secret: problem makes the file unusable (an error), advice
 // is a warning to act on. Both are full sentences with the command that
@@ -22,7 +28,10 @@ type fileAccess struct {
 // authenticates as. A file others may read is a warning: the token leaks
 // to them, but a broker that stopped over it would take a working
 // service offline at the next restart.
-func checkSecretFile(name string, f *os.File) (fileAccess, error) {
+//
+// serviceGroup is the group the packages run the program as (AgentGroup,
+// GatewayGroup): a file that group may read is the documented layout.
+func checkSecretFile(name, serviceGroup string, f *os.File) (fileAccess, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return fileAccess{}, err
@@ -30,5 +39,5 @@ func checkSecretFile(name string, f *os.File) (fileAccess, error) {
 	if !fi.Mode().IsRegular() {
 		return fileAccess{problem: fmt.Sprintf("%s is not a regular file", name)}, nil
 	}
-	return secretFileAccess(name, fi), nil
+	return secretFileAccess(name, serviceGroup, fi), nil
 }

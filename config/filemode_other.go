@@ -6,4 +6,4 @@ import "os"
 
 // secretFileAccess judges nothing where the platform has neither unix
 // modes nor Windows ACLs.
-func secretFileAccess(string, os.FileInfo) fileAccess { return fileAccess{} }
+func secretFileAccess(string, string, os.FileInfo) fileAccess { return fileAccess{} }

@@ -11,15 +11,11 @@ import (
 	"syscall"
 )
 
-// serviceGroup is the group the packages run the agent as. A token file
-// readable by it is the documented layout (root:oxbroker 0640).
-const serviceGroup = "oxbroker"
-
 // secretFileAccess judges the mode bits: group or others may not write;
 // others should not read; the group may read when it is the group the
 // service runs as (the documented root:oxbroker 0640) or one of this
 // process's own groups, and should not otherwise.
-func secretFileAccess(name string, fi os.FileInfo) fileAccess {
+func secretFileAccess(name, serviceGroup string, fi os.FileInfo) fileAccess {
 	perm := fi.Mode().Perm()
 	mode := fmt.Sprintf("%04o", perm)
 	if perm&0o022 != 0 {
@@ -34,7 +30,7 @@ func secretFileAccess(name string, fi os.FileInfo) fileAccess {
 	}
 	if perm&0o040 != 0 {
 		st, ok := fi.Sys().(*syscall.Stat_t)
-		if ok && !trustedGroup(st.Gid) {
+		if ok && !trustedGroup(st.Gid, serviceGroup) {
 			group := strconv.FormatUint(uint64(st.Gid), 10)
 			if g, err := user.LookupGroupId(group); err == nil {
 				group = g.Name
@@ -49,8 +45,8 @@ func secretFileAccess(name string, fi os.FileInfo) fileAccess {
 
 // trustedGroup reports whether members of gid may read the service's
 // secrets anyway: root's group, the service's group, or a group of this
-// process (whoever runs the agent by hand).
-func trustedGroup(gid uint32) bool {
+// process (whoever runs the program by hand).
+func trustedGroup(gid uint32, serviceGroup string) bool {
 	if gid == 0 || int(gid) == os.Getgid() {
 		return true
 	}

@@ -87,7 +87,7 @@ func TestTokenFileForeignGroup(t *testing.T) {
 		t.Skip("changing a file's group to a foreign one needs root")
 	}
 	const nogroup = 65534
-	if trustedGroup(nogroup) {
+	if trustedGroup(nogroup, AgentGroup) {
 		t.Skip("gid 65534 is one of this process's groups")
 	}
 	p := filepath.Join(t.TempDir(), "jira.token")
@@ -97,7 +97,7 @@ func TestTokenFileForeignGroup(t *testing.T) {
 	if err := os.Chown(p, -1, nogroup); err != nil {
 		t.Fatal(err)
 	}
-	_, advice, err := readTokenFile(p)
+	_, advice, err := ReadSecretFile(p, AgentGroup)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ var broadTrustees = []struct {
 // secretFileAccess reads the file's DACL and judges it with aclVerdict. A
 // DACL that cannot be read is not judged: the read of the token itself
 // reports a file the service cannot open.
-func secretFileAccess(name string, _ os.FileInfo) fileAccess {
+func secretFileAccess(name, _ string, _ os.FileInfo) fileAccess {
 	sd, err := windows.GetNamedSecurityInfo(name, windows.SE_FILE_OBJECT, windows.DACL_SECURITY_INFORMATION)
 	if err != nil {
 		return fileAccess{}

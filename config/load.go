@@ -131,15 +131,21 @@ func (d *decoded) readToken(path, file string, token *Secret, readFile tokenRead
 // pointing at a log or a device does not fill memory.
 const maxTokenFile = 64 << 10
 
-// readTokenFile reads a token file once checkSecretFile has judged who
-// else may use it.
-func readTokenFile(name string) ([]byte, string, error) {
+// readTokenFile reads an agent's token file (ReadSecretFile).
+func readTokenFile(name string) ([]byte, string, error) { return ReadSecretFile(name, AgentGroup) }
+
+// ReadSecretFile reads a file that holds a secret (a token file, the
+// gateway's cluster secret) of a program whose service runs as group
+// serviceGroup, once checkSecretFile has judged who else may use it: a
+// file others may write is an error, one others may read comes with
+// advice (a warning to log). Neither message holds the content.
+func ReadSecretFile(name, serviceGroup string) ([]byte, string, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, "", err
 	}
 	defer f.Close()
-	access, err := checkSecretFile(name, f)
+	access, err := checkSecretFile(name, serviceGroup, f)
 	if err != nil {
 		return nil, "", err
 	}

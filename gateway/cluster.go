@@ -5,17 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/config"
 )
 
 // Replicas (registry.type redis). A connector call that lands on a
@@ -60,10 +61,13 @@ type cluster struct {
 	skip map[string]time.Time // "replica <advertise>" or "session <id>" -> until
 }
 
-func newCluster(secretFile string) (*cluster, error) {
-	b, err := os.ReadFile(secretFile)
+func newCluster(secretFile string, log *slog.Logger) (*cluster, error) {
+	b, advice, err := config.ReadSecretFile(secretFile, config.GatewayGroup)
 	if err != nil {
 		return nil, fmt.Errorf("cluster.secret_file: %w", err)
+	}
+	if advice != "" {
+		log.Warn("cluster.secret_file: "+advice, "key", "cluster.secret_file")
 	}
 	secret := []byte(strings.TrimSpace(string(b)))
 	if len(secret) < minSecretLen {

@@ -526,6 +526,15 @@ func TestClusterSecretMismatch(t *testing.T) {
 	if _, err := New(&cfg, Options{}); err == nil || !strings.Contains(err.Error(), "cluster.secret_file") {
 		t.Errorf("New with a 5-character secret: got %v, want a cluster.secret_file error", err)
 	}
+	// A secret others may change is refused at start, with the fix.
+	writable := filepath.Join(t.TempDir(), "writable.secret")
+	os.WriteFile(writable, []byte(testSecret), 0o600)
+	os.Chmod(writable, 0o666)
+	cfg.Cluster.SecretFile = writable
+	if _, err := New(&cfg, Options{}); err == nil || !strings.Contains(err.Error(), "cluster.secret_file: "+writable+" is writable by its group or by others") ||
+		!strings.Contains(err.Error(), "chmod go-w") {
+		t.Errorf("New with a secret others may write: got %v, want a refusal with the chmod", err)
+	}
 }
 
 // TestClusterStrangersCostNoRedis: connector calls with invented broker

@@ -137,7 +137,7 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 		g.brokers[b.ID] = ba
 	}
 	if cfg.Registry.Type == config.RegistryRedis {
-		if g.cluster, err = newCluster(cfg.Cluster.SecretFile); err != nil {
+		if g.cluster, err = newCluster(cfg.Cluster.SecretFile, g.log); err != nil {
 			return nil, err
 		}
 		g.advertise = advertiseBase(cfg.Registry.Advertise)
