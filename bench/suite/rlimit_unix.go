@@ -7,24 +7,32 @@ import (
 	"syscall"
 )
 
-// raiseFileLimit makes sure this process may hold need descriptors (the
-// simulated agents hold one socket each), raising the soft limit up to
-// the hard one. The processes it starts raise their own: Go programs lift
-// their soft limit to the hard one at start.
-func raiseFileLimit(need int) error {
+// fitFileLimit returns how many simulated agents the run can hold, want
+// or fewer, and raises this process's soft limit on open files for them.
+// Each agent holds one socket here and its session one in the gateway,
+// whose limit is the same hard one (it inherits it, and Go programs
+// raise their soft limit to the hard one at start); both need fdReserve
+// more for everything else. When the hard limit is too low for want, n
+// is the largest count that fits and why says so.
+func fitFileLimit(want int) (n int, why string, err error) {
 	var l syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return err
+		return 0, "", err
 	}
-	if l.Cur >= uint64(need) {
-		return nil
+	n = want
+	if l.Max < uint64(want+fdReserve) {
+		n = int(l.Max) - fdReserve
+		if n < 1 {
+			return 0, "", fmt.Errorf("open files: the hard limit is %d, the benchmark needs more than %d: %w", l.Max, fdReserve, errFileLimit)
+		}
+		why = fmt.Sprintf("%d simulated agents, not %d: the hard limit on open files is %d (ulimit -Hn), "+
+			"and the driver and the gateway each hold one descriptor per agent and up to %d others", n, want, l.Max, fdReserve)
 	}
-	if l.Max < uint64(need) {
-		return fmt.Errorf("open files: the hard limit is %d, the benchmark needs %d: %w", l.Max, need, errFileLimit)
+	if need := uint64(n + fdReserve); l.Cur < need {
+		l.Cur = l.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+			return 0, "", fmt.Errorf("open files: raise the soft limit to %d: %v: %w", l.Max, err, errFileLimit)
+		}
 	}
-	l.Cur = l.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return fmt.Errorf("open files: raise the soft limit to %d: %v: %w", l.Max, err, errFileLimit)
-	}
-	return nil
+	return n, why, nil
 }
