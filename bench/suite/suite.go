@@ -87,7 +87,7 @@ func Defaults() Config {
 		IdleSessions: 10_000,
 		Reconnect:    0, // all of them
 		Settle:       3 * time.Second,
-		IdleCPUFor:   10 * time.Second,
+		IdleCPUFor:   5 * time.Second,
 		LogLevel:     "info",
 		Progress:     os.Stderr,
 		Cluster:      true,
@@ -650,6 +650,7 @@ func (s *suite) idle(ctx context.Context, transport string, f *Figures) error {
 	failed := fleet.Failures()
 	killed := time.Now()
 	gw.kill()
+	s.logf("%s: the gateway was killed; it took %.2f s to exit", transport, time.Since(killed).Seconds())
 	gw, err = s.startGateway(ctx, name, addrs)
 	if err != nil {
 		return err
