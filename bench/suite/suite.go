@@ -804,11 +804,3 @@ func rounded(v []float64) string {
 	}
 	return "(" + strings.Join(parts, ", ") + ")"
 }
-
-// fdReserve is how many descriptors a process of the run holds besides
-// the simulated agents' sockets, with room to spare: the load
-// generator's connections, the processes' logs, listeners.
-const fdReserve = 1024
-
-// errFileLimit explains how to give the benchmark enough descriptors.
-var errFileLimit = errors.New("raise the limit with `ulimit -n` (as root: also the hard limit, or LimitNOFILE for a service)")
