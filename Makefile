@@ -87,10 +87,15 @@ demo: build
 
 # The benchmark of docs/benchmarks.md: the stand-in, the gateway and the
 # agent as processes on loopback, once per transport, against the stand-in
-# called directly. Prints one Markdown table; JSON in .bench/results.json.
+# called directly and against frp on the same loads; then 10,000 simulated
+# agents on one gateway. Prints Markdown tables; JSON in .bench/results.json.
+# frp is built once from its Go module into ~/.cache/oxbroker-bench (the
+# first run needs the Go module proxy; without it the run goes on without
+# frp). About 5 minutes on 2 cores. Extra flags: make bench BENCHFLAGS=-frp=false
+BENCHFLAGS ?=
 bench: build
 	./scripts/need.sh redis-server:redis-server
-	$(GO) run ./bench/cmd/oxbroker-bench -bin bin -dir .bench/run -out .bench/results.json
+	$(GO) run ./bench/cmd/oxbroker-bench -bin bin -dir .bench/run -out .bench/results.json $(BENCHFLAGS)
 
 # Every Go benchmark once (-benchtime=1x), so that none can rot. For
 # figures: go test -run=NONE -bench=. -benchmem ./tunnel/ ./proxy/ ./jira/

@@ -2,9 +2,12 @@
 // lives in its subpackages, and `make bench` runs it.
 //
 //   - cmd/oxbroker-bench: the driver behind `make bench`: it starts the Jira
-//     stand-in, the gateway and the agent as real processes on loopback
-//     and prints one Markdown table (docs/benchmarks.md).
-//   - suite: the measurements the driver runs, and the table.
+//     stand-in, the gateway and the agent as real processes on loopback,
+//     and frp on the same loads, and prints Markdown tables
+//     (docs/benchmarks.md).
+//   - suite: the measurements the driver runs, and the tables.
+//   - frp: builds frp (frps, frpc) from its Go module into a cache outside
+//     the repository, and writes their configs.
 //   - load: the load generator (a lean HTTP/1.1 client) and bulk transfers.
 //   - agentsim: light simulated agents that complete the real tunnel
 //     handshake and hold idle sessions, for memory and reconnect figures.

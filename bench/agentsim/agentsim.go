@@ -53,6 +53,9 @@ type Fleet struct {
 type agent struct {
 	stop context.CancelFunc
 	done chan struct{}
+	// welcomed is when the agent's current session was welcomed, in
+	// Unix nanoseconds; 0 while it has none.
+	welcomed atomic.Int64
 }
 
 // New returns an empty fleet.
@@ -60,6 +63,21 @@ func New(cfg Config) *Fleet { return &Fleet{cfg: cfg} }
 
 // Up returns how many agents have a session now.
 func (f *Fleet) Up() int { return int(f.up.Load()) }
+
+// UpSince returns how many agents hold a session that was welcomed at t
+// or later: after a gateway restart at t, those that are back.
+func (f *Fleet) UpSince(t time.Time) int {
+	since := t.UnixNano()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, a := range f.agents {
+		if w := a.welcomed.Load(); w != 0 && w >= since {
+			n++
+		}
+	}
+	return n
+}
 
 // Failures returns how many dials and handshakes have failed so far.
 func (f *Fleet) Failures() int { return int(f.failures.Load()) }
@@ -88,7 +106,7 @@ func (f *Fleet) Grow(ctx context.Context, n, ramp int, timeout time.Duration) er
 		h.Hostname = h.AgentID
 		go func() {
 			defer close(a.done)
-			f.run(actx, h, gate)
+			f.run(actx, a, h, gate)
 		}()
 	}
 	want := len(f.agents)
@@ -132,7 +150,7 @@ var errGoAway = errors.New("goaway")
 
 // run is one agent: dial, hold the session, redial after backoff. Its
 // first dial waits for a slot of gate.
-func (f *Fleet) run(ctx context.Context, h tunnel.Hello, gate chan struct{}) {
+func (f *Fleet) run(ctx context.Context, a *agent, h tunnel.Hello, gate chan struct{}) {
 	select {
 	case gate <- struct{}{}:
 	case <-ctx.Done():
@@ -149,7 +167,7 @@ func (f *Fleet) run(ctx context.Context, h tunnel.Hello, gate chan struct{}) {
 	attempt := 0
 	for ctx.Err() == nil {
 		start := time.Now()
-		err := f.session(ctx, h, release)
+		err := f.session(ctx, a, h, release)
 		if ctx.Err() != nil {
 			return
 		}
@@ -182,7 +200,7 @@ func backoff(n int) time.Duration {
 
 // session dials and handshakes, calls welcomed, and holds the session
 // until it ends, ctx ends, or the gateway sends goaway.
-func (f *Fleet) session(ctx context.Context, h tunnel.Hello, welcomed func()) error {
+func (f *Fleet) session(ctx context.Context, a *agent, h tunnel.Hello, welcomed func()) error {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	s, err := f.cfg.Dialer.Dial(dctx, f.cfg.Addr)
@@ -196,9 +214,13 @@ func (f *Fleet) session(ctx context.Context, h tunnel.Hello, welcomed func()) er
 		f.failures.Add(1)
 		return err
 	}
+	a.welcomed.Store(time.Now().UnixNano())
 	f.up.Add(1)
 	f.sessions.Add(1)
-	defer f.up.Add(-1)
+	defer func() {
+		a.welcomed.Store(0)
+		f.up.Add(-1)
+	}()
 	welcomed()
 
 	goaway := make(chan struct{})

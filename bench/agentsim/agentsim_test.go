@@ -67,15 +67,26 @@ func TestFleetComesBack(t *testing.T) {
 			if got := f.Len(); got != 4 {
 				t.Errorf("after Shrink(2) of 6: got %d agents, want 4", got)
 			}
+			if got := f.UpSince(time.Time{}); got != 4 {
+				t.Errorf("before the restart: UpSince(zero) = %d, want 4", got)
+			}
+			stopped := time.Now()
 			stop()
+			// No gateway listens: no session can have been welcomed since.
+			if got := f.UpSince(stopped); got != 0 {
+				t.Errorf("gateway stopped: UpSince(stop) = %d, want 0", got)
+			}
 			stop = startGateway(t, r, addrs)
 			defer stop()
 			deadline := time.Now().Add(20 * time.Second)
-			for f.Up() != 4 {
+			for f.UpSince(stopped) != 4 {
 				if time.Now().After(deadline) {
-					t.Fatalf("%d of 4 agents back after the restart", f.Up())
+					t.Fatalf("%d of 4 agents back after the restart", f.UpSince(stopped))
 				}
 				time.Sleep(20 * time.Millisecond)
+			}
+			if got := f.Up(); got != 4 {
+				t.Errorf("after the restart: Up() = %d, want 4", got)
 			}
 		})
 	}

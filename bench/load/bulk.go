@@ -31,16 +31,14 @@ type Transfer struct {
 // MBps returns the transfer's rate in MB/s (10⁶ bytes per second).
 func (t Transfer) MBps() float64 { return float64(t.Bytes) / 1e6 / t.Elapsed.Seconds() }
 
-// Download GETs url and reads the body to the end; it fails unless the
-// status is 200 and the body has want bytes.
+// Download GETs url with header (see SetHeader) and reads the body to
+// the end; it fails unless the status is 200 and the body has want bytes.
 func Download(ctx context.Context, c *http.Client, url string, header map[string]string, want int64) (Transfer, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
 		return Transfer{}, err
 	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
+	SetHeader(req, header)
 	start := time.Now()
 	resp, err := c.Do(req)
 	if err != nil {
@@ -59,6 +57,18 @@ func Download(ctx context.Context, c *http.Client, url string, header map[string
 		return t, fmt.Errorf("download: got %d bytes, want %d", n, want)
 	}
 	return t, nil
+}
+
+// SetHeader sets header on req; a "Host" becomes req.Host, which is what
+// net/http's client sends (it ignores a Host in req.Header).
+func SetHeader(req *http.Request, header map[string]string) {
+	for k, v := range header {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
 }
 
 // Upload is a multipart/form-data body with one file in the field "file",
@@ -101,16 +111,14 @@ func NewUpload(size int64) (*Upload, error) {
 	return &Upload{body: b.Bytes(), contentType: mw.FormDataContentType(), FileSize: size}, nil
 }
 
-// Send POSTs the upload to url with the given headers; it fails unless
+// Send POSTs the upload to url with header (see SetHeader); it fails unless
 // the status is 200. Bytes counts the file, not the multipart framing.
 func (u *Upload) Send(ctx context.Context, c *http.Client, url string, header map[string]string) (Transfer, error) {
 	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(u.body))
 	if err != nil {
 		return Transfer{}, err
 	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
+	SetHeader(req, header)
 	req.Header.Set("Content-Type", u.contentType)
 	req.Header.Set("X-Atlassian-Token", "no-check")
 	start := time.Now()

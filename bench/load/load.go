@@ -23,13 +23,19 @@ import (
 )
 
 // Request returns the bytes of a GET request for target with the given
-// headers, Host and keep-alive included.
+// headers, Host and keep-alive included. A "Host" in header is sent in
+// place of host.
 func Request(host, target string, header map[string]string) []byte {
+	if h, ok := header["Host"]; ok {
+		host = h
+	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\n", target, host)
 	keys := make([]string, 0, len(header))
 	for k := range header {
-		keys = append(keys, k)
+		if k != "Host" {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
 	for _, k := range keys {

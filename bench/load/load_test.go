@@ -57,6 +57,47 @@ func TestPool(t *testing.T) {
 	})
 }
 
+// TestHostHeader: a "Host" among the headers is the request's Host, in
+// the pool's prepared request and in the bulk transfers, sent once.
+func TestHostHeader(t *testing.T) {
+	hosts := make(chan string, 3)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hosts <- r.Host
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	h := map[string]string{"Host": "jira.example:8080", "X-Test": "yes"}
+
+	req := string(Request(addr, "/", h))
+	if n := strings.Count(req, "Host:"); n != 1 || !strings.Contains(req, "\r\nHost: jira.example:8080\r\n") {
+		t.Errorf("Request: got %d Host lines in %q, want one naming jira.example:8080", n, req)
+	}
+	p := NewPool(addr, 1)
+	defer p.Close()
+	if _, err := p.Run(Run{Request: []byte(req), Conns: 1, Max: 1, For: 10 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	c := NewBulkClient()
+	defer c.CloseIdleConnections()
+	if _, err := Download(context.Background(), c, srv.URL, h, 2); err != nil {
+		t.Fatal(err)
+	}
+	u, err := NewUpload(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Send(context.Background(), c, srv.URL, h); err != nil {
+		t.Fatal(err)
+	}
+	for _, what := range []string{"pool", "download", "upload"} {
+		if got := <-hosts; got != "jira.example:8080" {
+			t.Errorf("%s: the server saw Host %q, want jira.example:8080", what, got)
+		}
+	}
+}
+
 func TestBulk(t *testing.T) {
 	const size = 3<<20 + 5
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,9 +1,7 @@
 package suite
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
@@ -23,8 +21,20 @@ type Results struct {
 	Direct *Figures `json:"direct"`
 	// UDPBufferWarnings are quic-go's complaints, in the processes' logs,
 	// that the UDP buffers are smaller than it wants (docs/benchmarks.md).
-	UDPBufferWarnings []string            `json:"udp_buffer_warnings"`
-	Transports        map[string]*Figures `json:"transports"`
+	UDPBufferWarnings []string `json:"udp_buffer_warnings"`
+	// Transports are the broker's paths, by transport (tcp, quic).
+	Transports map[string]*Figures `json:"transports"`
+	// Frp are frp's paths (frp.Paths: tcp, quic, http), measured in the
+	// same run with the same loads; GatewayCPUPerRequestUs and
+	// GatewayPeakRSSMiB are frps's, the Agent ones frpc's.
+	Frp        map[string]*Figures `json:"frp,omitempty"`
+	FrpVersion string              `json:"frp_version,omitempty"`
+	// FrpErrors says why frp, or one of its paths, was not measured:
+	// "build" or the path, to the error.
+	FrpErrors map[string]string `json:"frp_errors,omitempty"`
+	// Notes are what the run changed from what it was asked, and why
+	// (fewer simulated agents than -sessions, for instance).
+	Notes []string `json:"notes,omitempty"`
 	// Forwarding is the cluster part (cluster.go); nil when skipped.
 	Forwarding *Forwarding `json:"forwarding,omitempty"`
 }
@@ -59,14 +69,33 @@ type Figures struct {
 	GatewayPeakRSSMiB       float64   `json:"gateway_peak_rss_mib,omitempty"`
 	AgentPeakRSSMiB         float64   `json:"agent_peak_rss_mib,omitempty"`
 
-	IdleSessions      int     `json:"idle_sessions,omitempty"`
-	GatewayBaseRSSMiB float64 `json:"gateway_base_rss_mib,omitempty"`
-	IdleSessionKiB    float64 `json:"idle_session_kib,omitempty"`
+	// The scale part: a fresh gateway holding IdleSessions simulated
+	// agents, which took ConnectSeconds to connect (growRamp at once).
+	IdleSessions   int     `json:"idle_sessions,omitempty"`
+	ConnectSeconds float64 `json:"connect_seconds,omitempty"`
+	// GatewaySessionsHeld is the gateway's count of sessions when its
+	// memory was read; IdleSessionKiB is per session of it.
+	GatewaySessionsHeld   int     `json:"gateway_sessions_held,omitempty"`
+	GatewayBaseRSSMiB     float64 `json:"gateway_base_rss_mib,omitempty"`
+	GatewaySessionsRSSMiB float64 `json:"gateway_sessions_rss_mib,omitempty"`
+	IdleSessionKiB        float64 `json:"idle_session_kib,omitempty"`
+	// The gateway's CPU while the sessions only exchange keepalives, over
+	// IdleCPUWindowSeconds: a share of one core, and per session.
+	IdleCPUWindowSeconds      float64 `json:"idle_cpu_window_seconds,omitempty"`
+	IdleCPUPercent            float64 `json:"idle_cpu_percent_of_core,omitempty"`
+	IdleCPUUsPerSessionSecond float64 `json:"idle_cpu_us_per_session_second,omitempty"`
 
+	// ReconnectBack of ReconnectAgents were welcomed again by the
+	// restarted gateway within ReconnectSeconds of its kill: all of them,
+	// or fewer when the wait's bound ran out first.
 	ReconnectAgents         int     `json:"reconnect_agents,omitempty"`
+	ReconnectBack           int     `json:"reconnect_back,omitempty"`
 	ReconnectSeconds        float64 `json:"reconnect_seconds,omitempty"`
 	GatewayRestartSeconds   float64 `json:"gateway_restart_seconds,omitempty"`
 	ReconnectFailedAttempts int     `json:"reconnect_failed_attempts,omitempty"`
+	// ReconnectGatewayCPUSeconds is the CPU time the restarted gateway
+	// used until every agent was back.
+	ReconnectGatewayCPUSeconds float64 `json:"reconnect_gateway_cpu_seconds,omitempty"`
 
 	cpuPerRequest []float64 // per measured process, in order
 }
@@ -102,15 +131,17 @@ type Settings struct {
 	Transfers    int    `json:"transfers"`
 	IdleSessions int    `json:"idle_sessions"`
 	Reconnect    int    `json:"reconnect_agents"`
+	IdleCPUFor   string `json:"idle_cpu_for"`
 	Backoff      string `json:"reconnect_backoff"`
 	LogLevel     string `json:"log_level"`
+	Frp          bool   `json:"frp"`
 }
 
 func settingsOf(c Config) Settings {
 	return Settings{
 		Conns: c.Conns, Repeats: c.Repeats, LoadFor: c.LoadFor.String(), LatencyFor: c.LatencyFor.String(), MaxRequests: c.MaxRequests,
 		DownloadSize: c.DownloadSize, UploadSize: c.UploadSize, Transfers: c.Transfers,
-		IdleSessions: c.IdleSessions, Reconnect: c.Reconnect,
+		IdleSessions: c.IdleSessions, Reconnect: c.Reconnect, IdleCPUFor: c.IdleCPUFor.String(), Frp: c.Frp,
 		Backoff:  "exponential, full jitter, 500ms to 30s (the protocol's)",
 		LogLevel: c.LogLevel,
 	}
@@ -123,163 +154,6 @@ func (r *Results) WriteJSON(path string) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-// target is a goal of the issue for one transport.
-type target struct {
-	kind  targetKind
-	limit float64
-}
-
-type targetKind int
-
-const (
-	atLeastRatio targetKind = iota + 1 // value/direct ≥ limit
-	atMostAbove                        // value - direct ≤ limit
-	atMost                             // value ≤ limit
-)
-
-func (t target) String() string {
-	switch t.kind {
-	case atLeastRatio:
-		return fmt.Sprintf("≥ %.2f×", t.limit)
-	case atMostAbove:
-		return fmt.Sprintf("≤ direct + %.2f ms", t.limit)
-	case atMost:
-		return fmt.Sprintf("≤ %g", t.limit)
-	}
-	return "—"
-}
-
-func (t target) met(v, direct float64) bool {
-	switch t.kind {
-	case atLeastRatio:
-		return direct > 0 && v/direct >= t.limit
-	case atMostAbove:
-		return v-direct <= t.limit
-	case atMost:
-		return v <= t.limit
-	}
-	return true
-}
-
-// compare says how a row relates a transport's value to direct's.
-type compare int
-
-const (
-	noCompare compare = iota
-	ratio             // value / direct, as 0.38×
-	delta             // value - direct, as +0.21 ms
-)
-
-type row struct {
-	name    string
-	value   func(*Figures) float64
-	format  string
-	direct  bool // the direct column has a value
-	compare compare
-	targets map[string]target // by transport
-}
-
-func both(t target) map[string]target { return map[string]target{"tcp": t, "quic": t} }
-
-var rows = []row{
-	{"GET issue (4 KiB), req/s at c32", func(f *Figures) float64 { return f.RPS }, "%.0f", true, ratio,
-		map[string]target{"tcp": {atLeastRatio, 0.35}, "quic": {atLeastRatio, 0.25}}},
-	{"p50 latency at c1, ms", func(f *Figures) float64 { return f.P50C1Ms }, "%.3f", true, delta,
-		map[string]target{"tcp": {atMostAbove, 0.25}, "quic": {atMostAbove, 0.35}}},
-	{"p99 latency at c1, ms", func(f *Figures) float64 { return f.P99C1Ms }, "%.3f", true, delta, nil},
-	{"p50 latency at c32, ms", func(f *Figures) float64 { return f.P50Ms }, "%.3f", true, delta, nil},
-	{"p99 latency at c32, ms", func(f *Figures) float64 { return f.P99Ms }, "%.3f", true, delta, nil},
-	{"100 MiB download, MB/s", func(f *Figures) float64 { return f.DownloadMBps }, "%.0f", true, ratio,
-		map[string]target{"tcp": {atLeastRatio, 0.30}, "quic": {atLeastRatio, 0.12}}},
-	{"20 MiB upload, MB/s", func(f *Figures) float64 { return f.UploadMBps }, "%.0f", true, ratio, nil},
-	{"CPU per request, µs (gateway + agent; direct: the stand-in)", func(f *Figures) float64 { return f.CPUPerRequestUs }, "%.0f", true, noCompare,
-		map[string]target{"tcp": {atMost, 100}, "quic": {atMost, 150}}},
-	{"CPU per request, gateway alone, µs", func(f *Figures) float64 { return f.GatewayCPUPerRequestUs }, "%.0f", false, noCompare, nil},
-	{"CPU per request, agent alone, µs", func(f *Figures) float64 { return f.AgentCPUPerRequestUs }, "%.0f", false, noCompare, nil},
-	{"agent peak RSS (VmHWM), MiB", func(f *Figures) float64 { return f.AgentPeakRSSMiB }, "%.1f", false, noCompare, both(target{atMost, 40})},
-	{"gateway peak RSS (VmHWM), MiB", func(f *Figures) float64 { return f.GatewayPeakRSSMiB }, "%.1f", false, noCompare, both(target{atMost, 60})},
-	{"gateway memory per idle session, KiB", func(f *Figures) float64 { return f.IdleSessionKiB }, "%.1f", false, noCompare,
-		map[string]target{"tcp": {atMost, 64}, "quic": {atMost, 160}}},
-	{"agents back after a gateway restart, s", func(f *Figures) float64 { return f.ReconnectSeconds }, "%.2f", false, noCompare, both(target{atMost, 15})},
-}
-
-// Table returns the Markdown table of the run.
-func (r *Results) Table() string {
-	var ts []string
-	for _, t := range []string{"tcp", "quic"} {
-		if r.Transports[t] != nil {
-			ts = append(ts, t)
-		}
-	}
-	var b bytes.Buffer
-	b.WriteString("| figure |")
-	for _, t := range ts {
-		b.WriteString(" " + t + " |")
-	}
-	b.WriteString(" direct | ratio to direct | target | met? |\n|---|")
-	for range ts {
-		b.WriteString("---:|")
-	}
-	b.WriteString("---:|---|---|---|\n")
-	for _, rw := range rows {
-		measured := false
-		for _, t := range ts {
-			measured = measured || rw.value(r.Transports[t]) != 0
-		}
-		if !measured {
-			continue // a part of the run that was skipped
-		}
-		name := rw.name
-		switch {
-		case strings.Contains(name, "idle session"):
-			name = fmt.Sprintf("%s (of %d)", name, r.Settings.IdleSessions)
-		case strings.Contains(name, "agents back"):
-			name = fmt.Sprintf("%d %s", r.Settings.Reconnect, name)
-		}
-		b.WriteString("| " + name + " |")
-		d := rw.value(r.Direct)
-		var cmp, tgt, met []string
-		for _, t := range ts {
-			v := rw.value(r.Transports[t])
-			fmt.Fprintf(&b, " "+rw.format+" |", v)
-			label := ""
-			if len(ts) > 1 {
-				label = t + " "
-			}
-			switch rw.compare {
-			case ratio:
-				if d > 0 {
-					cmp = append(cmp, fmt.Sprintf("%s%.2f×", label, v/d))
-				}
-			case delta:
-				cmp = append(cmp, fmt.Sprintf("%s%+.3f ms", label, v-d))
-			}
-			if tg, ok := rw.targets[t]; ok {
-				tgt = append(tgt, label+tg.String())
-				verdict := "yes"
-				if !tg.met(v, d) {
-					verdict = "**no**"
-				}
-				met = append(met, label+verdict)
-			}
-		}
-		if rw.direct {
-			fmt.Fprintf(&b, " "+rw.format+" |", d)
-		} else {
-			b.WriteString(" — |")
-		}
-		for _, cell := range [][]string{cmp, tgt, met} {
-			if len(cell) == 0 {
-				b.WriteString(" — |")
-			} else {
-				b.WriteString(" " + strings.Join(cell, " · ") + " |")
-			}
-		}
-		b.WriteString("\n")
-	}
-	return b.String()
 }
 
 // machine describes this machine.

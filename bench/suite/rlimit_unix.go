@@ -7,24 +7,22 @@ import (
 	"syscall"
 )
 
-// raiseFileLimit makes sure this process may hold need descriptors (the
-// simulated agents hold one socket each), raising the soft limit up to
-// the hard one. The processes it starts raise their own: Go programs lift
-// their soft limit to the hard one at start.
-func raiseFileLimit(need int) error {
+// fitFileLimit returns how many simulated agents the run can hold, want
+// or fewer (fitSessions), and raises this process's soft limit on open
+// files for them.
+func fitFileLimit(want int) (n int, why string, err error) {
 	var l syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return err
+		return 0, "", err
 	}
-	if l.Cur >= uint64(need) {
-		return nil
+	if n, why, err = fitSessions(want, l.Max); err != nil {
+		return 0, "", err
 	}
-	if l.Max < uint64(need) {
-		return fmt.Errorf("open files: the hard limit is %d, the benchmark needs %d: %w", l.Max, need, errFileLimit)
+	if need := uint64(n + fdReserve); l.Cur < need {
+		l.Cur = l.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+			return 0, "", fmt.Errorf("open files: raise the soft limit to %d: %v: %w", l.Max, err, errFileLimit)
+		}
 	}
-	l.Cur = l.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return fmt.Errorf("open files: raise the soft limit to %d: %v: %w", l.Max, err, errFileLimit)
-	}
-	return nil
+	return n, why, nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/bench/agentsim"
+	"github.com/oxsecurity/oxbroker/bench/frp"
 	"github.com/oxsecurity/oxbroker/bench/load"
 	"github.com/oxsecurity/oxbroker/bench/procstat"
 	"github.com/oxsecurity/oxbroker/bench/rig"
@@ -43,7 +44,7 @@ type Config struct {
 	Transfers    int   // downloads and uploads each; the median counts
 
 	IdleSessions int // simulated agents held by a fresh gateway; 0 skips that part
-	Reconnect    int // simulated agents that must come back after a restart
+	Reconnect    int // simulated agents that must come back after a restart; 0: all
 	// Settle is how long the gateway holds the idle sessions before its
 	// memory is read, so that handshake garbage has been collected.
 	Settle time.Duration
@@ -59,6 +60,13 @@ type Config struct {
 	// sharing a Redis registry (needs redis-server), on ClusterTransport.
 	Cluster          bool
 	ClusterTransport string
+	// Frp adds frp's paths (frp.Paths) to the request figures, built
+	// into FrpCacheDir (frp.DefaultCacheDir when empty).
+	Frp         bool
+	FrpCacheDir string
+	// IdleCPUFor is how long the gateway's CPU time is read while it
+	// holds IdleSessions idle sessions (their keepalives).
+	IdleCPUFor time.Duration
 }
 
 // Defaults returns the configuration of `make bench`.
@@ -76,12 +84,14 @@ func Defaults() Config {
 		DownloadSize: 100 << 20,
 		UploadSize:   20 << 20,
 		Transfers:    3,
-		IdleSessions: 2000,
-		Reconnect:    1000,
+		IdleSessions: 10_000,
+		Reconnect:    0, // all of them
 		Settle:       3 * time.Second,
+		IdleCPUFor:   5 * time.Second,
 		LogLevel:     "info",
 		Progress:     os.Stderr,
 		Cluster:      true,
+		Frp:          true,
 
 		ClusterTransport: "tcp",
 	}
@@ -116,8 +126,24 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if cfg.Repeats < 1 || cfg.Conns < 1 || cfg.Transfers < 1 {
 		return nil, errors.New("repeats, conns and transfers must be at least 1")
 	}
-	if cfg.IdleSessions > 0 && cfg.IdleSessions < cfg.Reconnect {
-		return nil, fmt.Errorf("%d idle sessions cannot leave %d agents for the restart", cfg.IdleSessions, cfg.Reconnect)
+	var notes []string
+	if cfg.IdleSessions > 0 {
+		n, why, err := fitFileLimit(cfg.IdleSessions)
+		if err != nil {
+			return nil, err
+		}
+		if why != "" {
+			notes = append(notes, why)
+			fmt.Fprintf(cfg.Progress, "bench: %s\n", why)
+			cfg.Reconnect = min(cfg.Reconnect, n)
+			cfg.IdleSessions = n
+		}
+		if cfg.Reconnect <= 0 {
+			cfg.Reconnect = cfg.IdleSessions
+		}
+		if cfg.IdleSessions < cfg.Reconnect {
+			return nil, fmt.Errorf("%d idle sessions cannot leave %d agents for the restart", cfg.IdleSessions, cfg.Reconnect)
+		}
 	}
 	if err := os.RemoveAll(cfg.WorkDir); err != nil {
 		return nil, err
@@ -137,11 +163,9 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		Machine:    machine(),
 		Settings:   settingsOf(cfg),
 		Transports: map[string]*Figures{},
+		Notes:      notes,
 	}
 	s.logf("machine: %d CPUs (%s), load average %s", res.Machine.CPUs, res.Machine.CPUModel, res.Machine.LoadBefore)
-	if err := raiseFileLimit(2*cfg.IdleSessions + 1024); err != nil {
-		return nil, err
-	}
 	s.logf("building the %d MiB upload", cfg.UploadSize>>20)
 	if s.upload, err = load.NewUpload(cfg.UploadSize); err != nil {
 		return nil, err
@@ -150,20 +174,34 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		return nil, err
 	}
 
+	// frp is built (or found in its cache) before anything is measured,
+	// so that a build does not share the machine with a measurement.
+	var frpBins *frp.Binaries
+	if cfg.Frp && !cfg.SkipRequests {
+		b, err := frp.Build{CacheDir: cfg.FrpCacheDir, Logf: s.logf}.Run(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil:
+			res.FrpErrors = map[string]string{"build": err.Error()}
+			s.logf("%v; the run goes on without frp (-frp=false skips it)", err)
+		default:
+			frpBins = &b
+			res.FrpVersion = frp.Version
+			s.logf("frp %s: %s, %s", frp.Version, b.Frps, b.Frpc)
+		}
+	}
+
 	res.Direct = &Figures{}
+	direct := endpoint{name: "direct", addr: s.jiraAt, token: r.JiraToken}
 	if !cfg.SkipRequests {
 		s.logf("direct: the stand-in at %s", s.jiraAt)
-		direct := endpoint{name: "direct", addr: s.jiraAt, token: r.JiraToken}
 		if res.Direct, err = s.measure(ctx, direct, []*proc{s.jira}); err != nil {
 			return nil, fmt.Errorf("direct: %w", err)
 		}
-	}
-	direct := endpoint{name: "direct", addr: s.jiraAt, token: r.JiraToken}
-	for _, t := range cfg.Transports {
-		f := &Figures{}
-		if !cfg.SkipRequests {
-			// The direct rate again, next to this transport's: the ratio
-			// is taken against the median of the direct runs, so that a
+		for _, p := range requestPaths(cfg.Transports, frpBins != nil) {
+			// The direct rate again, next to this path's: the ratio is
+			// taken against the median of the direct runs, so that a
 			// burst of other work on the machine during one of them
 			// moves it less.
 			rps, err := s.directRPS(direct)
@@ -171,16 +209,43 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 				return nil, fmt.Errorf("direct: %w", err)
 			}
 			res.Direct.RPSRuns = append(res.Direct.RPSRuns, rps)
-			if f, err = s.throughBroker(ctx, t); err != nil {
-				return nil, fmt.Errorf("%s: %w", t, err)
+			if !p.frp {
+				if res.Transports[p.name], err = s.throughBroker(ctx, p.name); err != nil {
+					return nil, fmt.Errorf("%s: %w", p.name, err)
+				}
+				continue
 			}
+			// frp is the yardstick, not the subject: a failure of it is
+			// reported and the run goes on.
+			f, err := s.throughFrp(ctx, *frpBins, p.name)
+			switch {
+			case ctx.Err() != nil:
+				return nil, ctx.Err()
+			case err != nil:
+				if res.FrpErrors == nil {
+					res.FrpErrors = map[string]string{}
+				}
+				res.FrpErrors[p.name] = err.Error()
+				s.logf("frp %s: %v; the run goes on", p.name, err)
+			default:
+				if res.Frp == nil {
+					res.Frp = map[string]*Figures{}
+				}
+				res.Frp[p.name] = f
+			}
+		}
+	}
+	for _, t := range cfg.Transports {
+		f := res.Transports[t]
+		if f == nil {
+			f = &Figures{}
+			res.Transports[t] = f
 		}
 		if cfg.IdleSessions > 0 {
 			if err := s.idle(ctx, t, f); err != nil {
 				return nil, fmt.Errorf("%s idle sessions: %w", t, err)
 			}
 		}
-		res.Transports[t] = f
 	}
 	if len(res.Direct.RPSRuns) > 0 {
 		res.Direct.RPS = median(res.Direct.RPSRuns)
@@ -195,6 +260,33 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	res.UDPBufferWarnings = s.udpBufferWarnings()
 	res.Elapsed = time.Since(start).Round(time.Second).String()
 	return res, nil
+}
+
+// requestPath is one way through to the stand-in whose request figures
+// are measured: the broker on a transport, or frp on one of its paths.
+type requestPath struct {
+	name string // tcp, quic; for frp also http
+	frp  bool
+}
+
+// requestPaths orders the runs so that each of the broker's transports
+// is measured next to the frp path it is compared with (tcp beside frp
+// tcp, quic beside frp quic), which a slow drift of the machine's load
+// then moves alike; frp's http path, compared with nothing of ours by a
+// target, comes last. frp's tcp and http paths run when tcp is among
+// the transports, its quic path when quic is.
+func requestPaths(transports []string, withFrp bool) []requestPath {
+	var out []requestPath
+	for _, t := range transports {
+		out = append(out, requestPath{name: t})
+		if withFrp {
+			out = append(out, requestPath{name: t, frp: true})
+		}
+	}
+	if withFrp && slices.Contains(transports, "tcp") {
+		out = append(out, requestPath{name: frp.PathHTTP, frp: true})
+	}
+	return out
 }
 
 func (s *suite) logf(format string, args ...any) {
@@ -237,16 +329,29 @@ type endpoint struct {
 	addr   string // host:port
 	prefix string // "" or /b/{broker}/{site}
 	token  string // Bearer token: Jira's directly, the connector's via the gateway
+	// host is the Host header when it is not addr: through frp, the
+	// stand-in's own address, as a raw tunnel's caller names the server
+	// behind it (the stand-in writes the Host into its answers' links,
+	// which must come out as directly for sameAnswer).
+	host string
 }
 
 func (e endpoint) url(path string) string { return "http://" + e.addr + e.prefix + path }
 
+// header returns the request's headers; without a token, no
+// Authorization (frp's http path sets it on the way).
 func (e endpoint) header() map[string]string {
-	return map[string]string{
-		"Authorization": "Bearer " + e.token,
-		"Accept":        "application/json",
-		"User-Agent":    "oxbroker-bench",
+	h := map[string]string{
+		"Accept":     "application/json",
+		"User-Agent": "oxbroker-bench",
 	}
+	if e.token != "" {
+		h["Authorization"] = "Bearer " + e.token
+	}
+	if e.host != "" {
+		h["Host"] = e.host
+	}
+	return h
 }
 
 // throughBroker starts a gateway and an agent on transport, measures the
@@ -289,12 +394,22 @@ func (s *suite) throughBroker(ctx context.Context, transport string) (*Figures, 
 	if err != nil {
 		return nil, err
 	}
+	if err := s.bothSides(transport, f, gw, ag); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// bothSides fills in the figures of a tunnel's two sides, measured as
+// procs[0] and procs[1]: server is the gateway or frps, client the agent
+// or frpc.
+func (s *suite) bothSides(name string, f *Figures, server, client *proc) error {
 	f.GatewayCPUPerRequestUs, f.AgentCPUPerRequestUs = f.cpuPerRequest[0], f.cpuPerRequest[1]
 	f.CPUPerRequestUs = f.GatewayCPUPerRequestUs + f.AgentCPUPerRequestUs
-	for i, p := range []*proc{gw, ag} {
+	for i, p := range []*proc{server, client} {
 		m, err := procstat.Mem(p.pid())
 		if err != nil {
-			return nil, err
+			return err
 		}
 		peak := float64(m.Peak) / (1 << 20)
 		if i == 0 {
@@ -303,9 +418,10 @@ func (s *suite) throughBroker(ctx context.Context, transport string) (*Figures, 
 			f.AgentPeakRSSMiB = peak
 		}
 	}
-	s.logf("%s: CPU %.1f µs/request (gateway %.1f, agent %.1f); peak RSS gateway %.1f MiB, agent %.1f MiB",
-		transport, f.CPUPerRequestUs, f.GatewayCPUPerRequestUs, f.AgentCPUPerRequestUs, f.GatewayPeakRSSMiB, f.AgentPeakRSSMiB)
-	return f, nil
+	s.logf("%s: CPU %.1f µs/request (%s %.1f, %s %.1f); peak RSS %s %.1f MiB, %s %.1f MiB",
+		name, f.CPUPerRequestUs, server.name, f.GatewayCPUPerRequestUs, client.name, f.AgentCPUPerRequestUs,
+		server.name, f.GatewayPeakRSSMiB, client.name, f.AgentPeakRSSMiB)
+	return nil
 }
 
 func (s *suite) startGateway(ctx context.Context, name string, addrs rig.GatewayAddrs) (*proc, error) {
@@ -323,17 +439,15 @@ func (s *suite) startGateway(ctx context.Context, name string, addrs rig.Gateway
 	return gw, nil
 }
 
-// sameAnswer checks that the issue comes back through the broker exactly
-// as the stand-in serves it directly.
+// sameAnswer checks that the issue comes back through ep exactly as the
+// stand-in serves it directly.
 func (s *suite) sameAnswer(ctx context.Context, ep endpoint) error {
 	get := func(ep endpoint) ([]byte, error) {
 		req, err := http.NewRequestWithContext(ctx, "GET", ep.url("/rest/api/3/issue/"+issueKey), nil)
 		if err != nil {
 			return nil, err
 		}
-		for k, v := range ep.header() {
-			req.Header.Set(k, v)
-		}
+		load.SetHeader(req, ep.header())
 		resp, err := s.bulk.Do(req)
 		if err != nil {
 			return nil, err
@@ -354,7 +468,7 @@ func (s *suite) sameAnswer(ctx context.Context, ep endpoint) error {
 		return err
 	}
 	if !bytes.Equal(got, want) {
-		return fmt.Errorf("the issue through the broker (%d bytes) differs from the stand-in's (%d bytes)", len(got), len(want))
+		return fmt.Errorf("the issue through %s (%d bytes) differs from the stand-in's (%d bytes)", ep.name, len(got), len(want))
 	}
 	return nil
 }
@@ -459,9 +573,10 @@ func (s *suite) measure(ctx context.Context, ep endpoint, procs []*proc) (*Figur
 	return f, nil
 }
 
-// idle measures the gateway's memory per idle session with IdleSessions
-// simulated agents, then the time for Reconnect of them to be back after
-// the gateway is killed and started again.
+// idle measures, on a fresh gateway holding IdleSessions simulated
+// agents, the memory per idle session and the gateway's CPU while they
+// only exchange keepalives; then the time for Reconnect of them to be
+// back after the gateway is killed and started again.
 func (s *suite) idle(ctx context.Context, transport string, f *Figures) error {
 	c := s.cfg
 	addrs, err := rig.FreeGatewayAddrs()
@@ -489,13 +604,15 @@ func (s *suite) idle(ctx context.Context, transport string, f *Figures) error {
 	defer fleet.Close()
 
 	t0 := time.Now()
-	if err := fleet.Grow(ctx, c.IdleSessions, 64, 2*time.Minute); err != nil {
+	if err := fleet.Grow(ctx, c.IdleSessions, growRamp, scaleTimeout(2*time.Minute, c.IdleSessions, 20*time.Millisecond)); err != nil {
 		return err
 	}
 	if _, err := waitSessions(ctx, gw, addrs.Admin, transport, c.IdleSessions, 30*time.Second); err != nil {
 		return err
 	}
-	s.logf("%s: %d simulated agents connected in %.1f s", transport, c.IdleSessions, time.Since(t0).Seconds())
+	f.IdleSessions = c.IdleSessions
+	f.ConnectSeconds = time.Since(t0).Seconds()
+	s.logf("%s: %d simulated agents connected in %.1f s", transport, c.IdleSessions, f.ConnectSeconds)
 	if err := pause(ctx, gw, c.Settle); err != nil {
 		return err
 	}
@@ -503,35 +620,115 @@ func (s *suite) idle(ctx context.Context, transport string, f *Figures) error {
 	if err != nil {
 		return err
 	}
-	f.IdleSessions = c.IdleSessions
-	f.GatewayBaseRSSMiB = float64(m0.RSS) / (1 << 20)
-	f.IdleSessionKiB = float64(m1.RSS-m0.RSS) / 1024 / float64(c.IdleSessions)
-	s.logf("%s: gateway RSS %.1f MiB idle, %.1f MiB with %d sessions: %.1f KiB per session",
-		transport, float64(m0.RSS)/(1<<20), float64(m1.RSS)/(1<<20), c.IdleSessions, f.IdleSessionKiB)
-
-	fleet.Shrink(c.IdleSessions - c.Reconnect)
-	if _, err := waitSessions(ctx, gw, addrs.Admin, transport, c.Reconnect, 30*time.Second); err != nil {
+	// The gateway's own count divides: it may still hold a few sessions
+	// that agents have given up (waitSessions).
+	held, err := gatewaySessions(&http.Client{Timeout: 2 * time.Second}, addrs.Admin, transport)
+	if err != nil {
 		return err
 	}
+	f.GatewaySessionsHeld = held
+	f.GatewayBaseRSSMiB = float64(m0.RSS) / (1 << 20)
+	f.GatewaySessionsRSSMiB = float64(m1.RSS) / (1 << 20)
+	f.IdleSessionKiB = float64(m1.RSS-m0.RSS) / 1024 / float64(max(held, 1))
+	s.logf("%s: gateway RSS %.1f MiB idle, %.1f MiB with %d sessions: %.1f KiB per session",
+		transport, f.GatewayBaseRSSMiB, f.GatewaySessionsRSSMiB, held, f.IdleSessionKiB)
+
+	if c.IdleCPUFor > 0 {
+		cpu, wall, err := cpuOver(ctx, gw, c.IdleCPUFor)
+		if err != nil {
+			return err
+		}
+		f.IdleCPUWindowSeconds = wall.Seconds()
+		f.IdleCPUPercent, f.IdleCPUUsPerSessionSecond = idleCPU(cpu, wall, c.IdleSessions)
+		s.logf("%s: gateway CPU with %d idle sessions: %.1f%% of a core over %.0f s, %.2f µs per session per second",
+			transport, c.IdleSessions, f.IdleCPUPercent, wall.Seconds(), f.IdleCPUUsPerSessionSecond)
+	}
+
+	// The agents stopped here are gone before the kill (Shrink waits for
+	// them), so that only the others can come back.
+	fleet.Shrink(c.IdleSessions - c.Reconnect)
 	failed := fleet.Failures()
 	killed := time.Now()
 	gw.kill()
+	s.logf("%s: the gateway was killed; it took %.2f s to exit", transport, time.Since(killed).Seconds())
 	gw, err = s.startGateway(ctx, name, addrs)
 	if err != nil {
 		return err
 	}
 	ready := time.Since(killed)
-	back, err := waitSessions(ctx, gw, addrs.Admin, transport, c.Reconnect, time.Minute)
+	// Back means welcomed by the new gateway: each agent's own session,
+	// as the agent sees it, welcomed after the kill.
+	bound := scaleTimeout(time.Minute, c.Reconnect, 12*time.Millisecond)
+	back, allBack := 0, false
+	report := killed.Add(10 * time.Second)
+	for time.Since(killed) < bound {
+		if back = fleet.UpSince(killed); back >= c.Reconnect {
+			allBack = true
+			break
+		}
+		if time.Now().After(report) {
+			s.logf("%s: %d of %d agents back after %.0f s", transport, back, c.Reconnect, time.Since(killed).Seconds())
+			report = report.Add(10 * time.Second)
+		}
+		if err := pause(ctx, gw, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	elapsed := time.Since(killed)
+	cpu, err := procstat.CPU(gw.pid())
 	if err != nil {
 		return err
 	}
 	f.ReconnectAgents = c.Reconnect
-	f.ReconnectSeconds = back.Sub(killed).Seconds()
+	f.ReconnectBack = back
+	f.ReconnectSeconds = elapsed.Seconds()
 	f.GatewayRestartSeconds = ready.Seconds()
 	f.ReconnectFailedAttempts = fleet.Failures() - failed
-	s.logf("%s: %d agents back %.2f s after the gateway was killed (it was ready again after %.2f s; %d failed attempts)",
-		transport, c.Reconnect, f.ReconnectSeconds, f.GatewayRestartSeconds, f.ReconnectFailedAttempts)
+	f.ReconnectGatewayCPUSeconds = cpu.Seconds()
+	if !allBack {
+		s.logf("%s: only %d of %d agents back %.0f s after the gateway was killed; the run goes on", transport, back, c.Reconnect, elapsed.Seconds())
+	}
+	s.logf("%s: %d of %d agents back %.2f s after the gateway was killed (it was ready again after %.2f s; %d failed attempts; the new gateway used %.1f s of CPU)",
+		transport, back, c.Reconnect, f.ReconnectSeconds, f.GatewayRestartSeconds, f.ReconnectFailedAttempts, f.ReconnectGatewayCPUSeconds)
 	return nil
+}
+
+// growRamp is how many simulated agents dial their first session at once.
+const growRamp = 64
+
+// scaleTimeout bounds a wait on n agents: base, or per for each agent
+// when that is longer.
+func scaleTimeout(base time.Duration, n int, per time.Duration) time.Duration {
+	return max(base, time.Duration(n)*per)
+}
+
+// cpuOver returns the CPU time p uses over the next d, and the wall time
+// it was measured over.
+func cpuOver(ctx context.Context, p *proc, d time.Duration) (cpu, wall time.Duration, err error) {
+	c0, err := procstat.CPU(p.pid())
+	if err != nil {
+		return 0, 0, err
+	}
+	t0 := time.Now()
+	if err := pause(ctx, p, d); err != nil {
+		return 0, 0, err
+	}
+	c1, err := procstat.CPU(p.pid())
+	if err != nil {
+		return 0, 0, err
+	}
+	return c1 - c0, time.Since(t0), nil
+}
+
+// idleCPU turns CPU time used over wall by a gateway holding sessions
+// into a share of one core, in percent, and microseconds per session per
+// second.
+func idleCPU(cpu, wall time.Duration, sessions int) (percent, usPerSessionSecond float64) {
+	if wall <= 0 || sessions <= 0 {
+		return 0, 0
+	}
+	perSecond := cpu.Seconds() / wall.Seconds() // cores
+	return 100 * perSecond, perSecond * 1e6 / float64(sessions)
 }
 
 // udpBufferWarnings returns the lines in which quic-go said it could not
@@ -607,6 +804,3 @@ func rounded(v []float64) string {
 	}
 	return "(" + strings.Join(parts, ", ") + ")"
 }
-
-// errFileLimit explains how to give the benchmark enough descriptors.
-var errFileLimit = errors.New("raise the limit with `ulimit -n` (as root: also the hard limit, or LimitNOFILE for a service)")

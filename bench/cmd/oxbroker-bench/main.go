@@ -1,8 +1,9 @@
 // Command oxbroker-bench is the benchmark behind `make bench`: it runs the
 // built binaries (the Jira stand-in, the gateway and the agent) as
-// processes on loopback, once per transport, prints one Markdown table of
-// the figures against the stand-in called directly, and writes them as
-// JSON. docs/benchmarks.md explains the figures.
+// processes on loopback, once per transport, and frp on the same loads,
+// prints Markdown tables of the figures against the stand-in called
+// directly and against frp, and writes them as JSON. docs/benchmarks.md
+// explains the figures.
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/oxsecurity/oxbroker/bench/frp"
 	"github.com/oxsecurity/oxbroker/bench/suite"
 )
 
@@ -40,7 +42,10 @@ func run(ctx context.Context) error {
 	flag.IntVar(&cfg.Conns, "conns", cfg.Conns, "concurrent connections of the throughput run")
 	flag.IntVar(&cfg.Repeats, "repeats", cfg.Repeats, "throughput runs per endpoint; the median counts")
 	flag.IntVar(&cfg.IdleSessions, "sessions", cfg.IdleSessions, "idle simulated agents held by the gateway")
-	flag.IntVar(&cfg.Reconnect, "reconnect", cfg.Reconnect, "simulated agents that reconnect after a gateway restart")
+	flag.IntVar(&cfg.Reconnect, "reconnect", cfg.Reconnect, "simulated agents that reconnect after a gateway restart (0: all of -sessions)")
+	flag.DurationVar(&cfg.IdleCPUFor, "idle-cpu-for", cfg.IdleCPUFor, "how long the gateway's CPU is read while it holds -sessions idle sessions (0 skips it)")
+	flag.BoolVar(&cfg.Frp, "frp", cfg.Frp, "measure frp "+frp.Version+" on the same loads (built once into -frp-cache; needs the Go module proxy the first time)")
+	flag.StringVar(&cfg.FrpCacheDir, "frp-cache", frp.DefaultCacheDir(), "`dir`ectory where frp's module copy and binaries are kept")
 	flag.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level of the gateway and the agent")
 	flag.BoolVar(&cfg.SkipRequests, "skip-requests", false, "measure only the idle sessions and the restart")
 	flag.BoolVar(&cfg.Cluster, "cluster", cfg.Cluster, "measure forwarding between two gateway replicas on Redis (needs redis-server)")
@@ -94,8 +99,12 @@ func run(ctx context.Context) error {
 	for _, w := range res.UDPBufferWarnings {
 		fmt.Println("\nquic-go:", w)
 	}
-	fmt.Printf("\n%s, %d CPUs (%s), load average %s before and %s after; net.core.rmem_max %s, wmem_max %s;\ncommit %s; took %s; JSON in %s\n",
+	frpUsed := "frp not measured"
+	if res.FrpVersion != "" {
+		frpUsed = "frp " + res.FrpVersion
+	}
+	fmt.Printf("\n%s, %d CPUs (%s), load average %s before and %s after; net.core.rmem_max %s, wmem_max %s;\ncommit %s; %s; took %s; JSON in %s\n",
 		res.Date, res.Machine.CPUs, res.Machine.CPUModel, res.Machine.LoadBefore, res.Machine.LoadAfter,
-		res.Machine.RmemMax, res.Machine.WmemMax, res.Commit, res.Elapsed, *out)
+		res.Machine.RmemMax, res.Machine.WmemMax, res.Commit, frpUsed, res.Elapsed, *out)
 	return nil
 }
