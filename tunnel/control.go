@@ -63,6 +63,9 @@ const (
 	RejectUnauthorized = "unauthorized" // unknown broker or wrong token
 	RejectProtocol     = "protocol"     // unsupported protocol version or bad hello
 	RejectShutdown     = "shutting_down"
+	// RejectOverLimit: the broker has as many sessions, or the hello as
+	// many sites, as the gateway takes (its limits: config).
+	RejectOverLimit = "over_limit"
 )
 
 // GoAway, from the gateway, asks the agent to move: it opens a replacement

@@ -23,6 +23,12 @@ type Options struct {
 	StreamIdleTimeout time.Duration
 	// StreamWindow is the largest per-stream receive window, in bytes.
 	StreamWindow uint32
+	// OnLimit, when set, is called each time a peer goes over one of the
+	// limits of spec.md ("Limits"), with the limit's name (LimitPings,
+	// LimitStreams, LimitStreamIDs, LimitHandshakes): the session is
+	// closed, or the connection refused. It is called from the session's
+	// own goroutines and must not block.
+	OnLimit func(limit string)
 }
 
 // Defaults of Options.
