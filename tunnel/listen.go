@@ -198,7 +198,7 @@ func (l *Listener) acceptTCP() {
 		case l.sem <- struct{}{}:
 		default:
 			c.Close() // too many handshakes in progress
-			l.limit(LimitHandshakes)
+			l.limit(LimitHandshakes, c.RemoteAddr())
 			continue
 		}
 		l.wg.Add(1)
@@ -250,10 +250,10 @@ type handshakeKey struct{}
 // quicConnContext counts a QUIC connection from its first packet until the
 // listener accepts it (or it fails), and refuses it when
 // maxPendingHandshakes are in progress already.
-func (l *Listener) quicConnContext(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
+func (l *Listener) quicConnContext(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
 	if l.quicPending.Add(1) > maxPendingHandshakes {
 		l.quicPending.Add(-1)
-		l.limit(LimitHandshakes)
+		l.limit(LimitHandshakes, ci.RemoteAddr)
 		return nil, errTooManyHandshakes
 	}
 	done := sync.OnceFunc(func() { l.quicPending.Add(-1) })
@@ -261,8 +261,8 @@ func (l *Listener) quicConnContext(ctx context.Context, _ *quic.ClientInfo) (con
 	return context.WithValue(ctx, handshakeKey{}, done), nil
 }
 
-func (l *Listener) limit(name string) {
+func (l *Listener) limit(name string, remote net.Addr) {
 	if l.opts.OnLimit != nil {
-		l.opts.OnLimit(name)
+		l.opts.OnLimit(name, remote)
 	}
 }

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"encoding/binary"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -64,14 +65,18 @@ type guardLimits struct {
 	// maxStreams bounds the streams the session holds (either side's,
 	// yamux's count) when the peer opens one more; 0: no bound.
 	maxStreams int
-	onLimit    func(limit string)
+	onLimit    func(limit string) // Options.OnLimit with the peer's address
 }
 
-func yamuxGuardLimits(o Options, client bool) guardLimits {
+func yamuxGuardLimits(o Options, client bool, remote net.Addr) guardLimits {
+	lim := guardLimits{peerParity: 1, maxOpened: streamFactor * o.MaxIncomingStreams}
 	if client {
-		return guardLimits{peerParity: 0, maxStreams: streamFactor * o.MaxIncomingStreams, onLimit: o.OnLimit}
+		lim = guardLimits{peerParity: 0, maxStreams: streamFactor * o.MaxIncomingStreams}
 	}
-	return guardLimits{peerParity: 1, maxOpened: streamFactor * o.MaxIncomingStreams, onLimit: o.OnLimit}
+	if o.OnLimit != nil {
+		lim.onLimit = func(l string) { o.OnLimit(l, remote) }
+	}
+	return lim
 }
 
 // frameGuard reads the yamux frame headers a peer sends as the bytes pass

@@ -173,7 +173,7 @@ func TestYamuxPeerOverLimitsIsClosed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			limits := make(chan string, 10)
-			l := listen(t, p, Options{OnLimit: func(l string) { limits <- l }})
+			l := listen(t, p, Options{OnLimit: func(l string, _ net.Addr) { limits <- l }})
 			before := runtime.NumGoroutine()
 			c := rawYamuxClient(t, p, l.Addr().String())
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -289,7 +289,7 @@ func TestYamuxAgentBoundsGatewayStreams(t *testing.T) {
 		<-done
 	}()
 	limits := make(chan string, 10)
-	d := &Dialer{Transport: DialTCP, TLS: p.client, Options: Options{OnLimit: func(l string) { limits <- l }}}
+	d := &Dialer{Transport: DialTCP, TLS: p.client, Options: Options{OnLimit: func(l string, _ net.Addr) { limits <- l }}}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s, err := d.Dial(ctx, ln.Addr().String())

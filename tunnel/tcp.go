@@ -63,7 +63,7 @@ func newYamux(conn net.Conn, client bool, o Options) (*yamuxSession, error) {
 		mux *yamux.Session
 		err error
 	)
-	mc := newMuxConn(conn, yamuxGuardLimits(o, client))
+	mc := newMuxConn(conn, yamuxGuardLimits(o, client, conn.RemoteAddr()))
 	if client {
 		mux, err = yamux.Client(mc, yamuxConfig(o, client))
 	} else {

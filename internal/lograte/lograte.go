@@ -1,7 +1,8 @@
 // Package lograte bounds the log lines that a peer can drive: per key (a
 // broker, a limit), a burst of lines, then one line per interval, which
 // says how many it held back. A flood of events becomes a few lines with
-// counts instead of one line per event.
+// counts instead of one line per event; Run makes sure that the count of
+// a flood that has stopped is told too.
 package lograte
 
 import (
@@ -29,7 +30,16 @@ type Limiter struct {
 type bucket struct {
 	tokens float64
 	last   time.Time
-	held   int // lines held back since the last one logged
+	held   int   // lines held back since the last one logged
+	line   *line // the last line held back, for Flush
+}
+
+// line is a log line held back.
+type line struct {
+	log   *slog.Logger
+	level slog.Level
+	msg   string
+	args  []any
 }
 
 // New returns a Limiter; burst and maxKeys are at least 1.
@@ -46,8 +56,14 @@ func New(burst int, every time.Duration, maxKeys int) *Limiter {
 func (l *Limiter) Allow(key string) (ok bool, held int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	ok, held, _ = l.allow(key)
+	return ok, held
+}
+
+// allow is Allow; it also returns the bucket. Callers hold l.mu.
+func (l *Limiter) allow(key string) (ok bool, held int, b *bucket) {
 	now := l.now()
-	b := l.keys[key]
+	b = l.keys[key]
 	if b == nil {
 		if len(l.keys) >= l.maxKeys {
 			l.evict(now)
@@ -62,11 +78,11 @@ func (l *Limiter) Allow(key string) (ok bool, held int) {
 	b.refill(now, l)
 	if b.tokens < 1 {
 		b.held++
-		return false, 0
+		return false, 0, b
 	}
 	b.tokens--
-	held, b.held = b.held, 0
-	return true, held
+	held, b.held, b.line = b.held, 0, nil
+	return true, held, b
 }
 
 func (b *bucket) refill(now time.Time, l *Limiter) {
@@ -94,7 +110,12 @@ func (l *Limiter) Log(log *slog.Logger, level slog.Level, key, msg string, args 
 	if !log.Enabled(context.Background(), level) {
 		return false
 	}
-	ok, held := l.Allow(key)
+	l.mu.Lock()
+	ok, held, b := l.allow(key)
+	if !ok {
+		b.line = &line{log: log, level: level, msg: msg, args: args}
+	}
+	l.mu.Unlock()
 	if !ok {
 		return false
 	}
@@ -103,4 +124,54 @@ func (l *Limiter) Log(log *slog.Logger, level slog.Level, key, msg string, args 
 	}
 	log.Log(context.Background(), level, msg, args...)
 	return true
+}
+
+// Flush logs, for each key that held lines back since its last line, the
+// last line it held back with "suppressed" and their number.
+func (l *Limiter) Flush() {
+	l.mu.Lock()
+	var out []line
+	var counts []int
+	for _, b := range l.buckets() {
+		if b.held > 0 && b.line != nil {
+			out = append(out, *b.line)
+			counts = append(counts, b.held)
+		}
+		if b.line != nil || b.held > 0 {
+			b.held, b.line = 0, nil
+		}
+	}
+	l.mu.Unlock()
+	for i, ln := range out {
+		ln.log.Log(context.Background(), ln.level, ln.msg, append(ln.args, "suppressed", counts[i])...)
+	}
+}
+
+// buckets returns every bucket, the overflow one included. Callers hold l.mu.
+func (l *Limiter) buckets() []*bucket {
+	all := make([]*bucket, 0, len(l.keys)+1)
+	for _, b := range l.keys {
+		all = append(all, b)
+	}
+	return append(all, l.overflow)
+}
+
+// Run flushes every interval of the limiter until ctx ends, so that the
+// count of a flood that stopped is logged within an interval.
+func (l *Limiter) Run(ctx context.Context) {
+	if l.every <= 0 {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(l.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			l.Flush()
+			return
+		case <-t.C:
+			l.Flush()
+		}
+	}
 }

@@ -78,3 +78,20 @@ func TestLimiterLog(t *testing.T) {
 		t.Error("a line below the logger's level was logged")
 	}
 }
+
+// TestLimiterFlush: the count of lines held back by a flood that stopped
+// is logged by Flush, once, with the last line held back.
+func TestLimiterFlush(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	l := New(2, time.Hour, 10)
+	for i := range 100 {
+		l.Log(log, slog.LevelWarn, "acme", "flood", "n", i)
+	}
+	l.Flush()
+	l.Flush() // nothing more held back: no line
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[2], "n=99 suppressed=98") {
+		t.Errorf("got %q, want 2 lines, then the last held back with suppressed=98", lines)
+	}
+}
