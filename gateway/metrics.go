@@ -1,6 +1,10 @@
 package gateway
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oxsecurity/oxbroker/tunnel"
+)
 
 // metrics are the gateway's Prometheus metrics (docs/design.md, "Metrics").
 type metrics struct {
@@ -8,6 +12,7 @@ type metrics struct {
 	requests     *prometheus.CounterVec
 	duration     prometheus.Histogram
 	authFailures prometheus.Counter
+	limits       *prometheus.CounterVec
 
 	// Replicas (registry.type redis).
 	forwarded      *prometheus.CounterVec
@@ -35,6 +40,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "oxbroker_gateway_auth_failures_total",
 			Help: "Failed authentications: agents with a wrong broker id or token, connectors with a wrong token.",
 		}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxbroker_gateway_tunnel_limits_total",
+			Help: "Agent sessions or connections closed or refused because they went over a limit, by limit: pings, streams, stream_ids, handshakes (tunnel/spec.md, \"Limits\"), unauthenticated, broker_sessions, broker_sites (limits: config), control (a bad control frame).",
+		}, []string{"limit"}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oxbroker_gateway_forwarded_requests_total",
 			Help: "Connector requests sent to another replica, by outcome: ok (it answered), no_session (it had no session any more), unreachable (it could not be reached), refused (it refused the signature), failed (the exchange broke).",
@@ -52,7 +61,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Connector requests that found no session of their broker and waited for one, by outcome: found, timeout.",
 		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.sessions, m.requests, m.duration, m.authFailures, m.forwarded, m.internal, m.registryErrors, m.sessionWaits)
+	reg.MustRegister(m.sessions, m.requests, m.duration, m.authFailures, m.limits, m.forwarded, m.internal, m.registryErrors, m.sessionWaits)
 	for _, t := range []string{"quic", "tcp"} {
 		m.sessions.WithLabelValues(t)
 	}
@@ -61,6 +70,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	for _, o := range []string{"found", "timeout"} {
 		m.sessionWaits.WithLabelValues(o)
+	}
+	for _, l := range []string{tunnel.LimitPings, tunnel.LimitStreams, tunnel.LimitStreamIDs, tunnel.LimitHandshakes,
+		limitUnauthenticated, limitBrokerSessions, limitBrokerSites, limitControl} {
+		m.limits.WithLabelValues(l)
 	}
 	return m
 }
