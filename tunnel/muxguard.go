@@ -21,7 +21,7 @@ const (
 	// allows (the gateway: in the session's life; the agent: held at once).
 	LimitStreams = "streams"
 	// LimitStreamIDs: a frame for a stream that was never opened, or a
-	// stream opened with an id the peer may not use (wrong side, reused,
+	// stream opened with an id the peer may not use (the other side's, or
 	// zero).
 	LimitStreamIDs = "stream_ids"
 	// LimitHandshakes: more transport handshakes in progress than the
@@ -35,11 +35,13 @@ type LimitError struct{ Limit string }
 func (e *LimitError) Error() string { return "tunnel peer went over the limit on " + e.Limit }
 
 // The ping budget of a session: a token bucket of pingBurst pings that
-// refills by one every pingEvery. An honest yamux peer sends one ping per
-// keepalive interval (2 s) and never has two unanswered (keepalive waits
-// for each answer), so it uses a quarter of the budget. With the write
-// timeout of 8 s, a peer that sends within the budget and never reads
-// keeps at most pingBurst + 8 s / pingEvery answers waiting: 12 goroutines.
+// refills by one every pingEvery (or every half keepalive interval, when
+// Options make it shorter than 2 s, as tests do). An honest yamux peer
+// sends one ping per keepalive interval (2 s) and never has two
+// unanswered (keepalive waits for each answer), so it uses half of the
+// budget. With the write timeout of 8 s, a peer that sends within the
+// budget and never reads keeps at most pingBurst + 8 s / pingEvery
+// answers waiting: 12 goroutines.
 const (
 	pingBurst = 4
 	pingEvery = time.Second
@@ -65,7 +67,9 @@ type guardLimits struct {
 	// maxStreams bounds the streams the session holds (either side's,
 	// yamux's count) when the peer opens one more; 0: no bound.
 	maxStreams int
-	onLimit    func(limit string) // Options.OnLimit with the peer's address
+	// pingEvery refills the ping budget by one.
+	pingEvery time.Duration
+	onLimit   func(limit string) // Options.OnLimit with the peer's address
 }
 
 func yamuxGuardLimits(o Options, client bool, remote net.Addr) guardLimits {
@@ -73,6 +77,7 @@ func yamuxGuardLimits(o Options, client bool, remote net.Addr) guardLimits {
 	if client {
 		lim = guardLimits{peerParity: 0, maxStreams: streamFactor * o.MaxIncomingStreams}
 	}
+	lim.pingEvery = min(pingEvery, o.KeepAlive/2)
 	if o.OnLimit != nil {
 		lim.onLimit = func(l string) { o.OnLimit(l, remote) }
 	}
@@ -176,7 +181,7 @@ func (g *frameGuard) frame() string {
 func (g *frameGuard) takePing() bool {
 	now := g.now()
 	if !g.pingLast.IsZero() {
-		g.pingTokens = min(pingBurst, g.pingTokens+float64(now.Sub(g.pingLast))/float64(pingEvery))
+		g.pingTokens = min(pingBurst, g.pingTokens+float64(now.Sub(g.pingLast))/float64(g.lim.pingEvery))
 	}
 	g.pingLast = now
 	if g.pingTokens < 1 {
@@ -186,12 +191,16 @@ func (g *frameGuard) takePing() bool {
 	return true
 }
 
-// peerOpens judges a SYN: the peer opens stream id.
+// peerOpens judges a SYN: the peer opens stream id. Ids need not come in
+// order: yamux takes an id under its lock but sends the SYN after it, so
+// streams opened at once can overtake each other. An id used again is a
+// stream more, within the same limits (yamux ends the session itself if
+// the first is still open).
 func (g *frameGuard) peerOpens(id uint32) string {
-	if id == 0 || id%2 != g.lim.peerParity || id <= g.lastPeerID {
+	if id == 0 || id%2 != g.lim.peerParity {
 		return LimitStreamIDs
 	}
-	g.lastPeerID = id
+	g.lastPeerID = max(g.lastPeerID, id)
 	g.opened++
 	if g.lim.maxOpened > 0 && g.opened > g.lim.maxOpened {
 		return LimitStreams

@@ -34,8 +34,8 @@ const (
 // TestFrameGuard feeds the guard frames as a peer sends them, one byte at
 // a time and all at once, and checks which frame ends the session.
 func TestFrameGuard(t *testing.T) {
-	agent := guardLimits{peerParity: 1, maxOpened: 4} // the gateway's view of an agent
-	gateway := guardLimits{peerParity: 0}             // the agent's view of a gateway
+	agent := guardLimits{peerParity: 1, maxOpened: 4, pingEvery: pingEvery} // the gateway's view of an agent
+	gateway := guardLimits{peerParity: 0, pingEvery: pingEvery}             // the agent's view of a gateway
 	cat := func(frames ...[]byte) []byte {
 		var b []byte
 		for _, f := range frames {
@@ -66,8 +66,11 @@ func TestFrameGuard(t *testing.T) {
 			muxFrame(typeWindowUpdate, flagSYN, 9, 0)), LimitStreams, 0},
 		{"an agent's stream with an even id", agent, nil, muxFrame(typeWindowUpdate, flagSYN, 2, 0), LimitStreamIDs, 0},
 		{"stream id 0", agent, nil, muxFrame(typeData, flagSYN, 0, 0), LimitStreamIDs, 0},
-		{"a stream id used again", agent, nil, cat(muxFrame(typeWindowUpdate, flagSYN, 3, 0),
-			muxFrame(typeWindowUpdate, flagSYN, 1, 0)), LimitStreamIDs, 0},
+		{"streams opened at once overtake each other", agent, nil, cat(muxFrame(typeWindowUpdate, flagSYN, 3, 0),
+			muxFrame(typeWindowUpdate, flagSYN, 1, 0), muxFrame(typeData, 0, 1, 1), []byte("x")), "", 0},
+		{"an id used again is one more stream", agent, nil, cat(muxFrame(typeWindowUpdate, flagSYN, 1, 0),
+			muxFrame(typeWindowUpdate, flagSYN, 1, 0), muxFrame(typeWindowUpdate, flagSYN, 1, 0),
+			muxFrame(typeWindowUpdate, flagSYN, 1, 0), muxFrame(typeWindowUpdate, flagSYN, 1, 0)), LimitStreams, 0},
 		{"data for a stream never opened", agent, nil, cat(muxFrame(typeWindowUpdate, flagSYN, 1, 0),
 			muxFrame(typeData, 0, 3, 4), []byte("data")), LimitStreamIDs, 0},
 		{"a window update for one of ours never opened", agent, nil, muxFrame(typeWindowUpdate, 0, 2, 1<<20), LimitStreamIDs, 0},
