@@ -8,6 +8,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/proxy"
+	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
 // metrics are the agent's Prometheus metrics (docs/design.md, "Metrics").
@@ -19,6 +20,7 @@ type metrics struct {
 	duration   *prometheus.HistogramVec
 	denied     *prometheus.CounterVec
 	expiry     *prometheus.GaugeVec
+	limits     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,8 +54,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "oxbroker_site_token_expiry_timestamp_seconds",
 			Help: "When the site's Jira token expires (auth.expires), as a Unix time.",
 		}, []string{"site"}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxbroker_tunnel_limits_total",
+			Help: "Tunnel sessions closed because the gateway went over a limit, by limit: pings, streams, stream_ids (tunnel/spec.md, \"Limits\"), control (a bad control frame).",
+		}, []string{"limit"}),
 	}
-	reg.MustRegister(m.tunnels, m.gateways, m.reconnects, m.requests, m.duration, m.denied, m.expiry)
+	reg.MustRegister(m.tunnels, m.gateways, m.reconnects, m.requests, m.duration, m.denied, m.expiry, m.limits)
+	for _, l := range []string{tunnel.LimitPings, tunnel.LimitStreams, tunnel.LimitStreamIDs, limitControl} {
+		m.limits.WithLabelValues(l)
+	}
 	for _, t := range []string{"quic", "tcp"} {
 		m.tunnels.WithLabelValues(t) // show zero rather than nothing
 	}
