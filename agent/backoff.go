@@ -66,10 +66,11 @@ type retry struct {
 	restarting bool
 	// quick counts the quick retries since the last welcome.
 	quick int
-	// goaways counts the goaways since a session last stayed up for
-	// stableAfter. One is a gateway that restarts; more are a gateway
-	// that sends the agent away again as soon as it comes (a rolling
-	// restart, or a broken or hostile gateway), and back off.
+	// goaways counts the goaways in a row: since a session last stayed
+	// up for stableAfter or ended some other way. One is a gateway that
+	// restarts; more are a gateway that sends the agent away again as
+	// soon as it comes (a rolling restart, or a broken or hostile
+	// gateway), and back off.
 	goaways int
 }
 
@@ -80,10 +81,11 @@ func newRetry() retry { return retry{bo: backoff{base: backoffBase, max: backoff
 // long the attempt lasted, err why it ended.
 //
 // A goaway (the gateway asked the agent to move) is followed by a dial at
-// once. A further goaway before a session has stayed up for stableAfter
-// waits on the quick schedule (quickRetries times), then takes the
-// backoff's steps: a gateway that sends goaway right after each welcome
-// is dialled ever more rarely, not in a loop. After a goaway or a reject
+// once. A further goaway in a row (no session in between stayed up for
+// stableAfter or ended otherwise) waits on the quick schedule
+// (quickRetries times), then takes the backoff's steps: a gateway that
+// sends goaway right after each welcome is dialled ever more rarely, not
+// in a loop. After a goaway or a reject
 // shutting_down, until the next welcome, each failed attempt (another
 // shutting_down, or a refused dial while the gateway's process restarts)
 // is retried on the quick schedule, without growing the backoff,
@@ -96,6 +98,9 @@ func (r *retry) after(welcomed bool, upFor time.Duration, err error) time.Durati
 		if upFor > stableAfter {
 			r.bo.reset()
 			r.goaways = 0
+		}
+		if !errors.Is(err, errGoAway) {
+			r.goaways = 0 // the session ended some other way: the row is broken
 		}
 	}
 	var rej *tunnel.RejectError

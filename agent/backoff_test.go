@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -142,6 +143,12 @@ func TestRepeatedGoAwayBacksOff(t *testing.T) {
 		}
 		if d := r.after(true, session, errGoAway); d > quickWait(0) {
 			t.Errorf("a second goaway: waits %s, want a quick retry (at most %s)", d, quickWait(0))
+		}
+		// A session that ends otherwise breaks the row (the fault suite
+		// cycles sessions so, alternating goaway and a cut).
+		r.after(true, session, errors.New("session closed by the gateway or the network"))
+		if d := r.after(true, session, errGoAway); d != 0 {
+			t.Errorf("a goaway after a session that ended otherwise: waits %s, want 0", d)
 		}
 	})
 }
