@@ -1,80 +1,13 @@
 package agent
 
 import (
-	"context"
-	"crypto/tls"
 	"encoding/binary"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/oxsecurity/oxbroker/tunnel"
 )
-
-// rawSession is an agent's session at a gateway whose control stream the
-// test writes by hand.
-type rawSession struct {
-	s  tunnel.Session
-	st net.Conn
-}
-
-// startRawGateway welcomes every agent session and hands it to the test.
-func (e *env) startRawGateway(t *testing.T) (string, <-chan rawSession) {
-	t.Helper()
-	cert, err := tls.LoadX509KeyPair(e.certs.Cert, e.certs.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := tunnel.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}}, tunnel.Options{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sessions := make(chan rawSession, 16)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			s, err := l.Accept(context.Background())
-			if err != nil {
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			st, err := s.AcceptStream(ctx)
-			cancel()
-			if err == nil {
-				ctrl := tunnel.NewControl(st)
-				if _, err = ctrl.Recv(time.Now().Add(10 * time.Second)); err == nil {
-					err = ctrl.Send(tunnel.Welcome{SessionID: "raw", GatewayVersion: "test"})
-				}
-			}
-			if err != nil {
-				s.Close()
-				continue
-			}
-			select {
-			case sessions <- rawSession{s, st}:
-			default:
-				s.Close()
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-done
-		for {
-			select {
-			case rs := <-sessions:
-				rs.s.Close()
-			default:
-				return
-			}
-		}
-	})
-	return l.Addr().String(), sessions
-}
 
 // TestBadControlFrameClosesSession: after a bad control frame from the
 // gateway the agent closes the session (rather than reading no control
@@ -93,14 +26,9 @@ func TestBadControlFrameClosesSession(t *testing.T) {
 		for _, c := range bad {
 			t.Run(tr+"/"+c.name, func(t *testing.T) {
 				e := newEnv(t)
-				addr, sessions := e.startRawGateway(t)
-				ra := startAgent(t, e, e.agentConfig(t, tr, addr, 1, e.brokerToken))
-				var rs rawSession
-				select {
-				case rs = <-sessions:
-				case <-time.After(15 * time.Second):
-					t.Fatal("no agent session")
-				}
+				g := e.startAckGateway(t)
+				ra := startAgent(t, e, e.agentConfig(t, tr, g.addr, 1, e.brokerToken))
+				rs := g.next(t)
 				waitFor(t, 10*time.Second, "the agent's session", ra.Ready)
 				rs.st.Write([]byte(frame(`{"type":"from-the-future"}`)))
 				if code, err := call(rs.s); err != nil || code != 200 {
@@ -120,11 +48,7 @@ func TestBadControlFrameClosesSession(t *testing.T) {
 				if !strings.Contains(ra.logs.String(), "the gateway sent a bad control frame") {
 					t.Error("the bad frame was not logged")
 				}
-				select {
-				case <-sessions:
-				case <-time.After(15 * time.Second):
-					t.Fatal("the agent did not dial a new session")
-				}
+				g.next(t) // the agent dials a new session
 			})
 		}
 	}

@@ -166,18 +166,34 @@ func (m *rawMux) readFrame() error {
 	return nil
 }
 
+// until waits, with m.mu held, until done holds, or timeout has passed,
+// and reports whether done held. done is called once per wake-up (serve's
+// broadcasts), so it may take what it waits for.
+func (m *rawMux) until(timeout time.Duration, done func() bool) bool {
+	stop := time.AfterFunc(timeout, func() {
+		m.mu.Lock()
+		m.cond.Broadcast()
+		m.mu.Unlock()
+	})
+	defer stop.Stop()
+	deadline := time.Now().Add(timeout)
+	for {
+		if done() {
+			return true
+		}
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		m.cond.Wait()
+	}
+}
+
 // waitClosed reports whether the peer closed the connection within d
 // (serve reads it).
 func (m *rawMux) waitClosed(d time.Duration) bool {
-	stop := time.AfterFunc(d, func() { m.mu.Lock(); m.cond.Broadcast(); m.mu.Unlock() })
-	defer stop.Stop()
-	deadline := time.Now().Add(d)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for m.err == nil && time.Now().Before(deadline) {
-		m.cond.Wait()
-	}
-	return m.err != nil
+	return m.until(d, func() bool { return m.err != nil })
 }
 
 // sendCtrl writes a control frame on stream 1 within its send window.
@@ -239,46 +255,33 @@ func (m *rawMux) readCtrl(timeout time.Duration) (map[string]any, error) {
 
 // recvCtrl waits for the next control message on stream 1 (serve reads).
 func (m *rawMux) recvCtrl(timeout time.Duration) (map[string]any, error) {
-	stop := time.AfterFunc(timeout, func() {
-		m.mu.Lock()
-		m.cond.Broadcast()
-		m.mu.Unlock()
-	})
-	defer stop.Stop()
-	deadline := time.Now().Add(timeout)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for {
-		if msg, ok, err := m.ctrlMessage(); ok {
-			return msg, err
-		}
-		if m.err != nil {
-			return nil, m.err
-		}
-		if time.Now().After(deadline) {
-			return nil, errors.New("no control message in time")
-		}
-		m.cond.Wait()
+	var (
+		msg map[string]any
+		ok  bool
+		err error
+	)
+	m.until(timeout, func() bool {
+		msg, ok, err = m.ctrlMessage()
+		return ok || m.err != nil
+	})
+	switch {
+	case ok:
+		return msg, err
+	case m.err != nil:
+		return nil, m.err
 	}
+	return nil, errors.New("no control message in time")
 }
 
 // waitStream waits until the peer has closed stream id and returns what
 // it sent on it.
 func (m *rawMux) waitStream(id uint32, timeout time.Duration) ([]byte, error) {
-	stop := time.AfterFunc(timeout, func() {
-		m.mu.Lock()
-		m.cond.Broadcast()
-		m.mu.Unlock()
-	})
-	defer stop.Stop()
-	deadline := time.Now().Add(timeout)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for !m.fin[id] {
-		if m.err != nil || time.Now().After(deadline) {
-			return nil, fmt.Errorf("stream %d not closed by the peer (%v)", id, m.err)
-		}
-		m.cond.Wait()
+	if !m.until(timeout, func() bool { return m.fin[id] }) {
+		return nil, fmt.Errorf("stream %d not closed by the peer (%v)", id, m.err)
 	}
 	if m.in[id] == nil {
 		return nil, nil
@@ -394,6 +397,32 @@ func rogueSession(t *testing.T, e *env, serve bool) *rawMux {
 		t.Cleanup(func() { m.c.Close(); <-done })
 	}
 	return m
+}
+
+// rogueQUIC is a rogue agent's QUIC session after its welcome: quic-go,
+// and the control frames by hand on the first stream.
+func rogueQUIC(t *testing.T, e *env, conf *quic.Config) (*quic.Conn, *quic.Stream) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := quic.DialAddr(ctx, e.tunnelAddr, &tls.Config{RootCAs: gatewayRoots(t, e), ServerName: "127.0.0.1", NextProtos: []string{alpn}}, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseWithError(0, "") })
+	st, err := c.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Write(controlFrame(helloJSON("acme", e.brokerToken, `[]`)))
+	var n [4]byte
+	st.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(st, n[:]); err != nil {
+		t.Fatalf("no welcome: %v", err)
+	}
+	io.CopyN(io.Discard, st, int64(binary.BigEndian.Uint32(n[:])))
+	st.SetReadDeadline(time.Time{})
+	return c, st
 }
 
 // closedSoon reports whether the peer closed c within d (whatever it sent
@@ -595,18 +624,7 @@ func testRogueAgent(t *testing.T) {
 		}
 	})
 	v.attack(t, "quic/stream-flood", attackGoroutines, attackRSSMiB, func(t *testing.T, after func()) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := quic.DialAddr(ctx, e.tunnelAddr, quicConf(), &quic.Config{EnableDatagrams: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.CloseWithError(0, "")
-		st, err := c.OpenStreamSync(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st.Write(controlFrame(helloJSON("acme", e.brokerToken, `[]`)))
+		c, _ := rogueQUIC(t, e, &quic.Config{EnableDatagrams: true})
 		opened := 0
 		for range 10_000 {
 			if s, err := c.OpenStream(); err == nil {
@@ -648,24 +666,7 @@ func testRogueAgent(t *testing.T) {
 			}
 		})
 		v.attack(t, "quic/control/"+b.name, attackGoroutines, attackRSSMiB, func(t *testing.T, after func()) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, err := quic.DialAddr(ctx, e.tunnelAddr, quicConf(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.CloseWithError(0, "")
-			st, err := c.OpenStreamSync(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st.Write(controlFrame(helloJSON("acme", e.brokerToken, `[]`)))
-			var n [4]byte
-			st.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if _, err := io.ReadFull(st, n[:]); err != nil {
-				t.Fatalf("no welcome: %v", err)
-			}
-			io.CopyN(io.Discard, st, int64(binary.BigEndian.Uint32(n[:])))
+			c, st := rogueQUIC(t, e, nil)
 			st.Write([]byte(b.raw))
 			select {
 			case <-c.Context().Done():
