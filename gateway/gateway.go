@@ -61,6 +61,7 @@ type Gateway struct {
 	failures  *throttle
 	refusals  logLimiter       // of the internal listener
 	lines     *lograte.Limiter // log lines agents and strangers drive (limits.go)
+	live      brokerCount      // live sessions per broker (limits.sessions_per_broker)
 	// unauth has a slot for each session whose hello is not yet accepted
 	// (limits.unauthenticated_sessions).
 	unauth  chan struct{}
@@ -124,6 +125,7 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 		failures: newThrottle(),
 		metrics:  newMetrics(opts.Metrics),
 		lines:    newLines(),
+		live:     brokerCount{n: make(map[string]int)},
 		unauth:   make(chan struct{}, cfg.Limits.Unauthenticated()),
 	}
 	for i, b := range cfg.Brokers {
@@ -429,6 +431,16 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		g.reject(s, ctrl, tunnel.RejectShutdown, "gateway is shutting down; reconnect")
 		return
 	}
+	// Every live session of the broker counts, draining ones too: a
+	// session that said goaway is no longer routed to, but lasts until
+	// the agent half-closes its control stream.
+	maxSessions := g.cfg.Limits.Sessions()
+	if !g.live.acquire(b.id, maxSessions) {
+		g.overLimit(log, limitBrokerSessions, b.id, "agent session refused: the broker has limits.sessions_per_broker sessions already", "max", maxSessions)
+		g.reject(s, ctrl, tunnel.RejectOverLimit, fmt.Sprintf("broker %s has %d sessions on this gateway, as many as it takes (limits.sessions_per_broker)", b.id, maxSessions))
+		return
+	}
+	defer g.live.release(b.id)
 	sites, ok := g.checkSites(hello.Sites, b.id, log)
 	if !ok {
 		g.reject(s, ctrl, tunnel.RejectOverLimit, fmt.Sprintf("the hello announces %d sites; this gateway takes %d (limits.sites_per_broker)",
@@ -440,11 +452,7 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 	log = log.With("broker", b.id, "session", as.id, "agent_id", truncate(hello.AgentID, 64))
 	// Registered before the welcome: once the agent knows it is accepted
 	// (and reports ready), requests must find it.
-	if max := g.cfg.Limits.Sessions(); !g.reg.addUpTo(as, max) {
-		g.overLimit(log, limitBrokerSessions, b.id, "agent session refused: the broker has limits.sessions_per_broker sessions already", "max", max)
-		g.reject(s, ctrl, tunnel.RejectOverLimit, fmt.Sprintf("broker %s has %d sessions on this gateway, as many as it takes (limits.sessions_per_broker)", b.id, max))
-		return
-	}
+	g.reg.add(as)
 	g.shared.publish(as)
 	g.metrics.sessions.WithLabelValues(s.Transport()).Inc()
 	if err := ctrl.Send(tunnel.Welcome{SessionID: as.id, GatewayVersion: g.opts.Version}); err != nil {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"log/slog"
 	"net"
+	"sync"
 
 	"github.com/oxsecurity/oxbroker/internal/lograte"
 	"github.com/oxsecurity/oxbroker/tunnel"
@@ -61,13 +62,38 @@ func (g *Gateway) withLimitHook(o tunnel.Options) tunnel.Options {
 	return o
 }
 
+// brokerCount counts the live sessions of each broker on this process.
+type brokerCount struct {
+	mu sync.Mutex // guards n
+	n  map[string]int
+}
+
+// acquire counts one more session of broker unless it has limit already.
+func (c *brokerCount) acquire(broker string, limit int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[broker] >= limit {
+		return false
+	}
+	c.n[broker]++
+	return true
+}
+
+func (c *brokerCount) release(broker string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[broker]--; c.n[broker] <= 0 {
+		delete(c.n, broker)
+	}
+}
+
 // checkSites judges the sites of a hello or sites message: over
 // limits.sites_per_broker the list is refused whole (ok false); else the
 // entries with invalid names are dropped, with one line for them all.
 func (g *Gateway) checkSites(in []tunnel.SiteInfo, broker string, log *slog.Logger) (sites []tunnel.SiteInfo, ok bool) {
-	if max := g.cfg.Limits.Sites(); len(in) > max {
+	if limit := g.cfg.Limits.Sites(); len(in) > limit {
 		g.overLimit(log, limitBrokerSites, broker, "agent announced more sites than limits.sites_per_broker; refused whole",
-			"sites", len(in), "max", max)
+			"sites", len(in), "max", limit)
 		return nil, false
 	}
 	out := make([]tunnel.SiteInfo, 0, len(in))

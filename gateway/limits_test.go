@@ -188,11 +188,22 @@ func TestBrokerLimits(t *testing.T) {
 		c.Limits.SessionsPerBroker = 3
 		c.Limits.SitesPerBroker = 10
 	})
-	for range 3 {
-		if _, err := tg.rawConnect(t, tunnel.TransportTCP, tg.hello()); err != nil {
+	var first *rawAgent
+	for i := range 3 {
+		a, err := tg.rawConnect(t, tunnel.TransportTCP, tg.hello())
+		if err != nil {
 			t.Fatal(err)
 		}
+		if i == 0 {
+			first = a
+		}
 	}
+	// A session that said goaway is routed to no more, but lives on (the
+	// agent has not half-closed): it still counts.
+	first.ctrl.Send(tunnel.GoAway{Reason: "draining, forever"})
+	waitFor(t, 5*time.Second, "the draining session out of the status", func() bool {
+		return len(tg.status(t, "acme", tg.acmeConnector).Sessions) == 2
+	})
 	var rej *tunnel.RejectError
 	_, err := tg.rawConnect(t, tunnel.TransportQUIC, tg.hello())
 	if !errors.As(err, &rej) || rej.Reject.Code != tunnel.RejectOverLimit || !strings.Contains(rej.Reject.Message, "sessions_per_broker") {

@@ -87,21 +87,10 @@ func newRegistry() *registry {
 }
 
 func (r *registry) add(s *agentSession) {
-	r.addUpTo(s, 0)
-}
-
-// addUpTo adds s unless its broker has max sessions already (0: no
-// limit), and reports whether it did. Counting and adding under one lock
-// keeps a burst of sessions from going over together.
-func (r *registry) addUpTo(s *agentSession, max int) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if max > 0 && len(r.byBroker[s.brokerID]) >= max {
-		return false
-	}
 	r.byBroker[s.brokerID] = append(r.byBroker[s.brokerID], s)
 	r.notifyLocked()
-	return true
 }
 
 // changes returns a channel that is closed at the next add or notify.
