@@ -23,6 +23,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/lograte"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
@@ -58,7 +59,8 @@ type Agent struct {
 	log     *slog.Logger
 	agentID string
 	metrics *metrics
-	spread  *spread // where the connections are
+	lines   *lograte.Limiter // log lines the gateway can drive
+	spread  *spread          // where the connections are
 	// router serves requests; Reload swaps it, and requests already
 	// routed finish on the proxy they started on.
 	router atomic.Pointer[router]
@@ -99,13 +101,14 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 		opts.LookupNetIP = net.DefaultResolver.LookupNetIP
 	}
 	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics),
-		controls: make(map[*tunnel.Control]struct{})}
+		lines: lograte.New(10, 10*time.Second, 16), controls: make(map[*tunnel.Control]struct{})}
+	a.opts.Tunnel = a.withLimitHook(opts.Tunnel)
 	a.spread = newSpread(a.metrics.gateways)
 	var err error
 	if a.agentID, err = loadAgentID(cfg.StateDir); err != nil {
 		return nil, err
 	}
-	if a.dialer, err = newDialer(cfg.Gateway, opts.Tunnel); err != nil {
+	if a.dialer, err = newDialer(cfg.Gateway, a.opts.Tunnel); err != nil {
 		return nil, err
 	}
 	r, err := newRouter(ctx, cfg.Sites, routerOptions{broker: cfg.Broker.ID, log: a.log, metrics: a.metrics, up: a.sendSites})
@@ -222,6 +225,16 @@ func (a *Agent) sendSites() {
 // sessions stop taking streams, in-flight requests get DrainTimeout to
 // finish, and Run returns once every goroutine it started has ended.
 func (a *Agent) Run(ctx context.Context) error {
+	linesCtx, stopLines := context.WithCancel(context.Background())
+	linesDone := make(chan struct{})
+	go func() {
+		defer close(linesDone)
+		a.lines.Run(linesCtx)
+	}()
+	defer func() {
+		stopLines()
+		<-linesDone
+	}()
 	// Each pass of this loop is one generation of connections; a Reload
 	// that changes the broker or gateway settings ends it, and the next
 	// generation dials with the new settings.
@@ -349,8 +362,10 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (wel
 	// Control messages: goaway is the only one an agent acts on. The
 	// reader runs until the gateway half-closes the control stream, which
 	// after a goaway (either side's) is its acknowledgement: it will route
-	// nothing more to this session (tunnel/spec.md).
+	// nothing more to this session (tunnel/spec.md). A bad frame is no
+	// acknowledgement: the reader closes the session.
 	goaway := make(chan string, 1)
+	badFrame := make(chan error, 1)
 	ctrlDone := make(chan struct{})
 	go func() {
 		defer close(ctrlDone)
@@ -358,6 +373,12 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (wel
 			m, err := ctrl.Recv(time.Time{})
 			if errors.Is(err, tunnel.ErrUnknownMessage) {
 				continue
+			}
+			if errors.Is(err, tunnel.ErrProtocol) {
+				a.overLimit(log, limitControl, "the gateway sent a bad control frame; closing the session", "err", err)
+				badFrame <- err
+				s.Close()
+				return
 			}
 			if err != nil {
 				return
@@ -408,6 +429,11 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (wel
 	select {
 	case <-s.Done():
 		finish(false)
+		select {
+		case err := <-badFrame:
+			return true, fmt.Errorf("closed after a bad control frame from the gateway: %w", err)
+		default:
+		}
 		return true, errors.New("session closed by the gateway or the network")
 	case <-ctx.Done():
 		if errors.Is(context.Cause(ctx), errReconnect) {

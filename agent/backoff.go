@@ -66,6 +66,12 @@ type retry struct {
 	restarting bool
 	// quick counts the quick retries since the last welcome.
 	quick int
+	// goaways counts the goaways in a row: since a session last stayed
+	// up for stableAfter or ended some other way. One is a gateway that
+	// restarts; more are a gateway that sends the agent away again as
+	// soon as it comes (a rolling restart, or a broken or hostile
+	// gateway), and back off.
+	goaways int
 }
 
 func newRetry() retry { return retry{bo: backoff{base: backoffBase, max: backoffMax}} }
@@ -75,25 +81,41 @@ func newRetry() retry { return retry{bo: backoff{base: backoffBase, max: backoff
 // long the attempt lasted, err why it ended.
 //
 // A goaway (the gateway asked the agent to move) is followed by a dial at
-// once. After a goaway or a reject shutting_down, until the next welcome,
-// each failed attempt (another shutting_down, or a refused dial while the
-// gateway's process restarts) is retried on the quick schedule, without
-// growing the backoff, quickRetries times at most. Bad credentials wait
-// near the cap; everything else takes the next backoff step, which starts
-// again from its base once a session has stayed up for stableAfter.
+// once. A further goaway in a row (no session in between stayed up for
+// stableAfter or ended otherwise) waits on the quick schedule
+// (quickRetries times), then takes the backoff's steps: a gateway that
+// sends goaway right after each welcome is dialled ever more rarely, not
+// in a loop. After a goaway or a reject
+// shutting_down, until the next welcome, each failed attempt (another
+// shutting_down, or a refused dial while the gateway's process restarts)
+// is retried on the quick schedule, without growing the backoff,
+// quickRetries times at most. Bad credentials wait near the cap;
+// everything else takes the next backoff step, which starts again from
+// its base once a session has stayed up for stableAfter.
 func (r *retry) after(welcomed bool, upFor time.Duration, err error) time.Duration {
 	if welcomed {
 		r.restarting, r.quick = false, 0
 		if upFor > stableAfter {
 			r.bo.reset()
+			r.goaways = 0
+		}
+		if !errors.Is(err, errGoAway) {
+			r.goaways = 0 // the session ended some other way: the row is broken
 		}
 	}
 	var rej *tunnel.RejectError
 	switch {
 	case errors.Is(err, errGoAway):
-		r.bo.reset()
 		r.restarting = true
-		return 0
+		r.goaways++
+		if r.goaways == 1 {
+			r.bo.reset()
+			return 0
+		}
+		if k := r.goaways - 2; k < quickRetries {
+			return quickDelay(k)
+		}
+		return r.bo.next()
 	case errors.As(err, &rej) && rej.Reject.Code == tunnel.RejectUnauthorized:
 		r.restarting = false
 		r.bo.exhaust()
@@ -102,11 +124,18 @@ func (r *retry) after(welcomed bool, upFor time.Duration, err error) time.Durati
 		r.restarting = true
 	}
 	if r.restarting && r.quick < quickRetries {
-		w := quickWait(r.quick)
 		r.quick++
-		return w/2 + rand.N(w/2+1)
+		return quickDelay(r.quick - 1)
 	}
 	return r.bo.next()
+}
+
+// quickDelay is the wait before quick retry n (from 0): uniform in
+// [w/2, w] with w = quickWait(n), so that agents told at once do not come
+// back at once.
+func quickDelay(n int) time.Duration {
+	w := quickWait(n)
+	return w/2 + rand.N(w/2+1)
 }
 
 // quickWait is the longest wait before quick retry n (from 0).

@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -14,15 +16,17 @@ import (
 )
 
 // ackGateway is a gateway reduced to the drain protocol: it welcomes
-// every session and hands them to the test.
+// every session and hands them to the test, with their control stream
+// for the test to write by hand.
 type ackGateway struct {
-	l        *tunnel.Listener
+	addr     string
 	sessions chan ackSession
 }
 
 type ackSession struct {
 	s    tunnel.Session
 	ctrl *tunnel.Control
+	st   net.Conn // the control stream under ctrl
 }
 
 func (e *env) startAckGateway(t *testing.T) *ackGateway {
@@ -35,7 +39,7 @@ func (e *env) startAckGateway(t *testing.T) *ackGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &ackGateway{l: l, sessions: make(chan ackSession, 4)}
+	g := &ackGateway{addr: l.Addr().String(), sessions: make(chan ackSession, 16)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -44,17 +48,33 @@ func (e *env) startAckGateway(t *testing.T) *ackGateway {
 			if err != nil {
 				return
 			}
+			// The handshake by hand, to keep the control stream.
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			ctrl, _, err := tunnel.ServerHandshake(ctx, s)
+			st, err := s.AcceptStream(ctx)
 			cancel()
+			var ctrl *tunnel.Control
 			if err == nil {
+				ctrl = tunnel.NewControl(st)
+				var m tunnel.Message
+				if m, err = ctrl.Recv(time.Now().Add(10 * time.Second)); err == nil {
+					if _, ok := m.(tunnel.Hello); !ok {
+						err = fmt.Errorf("got %T, want hello", m)
+					}
+				}
+			}
+			if err == nil {
+				st.SetReadDeadline(time.Time{})
 				err = ctrl.Send(tunnel.Welcome{SessionID: "ack-test", GatewayVersion: "test"})
 			}
 			if err != nil {
 				s.Close()
 				continue
 			}
-			g.sessions <- ackSession{s, ctrl}
+			select {
+			case g.sessions <- ackSession{s, ctrl, st}:
+			default:
+				s.Close()
+			}
 		}
 	}()
 	t.Cleanup(func() {
@@ -135,7 +155,7 @@ func TestDrainServesUntilGatewayAcks(t *testing.T) {
 			t.Run(tr+"/goaway-from-"+who, func(t *testing.T) {
 				e := newEnv(t)
 				g := e.startAckGateway(t)
-				ra := startAgent(t, e, e.agentConfig(t, tr, g.l.Addr().String(), 1, e.brokerToken))
+				ra := startAgent(t, e, e.agentConfig(t, tr, g.addr, 1, e.brokerToken))
 				old := g.next(t)
 				waitFor(t, 10*time.Second, "the agent's session", ra.Ready)
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/proxy"
+	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
 // metrics are the agent's Prometheus metrics (docs/design.md, "Metrics").
@@ -21,6 +22,7 @@ type metrics struct {
 	expiry     *prometheus.GaugeVec
 	links      *prometheus.CounterVec
 	reflected  *prometheus.CounterVec
+	limits     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -62,8 +64,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "oxbroker_credentials_removed_total",
 			Help: "Times the site's Jira credential was found in Jira's answers and replaced before they left, by site.",
 		}, []string{"site"}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxbroker_tunnel_limits_total",
+			Help: "Tunnel sessions closed because the gateway went over a limit, by limit: pings, streams, stream_ids (tunnel/spec.md, \"Limits\"), control (a bad control frame).",
+		}, []string{"limit"}),
 	}
-	reg.MustRegister(m.tunnels, m.gateways, m.reconnects, m.requests, m.duration, m.denied, m.expiry, m.links, m.reflected)
+	reg.MustRegister(m.tunnels, m.gateways, m.reconnects, m.requests, m.duration, m.denied, m.expiry, m.links, m.reflected, m.limits)
+	for _, l := range []string{tunnel.LimitPings, tunnel.LimitStreams, tunnel.LimitStreamIDs, limitControl} {
+		m.limits.WithLabelValues(l)
+	}
 	for _, t := range []string{"quic", "tcp"} {
 		m.tunnels.WithLabelValues(t) // show zero rather than nothing
 	}

@@ -23,6 +23,13 @@ const (
 	defaultTunnelListen  = ":8443"
 	defaultAPIListen     = ":8080"
 	defaultGatewayAdmin  = "127.0.0.1:9109"
+
+	// Limits of the gateway: far above what honest agents use (a broker
+	// has a few agents of 2 to 8 connections each, and a few sites), low
+	// enough that one broker cannot take what the others share.
+	defaultUnauthenticatedSessions = 256
+	defaultSessionsPerBroker       = 64
+	defaultSitesPerBroker          = 1024
 )
 
 // defaultScopes are the classic scopes a Jira service-account token is
@@ -93,6 +100,15 @@ func (g *Gateway) setDefaults(set map[string]bool) {
 	if !set["registry.type"] {
 		g.Registry.Type = RegistryMemory
 	}
+	if !set["limits.unauthenticated_sessions"] {
+		g.Limits.UnauthenticatedSessions = defaultUnauthenticatedSessions
+	}
+	if !set["limits.sessions_per_broker"] {
+		g.Limits.SessionsPerBroker = defaultSessionsPerBroker
+	}
+	if !set["limits.sites_per_broker"] {
+		g.Limits.SitesPerBroker = defaultSitesPerBroker
+	}
 	g.Log.setDefaults(set)
 }
 
@@ -103,6 +119,24 @@ func (l *Log) setDefaults(set map[string]bool) {
 	if !set["log.format"] {
 		l.Format = "text"
 	}
+}
+
+// Unauthenticated is UnauthenticatedSessions, or its default.
+func (l Limits) Unauthenticated() int {
+	return orDefault(l.UnauthenticatedSessions, defaultUnauthenticatedSessions)
+}
+
+// Sessions is SessionsPerBroker, or its default.
+func (l Limits) Sessions() int { return orDefault(l.SessionsPerBroker, defaultSessionsPerBroker) }
+
+// Sites is SitesPerBroker, or its default.
+func (l Limits) Sites() int { return orDefault(l.SitesPerBroker, defaultSitesPerBroker) }
+
+func orDefault(n, def int) int {
+	if n == 0 {
+		return def
+	}
+	return n
 }
 
 // DefaultScopes returns the allow.scopes a site gets when it names none:

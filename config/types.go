@@ -168,6 +168,7 @@ type Gateway struct {
 	Brokers        []BrokerEntry `mapstructure:"brokers"`
 	Registry       Registry      `mapstructure:"registry"`
 	Cluster        Cluster       `mapstructure:"cluster"`
+	Limits         Limits        `mapstructure:"limits"`
 	Log            Log           `mapstructure:"log"`
 }
 
@@ -204,6 +205,25 @@ type Registry struct {
 // Cluster holds replica-to-replica settings.
 type Cluster struct {
 	SecretFile string `mapstructure:"secret_file"`
+}
+
+// Limits bound what agents may hold on the gateway, so that one that
+// misbehaves (or a stranger, before it has said who it is) cannot take
+// the memory and the log that every other agent shares. A zero field
+// means its default (Load fills the defaults in; a Gateway built in Go
+// may leave them out): read them with the methods.
+type Limits struct {
+	// UnauthenticatedSessions bounds the tunnel sessions, of every broker,
+	// whose hello has not yet been accepted; beyond it a new session is
+	// closed at once.
+	UnauthenticatedSessions int `mapstructure:"unauthenticated_sessions"`
+	// SessionsPerBroker bounds one broker's sessions on this gateway
+	// process; beyond it a new session gets reject over_limit.
+	SessionsPerBroker int `mapstructure:"sessions_per_broker"`
+	// SitesPerBroker bounds the sites one hello or sites message may
+	// announce; beyond it the hello gets reject over_limit and a sites
+	// message is refused whole.
+	SitesPerBroker int `mapstructure:"sites_per_broker"`
 }
 
 // ByteSize is a size in bytes, written in YAML as a number or with a unit

@@ -194,6 +194,9 @@ func (g *Gateway) Validate() error {
 		errs.check("registry.advertise", required(g.Registry.Advertise, internalURL))
 		errs.check("cluster.secret_file", required(g.Cluster.SecretFile, anyValue))
 	}
+	errs.check("limits.unauthenticated_sessions", limit(g.Limits.UnauthenticatedSessions, 65536))
+	errs.check("limits.sessions_per_broker", limit(g.Limits.SessionsPerBroker, 10000))
+	errs.check("limits.sites_per_broker", limit(g.Limits.SitesPerBroker, 100000))
 	g.Log.validate(&errs)
 	return merge(reflect.TypeFor[Gateway](), nil, errs).orErrNil()
 }
@@ -201,6 +204,14 @@ func (g *Gateway) Validate() error {
 func (l Log) validate(errs *Errors) {
 	errs.check("log.level", oneOf(l.Level, "debug", "info", "warn", "error"))
 	errs.check("log.format", oneOf(l.Format, "text", "json"))
+}
+
+// limit checks a value of limits: 0 (the default) or from 1 to hi.
+func limit(n, hi int) string {
+	if n < 0 || n > hi {
+		return fmt.Sprintf("must be from 1 to %d (0: the default)", hi)
+	}
+	return ""
 }
 
 // check adds a problem when msg is not empty. The checks below return ""

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/lograte"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
@@ -58,11 +59,16 @@ type Gateway struct {
 	cluster   *cluster       // forwarding between replicas; nil with registry.type memory
 	advertise string         // this replica's internal URL; "" with registry.type memory
 	failures  *failureLimiter
-	limited   logLimiter // of agents refused for their address's failures
-	refusals  logLimiter // of the internal listener
-	proxy     *httputil.ReverseProxy
-	public    *publicBase // what Ox-Broker-Public-Base says
-	metrics   *metrics
+	limited   logLimiter       // of agents refused for their address's failures
+	refusals  logLimiter       // of the internal listener
+	lines     *lograte.Limiter // log lines agents and strangers drive (limits.go)
+	live      brokerCount      // live sessions per broker (limits.sessions_per_broker)
+	// unauth has a slot for each session whose hello is not yet accepted
+	// (limits.unauthenticated_sessions).
+	unauth  chan struct{}
+	proxy   *httputil.ReverseProxy
+	public  *publicBase // what Ox-Broker-Public-Base says
+	metrics *metrics
 
 	tunnelLn   *tunnel.Listener
 	apiLn      net.Listener
@@ -120,6 +126,9 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 		shared:   memoryRegistry{},
 		failures: newFailureLimiter(failureBurst, failureEvery, failureSources),
 		metrics:  newMetrics(opts.Metrics),
+		lines:    newLines(),
+		live:     brokerCount{n: make(map[string]int)},
+		unauth:   make(chan struct{}, cfg.Limits.Unauthenticated()),
 	}
 	for i, b := range cfg.Brokers {
 		ba := &brokerAuth{id: b.ID}
@@ -175,7 +184,7 @@ func (g *Gateway) known(id string) bool {
 
 // Listen binds the tunnel port (TCP and UDP) and the API port.
 func (g *Gateway) Listen() error {
-	tl, err := tunnel.Listen(g.cfg.Listen.Tunnel, g.tls, g.opts.Tunnel, g.log)
+	tl, err := tunnel.Listen(g.cfg.Listen.Tunnel, g.tls, g.withLimitHook(g.opts.Tunnel), g.log)
 	if err != nil {
 		return fmt.Errorf("listen.tunnel: %w", err)
 	}
@@ -264,6 +273,14 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	if g.internal != nil {
 		go func() { internalErr <- g.internal.Serve(g.internalLn) }()
 	}
+	// The counts of log lines held back (limits.go) are told once per
+	// interval, until the very end.
+	linesCtx, stopLines := context.WithCancel(context.Background())
+	linesDone := make(chan struct{})
+	go func() {
+		defer close(linesDone)
+		g.lines.Run(linesCtx)
+	}()
 	regCtx, leave := context.WithCancel(context.Background())
 	defer leave()
 	regDone := make(chan struct{})
@@ -285,6 +302,14 @@ func (g *Gateway) Serve(ctx context.Context) error {
 			s, err := g.tunnelLn.Accept(sessCtx)
 			if err != nil {
 				return
+			}
+			select {
+			case g.unauth <- struct{}{}: // given back once the hello is accepted
+			default:
+				g.overLimit(g.log, limitUnauthenticated, "", "tunnel session refused: limits.unauthenticated_sessions have not said hello yet",
+					"remote", s.RemoteAddr().String(), "max", cap(g.unauth))
+				s.Close()
+				continue
 			}
 			g.sessions.Add(1)
 			go g.serveSession(sessCtx, s)
@@ -356,6 +381,8 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	if g.cluster != nil {
 		g.cluster.client.CloseIdleConnections()
 	}
+	stopLines()
+	<-linesDone
 	g.log.Info("gateway stopped")
 	return err
 }
@@ -367,6 +394,11 @@ var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 	defer g.sessions.Done()
+	// The session holds a slot of limits.unauthenticated_sessions until
+	// its hello is accepted, or it ends: one refused holds it through the
+	// failure delay too, so that refused sessions cannot pile up.
+	accepted := sync.OnceFunc(func() { <-g.unauth })
+	defer accepted()
 	log := g.log.With("remote", s.RemoteAddr().String(), "transport", s.Transport())
 	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
 	ctrl, hello, err := tunnel.ServerHandshake(hctx, s)
@@ -396,14 +428,14 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		// reject, which an agent would take for a wrong token and back
 		// off for long; it retries on its usual backoff.
 		g.failures.settle(addr, "", false)
-		log.Warn("agent not authenticated: the registry is unreachable", "broker_id", truncate(hello.BrokerID, 64))
+		g.logLimited(log, slog.LevelWarn, "", "registry", "agent not authenticated: the registry is unreachable", "broker_id", truncate(hello.BrokerID, 64))
 		s.Close()
 		return
 	}
 	if b == nil || !b.token.matches(hello.Token) {
 		g.metrics.authFailures.Inc()
 		delay := g.failures.fail(s.RemoteAddr().String())
-		log.Warn("agent authentication failed", "broker_id", truncate(hello.BrokerID, 64), "delay", delay)
+		g.logLimited(log, slog.LevelWarn, truncate(hello.BrokerID, 64), "auth", "agent authentication failed", "broker_id", truncate(hello.BrokerID, 64), "delay", delay)
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
@@ -416,7 +448,22 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		g.reject(s, ctrl, tunnel.RejectShutdown, "gateway is shutting down; reconnect")
 		return
 	}
-	sites := validSites(hello.Sites, log)
+	// Every live session of the broker counts, draining ones too: a
+	// session that said goaway is no longer routed to, but lasts until
+	// the agent half-closes its control stream.
+	maxSessions := g.cfg.Limits.Sessions()
+	if !g.live.acquire(b.id, maxSessions) {
+		g.overLimit(log, limitBrokerSessions, b.id, "agent session refused: the broker has limits.sessions_per_broker sessions already", "max", maxSessions)
+		g.reject(s, ctrl, tunnel.RejectOverLimit, fmt.Sprintf("broker %s has %d sessions on this gateway, as many as it takes (limits.sessions_per_broker)", b.id, maxSessions))
+		return
+	}
+	defer g.live.release(b.id)
+	sites, ok := g.checkSites(hello.Sites, b.id, log)
+	if !ok {
+		g.reject(s, ctrl, tunnel.RejectOverLimit, fmt.Sprintf("the hello announces %d sites; this gateway takes %d (limits.sites_per_broker)",
+			len(hello.Sites), g.cfg.Limits.Sites()))
+		return
+	}
 	hello.Sites = sites
 	as := newAgentSession(newID(), b.id, hello, s, ctrl)
 	log = log.With("broker", b.id, "session", as.id, "agent_id", truncate(hello.AgentID, 64))
@@ -433,7 +480,8 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		s.Close()
 		return
 	}
-	log.Info("agent connected", "agent_version", truncate(hello.AgentVersion, 64), "sites", len(sites))
+	accepted()
+	g.logLimited(log, slog.LevelInfo, b.id, "connected", "agent connected", "agent_version", truncate(hello.AgentVersion, 64), "sites", len(sites))
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -454,24 +502,34 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		if errors.Is(err, tunnel.ErrUnknownMessage) {
 			continue
 		}
+		if errors.Is(err, tunnel.ErrProtocol) {
+			// A bad frame is not the end of a drain: the session is
+			// closed at once, requests in flight included (tunnel/spec.md).
+			g.overLimit(log, limitControl, b.id, "agent sent a bad control frame; session closed", "err", err)
+			s.Close()
+			break
+		}
 		if err != nil {
 			break
 		}
 		switch m := m.(type) {
 		case tunnel.Sites:
-			sites := validSites(m.Sites, log)
+			sites, ok := g.checkSites(m.Sites, b.id, log)
+			if !ok {
+				continue // the session keeps the sites it had
+			}
 			as.setSites(sites)
 			g.reg.notify()
 			if !draining {
 				g.shared.publish(as)
 			}
-			log.Info("agent sites updated", "sites", len(sites))
+			g.logLimited(log, slog.LevelInfo, b.id, "sites", "agent sites updated", "sites", len(sites))
 		case tunnel.GoAway:
 			// The agent is draining: route nothing new to this session.
 			draining = true
 			g.reg.remove(as)
 			g.shared.withdraw(as)
-			log.Info("agent draining", "reason", truncate(m.Reason, 128))
+			g.logLimited(log, slog.LevelInfo, b.id, "draining", "agent draining", "reason", truncate(m.Reason, 128))
 			// Requests picked before the removal may still open streams;
 			// once they have all finished, nothing will, and the agent may
 			// stop taking streams.
@@ -494,7 +552,7 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 	as.transport.CloseIdleConnections()
 	s.Close()
 	wg.Wait()
-	log.Info("agent disconnected", "connected_for", time.Since(as.since).Round(time.Millisecond).String())
+	g.logLimited(log, slog.LevelInfo, b.id, "disconnected", "agent disconnected", "connected_for", time.Since(as.since).Round(time.Millisecond).String())
 }
 
 // waitIdle waits until no request is in flight on the session, the
@@ -520,18 +578,6 @@ func (g *Gateway) reject(s tunnel.Session, ctrl *tunnel.Control, code, msg strin
 		}
 	}
 	s.Close()
-}
-
-func validSites(in []tunnel.SiteInfo, log *slog.Logger) []tunnel.SiteInfo {
-	out := make([]tunnel.SiteInfo, 0, len(in))
-	for _, si := range in {
-		if !namePattern.MatchString(si.Name) {
-			log.Warn("agent announced a site with an invalid name; ignored", "site", truncate(si.Name, 64))
-			continue
-		}
-		out = append(out, si)
-	}
-	return out
 }
 
 func newID() string {

@@ -1,6 +1,10 @@
 package gateway
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oxsecurity/oxbroker/tunnel"
+)
 
 // metrics are the gateway's Prometheus metrics (docs/design.md, "Metrics").
 type metrics struct {
@@ -9,6 +13,7 @@ type metrics struct {
 	duration     prometheus.Histogram
 	authFailures prometheus.Counter
 	authLimited  *prometheus.CounterVec
+	limits       *prometheus.CounterVec
 
 	// Replicas (registry.type redis).
 	forwarded      *prometheus.CounterVec
@@ -40,6 +45,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "oxbroker_gateway_auth_rate_limited_total",
 			Help: "Authentications refused unjudged because their address had failed too often, by listener: api (connectors, 429), tunnel (agents, reject).",
 		}, []string{"listener"}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxbroker_gateway_tunnel_limits_total",
+			Help: "Agent sessions or connections closed or refused because they went over a limit, by limit: pings, streams, stream_ids, handshakes (tunnel/spec.md, \"Limits\"), unauthenticated, broker_sessions, broker_sites (limits: config), control (a bad control frame).",
+		}, []string{"limit"}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oxbroker_gateway_forwarded_requests_total",
 			Help: "Connector requests sent to another replica, by outcome: ok (it answered), no_session (it had no session any more), unreachable (it could not be reached), refused (it refused the signature), failed (the exchange broke).",
@@ -57,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Connector requests that found no session of their broker and waited for one, by outcome: found, timeout.",
 		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.sessions, m.requests, m.duration, m.authFailures, m.authLimited, m.forwarded, m.internal, m.registryErrors, m.sessionWaits)
+	reg.MustRegister(m.sessions, m.requests, m.duration, m.authFailures, m.authLimited, m.limits, m.forwarded, m.internal, m.registryErrors, m.sessionWaits)
 	for _, t := range []string{"quic", "tcp"} {
 		m.sessions.WithLabelValues(t)
 	}
@@ -69,6 +78,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	for _, o := range []string{"found", "timeout"} {
 		m.sessionWaits.WithLabelValues(o)
+	}
+	for _, l := range []string{tunnel.LimitPings, tunnel.LimitStreams, tunnel.LimitStreamIDs, tunnel.LimitHandshakes,
+		limitUnauthenticated, limitBrokerSessions, limitBrokerSites, limitControl} {
+		m.limits.WithLabelValues(l)
 	}
 	return m
 }

@@ -64,6 +64,8 @@ const (
 	// keys are brokers whose connector authenticated, so strangers cannot
 	// fill it.
 	cacheEntries = 10000
+	// writeGap is the least time between two writes of changed records.
+	writeGap = 100 * time.Millisecond
 )
 
 // redisRegistry is registry.type redis.
@@ -197,6 +199,15 @@ func (r *redisRegistry) run(ctx context.Context) {
 			return
 		case <-r.kick:
 			r.write(false)
+			// Changes that come meanwhile wait for the next write, so that
+			// a flood of sites messages or a reconnect loop costs Redis
+			// one pipeline per writeGap, not one per change.
+			select {
+			case <-ctx.Done():
+				r.leave()
+				return
+			case <-time.After(writeGap):
+			}
 		case <-t.C:
 			// Every record, not only the changed ones: this refreshes the
 			// TTLs and puts the records back after Redis lost them (a

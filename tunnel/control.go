@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -63,6 +64,9 @@ const (
 	RejectUnauthorized = "unauthorized" // unknown broker or wrong token
 	RejectProtocol     = "protocol"     // unsupported protocol version or bad hello
 	RejectShutdown     = "shutting_down"
+	// RejectOverLimit: the broker has as many sessions, or the hello as
+	// many sites, as the gateway takes (its limits: config).
+	RejectOverLimit = "over_limit"
 )
 
 // GoAway, from the gateway, asks the agent to move: it opens a replacement
@@ -105,6 +109,12 @@ func (h Hello) String() string {
 // ErrUnknownMessage is returned (wrapped) for a well-formed message of a
 // type this version does not know; callers may ignore it.
 var ErrUnknownMessage = errors.New("unknown control message type")
+
+// ErrProtocol is returned (wrapped) by Control.Recv for a bad frame: a
+// length of 0 or over MaxFrameSize, a frame cut short by the end of the
+// stream, a payload that is not a message (spec.md, "Control stream").
+// The session is then closed at once; it is not the end of a drain.
+var ErrProtocol = errors.New("control protocol error")
 
 // EncodeMessage returns the JSON form of m, with its "type" field first.
 func EncodeMessage(m Message) ([]byte, error) {
@@ -218,10 +228,17 @@ func (c *Control) Recv(deadline time.Time) (Message, error) {
 	}
 	c.conn.SetReadDeadline(deadline)
 	b, err := ReadFrame(c.conn)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrEmptyFrame), errors.Is(err, ErrFrameTooLarge), errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
+	case err != nil:
 		return nil, err
 	}
-	return DecodeMessage(b)
+	m, err := DecodeMessage(b)
+	if err != nil && !errors.Is(err, ErrUnknownMessage) {
+		return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	return m, err
 }
 
 // Close closes the control stream.

@@ -8,7 +8,9 @@
 // The first stream of a session, opened by the agent, is the control stream:
 // length-prefixed JSON messages (hello, welcome, reject, goaway, sites).
 // Every other stream is opened by the gateway and carries HTTP/1.1. The wire
-// format is written down in spec.md next to this file.
+// format is written down in spec.md next to this file, with the limits each
+// side holds its peer to (muxguard.go for yamux; the QUIC configuration and
+// the listener's handshake caps for QUIC).
 package tunnel
 
 // ProtocolVersion is the version of the control protocol the agent puts in

@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestFrameRoundTrip(t *testing.T) {
@@ -92,6 +94,53 @@ func TestDecodeMessageRefusesGarbage(t *testing.T) {
 		t.Fatalf("unknown type: got %v, want ErrUnknownMessage", err)
 	}
 }
+
+// TestRecvTellsProtocolErrorsFromTheEnd: Control.Recv reports a bad frame
+// as ErrProtocol (the session is then closed), the end of the stream as
+// io.EOF (the drain acknowledgement), and an unknown type as
+// ErrUnknownMessage (ignored): the three must not be mistaken.
+func TestRecvTellsProtocolErrorsFromTheEnd(t *testing.T) {
+	frame := func(payload string) []byte {
+		b := binary.BigEndian.AppendUint32(nil, uint32(len(payload)))
+		return append(b, payload...)
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"zero length", []byte{0, 0, 0, 0}, ErrProtocol},
+		{"over 1 MiB", []byte{0, 0x10, 0, 1}, ErrProtocol},
+		{"garbage JSON", frame(`{"type":`), ErrProtocol},
+		{"not an object", frame(`[1,2]`), ErrProtocol},
+		{"goaway with a number for reason", frame(`{"type":"goaway","reason":5}`), ErrProtocol},
+		{"sites that are not a list", frame(`{"type":"sites","sites":"jira"}`), ErrProtocol},
+		{"cut short by the end", frame(`{"type":"goaway"}`)[:10], ErrProtocol},
+		{"the end", nil, io.EOF},
+		{"an unknown type", frame(`{"type":"future"}`), ErrUnknownMessage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewControl(&bufConn{Reader: bytes.NewReader(tt.in)})
+			_, err := c.Recv(time.Time{})
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+			if tt.want != ErrProtocol && errors.Is(err, ErrProtocol) {
+				t.Fatalf("got %v, which is also a protocol error", err)
+			}
+		})
+	}
+}
+
+// bufConn is a net.Conn that reads from a Reader; deadlines do nothing.
+type bufConn struct {
+	net.Conn
+	io.Reader
+}
+
+func (c *bufConn) Read(b []byte) (int, error)      { return c.Reader.Read(b) }
+func (c *bufConn) SetReadDeadline(time.Time) error { return nil }
 
 func TestHelloNeverPrintsToken(t *testing.T) {
 	h := Hello{BrokerID: "acme", Token: "tok-very-secret"}

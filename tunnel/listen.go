@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -17,9 +18,21 @@ import (
 // ErrListenerClosed is returned by Accept after Close.
 var ErrListenerClosed = errors.New("tunnel listener closed")
 
-// maxPendingHandshakes bounds TLS handshakes in progress on the TCP side,
-// so that a flood of half-open connections cannot exhaust the gateway.
+// maxPendingHandshakes bounds the handshakes in progress on each
+// transport (TLS on TCP; QUIC until the listener accepts the connection),
+// so that a flood of half-open connections cannot exhaust the gateway:
+// beyond it, new connections are refused at once.
 const maxPendingHandshakes = 512
+
+// quicRetryAbove is the number of QUIC handshakes in progress above which
+// a new connection must first prove that it owns its source address (a
+// QUIC Retry, one more round trip): a flood from spoofed addresses then
+// costs the gateway no connection state, and the gateway cannot be used
+// to reflect traffic at someone else.
+const quicRetryAbove = maxPendingHandshakes / 4
+
+// errTooManyHandshakes refuses a QUIC connection over maxPendingHandshakes.
+var errTooManyHandshakes = errors.New("too many handshakes in progress")
 
 // Listener accepts tunnel sessions on one port over both transports: QUIC
 // on UDP and TLS+yamux on TCP.
@@ -39,6 +52,8 @@ type Listener struct {
 	closeMu  sync.Once
 	wg       sync.WaitGroup // accept loops and handshakes
 	sem      chan struct{}  // pending TCP handshakes
+
+	quicPending atomic.Int64 // QUIC connections not yet accepted, handshakes included
 }
 
 // Listen listens on addr (":8443", "127.0.0.1:0") for TCP and UDP on the
@@ -63,22 +78,26 @@ func Listen(addr string, tlsConf *tls.Config, opts Options, log *slog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	// An explicit Transport, unlike quic.Listen, keeps accepted
-	// connections alive when the listener closes, so a draining gateway
-	// can still send goaway and finish requests on them.
-	qt := &quic.Transport{Conn: udpC}
-	ql, err := qt.Listen(tc, quicConfig(opts))
-	if err != nil {
-		tcpL.Close()
-		qt.Close()
-		udpC.Close()
-		return nil, fmt.Errorf("quic listen %s: %w", udpC.LocalAddr(), err)
-	}
 	l := &Listener{
-		tcp: tcpL, udp: udpC, qt: qt, ql: ql, tls: tc, opts: opts, log: log,
+		tcp: tcpL, udp: udpC, tls: tc, opts: opts, log: log,
 		sessions: make(chan Session),
 		closing:  make(chan struct{}),
 		sem:      make(chan struct{}, maxPendingHandshakes),
+	}
+	// An explicit Transport, unlike quic.Listen, keeps accepted
+	// connections alive when the listener closes, so a draining gateway
+	// can still send goaway and finish requests on them.
+	l.qt = &quic.Transport{
+		Conn:                udpC,
+		ConnContext:         l.quicConnContext,
+		VerifySourceAddress: func(net.Addr) bool { return l.quicPending.Load() >= quicRetryAbove },
+	}
+	l.ql, err = l.qt.Listen(tc, quicConfig(opts))
+	if err != nil {
+		tcpL.Close()
+		l.qt.Close()
+		udpC.Close()
+		return nil, fmt.Errorf("quic listen %s: %w", udpC.LocalAddr(), err)
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.wg.Add(2)
@@ -179,6 +198,7 @@ func (l *Listener) acceptTCP() {
 		case l.sem <- struct{}{}:
 		default:
 			c.Close() // too many handshakes in progress
+			l.limit(LimitHandshakes, c.RemoteAddr())
 			continue
 		}
 		l.wg.Add(1)
@@ -218,6 +238,31 @@ func (l *Listener) acceptQUIC() {
 		}
 		// quic-go only completes connections whose handshake succeeded;
 		// ALPN is enforced by the TLS config (no overlap fails the handshake).
+		if done, ok := conn.Context().Value(handshakeKey{}).(func()); ok {
+			done()
+		}
 		l.deliver(&quicSession{conn: conn, opts: l.opts})
+	}
+}
+
+type handshakeKey struct{}
+
+// quicConnContext counts a QUIC connection from its first packet until the
+// listener accepts it (or it fails), and refuses it when
+// maxPendingHandshakes are in progress already.
+func (l *Listener) quicConnContext(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
+	if l.quicPending.Add(1) > maxPendingHandshakes {
+		l.quicPending.Add(-1)
+		l.limit(LimitHandshakes, ci.RemoteAddr)
+		return nil, errTooManyHandshakes
+	}
+	done := sync.OnceFunc(func() { l.quicPending.Add(-1) })
+	context.AfterFunc(ctx, done) // the handshake failed, or the connection ended unaccepted
+	return context.WithValue(ctx, handshakeKey{}, done), nil
+}
+
+func (l *Listener) limit(name string, remote net.Addr) {
+	if l.opts.OnLimit != nil {
+		l.opts.OnLimit(name, remote)
 	}
 }

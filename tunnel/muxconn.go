@@ -8,8 +8,12 @@ import (
 )
 
 // muxConn is the connection under a yamux session (TLS over TCP). It does
-// two things yamux v0.1.2 does not:
+// three things yamux v0.1.2 does not:
 //
+//   - It guards yamux from its peer: every frame header read passes a
+//     frameGuard, which ends the session when the peer goes over a limit
+//     (ping floods, stream floods, frames for streams never opened).
+//     yamux trusts its peer with goroutines and memory (muxguard.go).
 //   - It joins a data frame's 12-byte header and its body into one write.
 //     yamux's send loop writes them separately, which over TLS is two
 //     records, two AEAD seals and two syscalls per frame; a small request
@@ -33,6 +37,8 @@ type muxConn struct {
 
 	la, ra  net.Addr
 	scratch []byte // header + start of body, reused across writes
+
+	guard *frameGuard
 }
 
 // The yamux frame header (yamux spec.md): version, type, flags, stream
@@ -45,8 +51,8 @@ const (
 	lengthOffset = 8
 )
 
-func newMuxConn(c net.Conn) *muxConn {
-	m := &muxConn{la: c.LocalAddr(), ra: c.RemoteAddr()}
+func newMuxConn(c net.Conn, lim guardLimits) *muxConn {
+	m := &muxConn{la: c.LocalAddr(), ra: c.RemoteAddr(), guard: newFrameGuard(lim)}
 	m.conn.Store(&c)
 	return m
 }
@@ -58,12 +64,19 @@ func (m *muxConn) inner() (net.Conn, error) {
 	return nil, net.ErrClosed
 }
 
+// Read hands yamux the peer's bytes once the guard has seen them; bytes
+// that go over a limit are not handed over, and the error ends yamux's
+// receive loop, which closes the session.
 func (m *muxConn) Read(b []byte) (int, error) {
 	c, err := m.inner()
 	if err != nil {
 		return 0, err
 	}
-	return c.Read(b)
+	n, err := c.Read(b)
+	if gerr := m.guard.scan(b[:n]); gerr != nil {
+		return 0, gerr
+	}
+	return n, err
 }
 
 func (m *muxConn) Write(b []byte) (int, error) {
@@ -81,6 +94,9 @@ func (m *muxConn) Write(b []byte) (int, error) {
 		if _, err := c.Write(m.pending[:]); err != nil {
 			return 0, err
 		}
+	}
+	if len(b) == headerSize {
+		m.guard.sent(b)
 	}
 	if len(b) == headerSize && b[0] == muxVersion && b[1] == typeData {
 		if n := int(binary.BigEndian.Uint32(b[lengthOffset:])); n > 0 {

@@ -1,6 +1,9 @@
 package tunnel
 
-import "time"
+import (
+	"net"
+	"time"
+)
 
 // Options tunes a session. The zero value means the defaults below, chosen
 // so that a dead peer is noticed within seconds and a bulk transfer is not
@@ -23,6 +26,12 @@ type Options struct {
 	StreamIdleTimeout time.Duration
 	// StreamWindow is the largest per-stream receive window, in bytes.
 	StreamWindow uint32
+	// OnLimit, when set, is called each time a peer goes over one of the
+	// limits of spec.md ("Limits"), with the limit's name (LimitPings,
+	// LimitStreams, LimitStreamIDs, LimitHandshakes) and the peer's
+	// address: the session is closed, or the connection refused. It is
+	// called from the session's own goroutines and must not block.
+	OnLimit func(limit string, remote net.Addr)
 }
 
 // Defaults of Options.

@@ -21,8 +21,14 @@ var _ Session = (*quicSession)(nil)
 // quicConfig returns the quic-go configuration for opts. Receive windows
 // are large so that one bulk download can fill a fast link; quic-go only
 // grows a window up to its maximum when the transfer needs it.
+//
+// Everything the tunnel does not use is off, so that a peer cannot use it
+// to hold memory: unidirectional streams, datagrams (a DATAGRAM frame is
+// then a protocol violation that closes the connection) and 0-RTT.
 func quicConfig(o Options) *quic.Config {
 	return &quic.Config{
+		EnableDatagrams:                false,
+		Allow0RTT:                      false,
 		HandshakeIdleTimeout:           o.HandshakeTimeout,
 		MaxIdleTimeout:                 o.IdleTimeout,
 		KeepAlivePeriod:                o.KeepAlive,

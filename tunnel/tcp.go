@@ -63,14 +63,16 @@ func newYamux(conn net.Conn, client bool, o Options) (*yamuxSession, error) {
 		mux *yamux.Session
 		err error
 	)
+	mc := newMuxConn(conn, yamuxGuardLimits(o, client, conn.RemoteAddr()))
 	if client {
-		mux, err = yamux.Client(newMuxConn(conn), yamuxConfig(o, client))
+		mux, err = yamux.Client(mc, yamuxConfig(o, client))
 	} else {
-		mux, err = yamux.Server(newMuxConn(conn), yamuxConfig(o, client))
+		mux, err = yamux.Server(mc, yamuxConfig(o, client))
 	}
 	if err != nil {
 		return nil, err
 	}
+	mc.guard.mux.Store(mux)
 	return &yamuxSession{mux: mux, conn: conn, opts: o}, nil
 }
 
