@@ -5,9 +5,10 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 CMDS    := ./cmd/oxbroker ./cmd/oxbroker-gateway ./cmd/jira-standin
 # Each fuzz target runs FUZZTIME in `make test` (CI); `make fuzz FUZZTIME=5m` for longer.
-# Path normalisation and the allowlist, the agent's security boundary, get 30 s.
-FUZZTIME ?= 20s
-FUZZ_TARGETS := ./tunnel:FuzzReadFrame ./tunnel:FuzzDecodeMessage ./gateway:FuzzFramingScanner ./config:FuzzParseAgent ./proxy:FuzzCheckPath ./jira:FuzzAllowlistMatch ./internal/replace:FuzzReader
+# Path normalisation, the allowlist and the yamux frame guard, the
+# security boundaries a stranger reaches, get 25 s.
+FUZZTIME ?= 15s
+FUZZ_TARGETS := ./tunnel:FuzzReadFrame ./tunnel:FuzzDecodeMessage ./tunnel:FuzzFrameGuard ./gateway:FuzzFramingScanner ./config:FuzzParseAgent ./proxy:FuzzCheckPath ./jira:FuzzAllowlistMatch ./internal/replace:FuzzReader
 
 .PHONY: build test unit fuzz check fmt vet cross tidy demo clean package package-test helm live-test
 
@@ -25,7 +26,7 @@ unit:
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
-		ft=$(FUZZTIME); case $$fn in FuzzCheckPath|FuzzAllowlistMatch) [ "$(FUZZTIME)" = 20s ] && ft=30s;; esac; \
+		ft=$(FUZZTIME); case $$fn in FuzzCheckPath|FuzzAllowlistMatch|FuzzFrameGuard) [ "$(FUZZTIME)" = 15s ] && ft=25s;; esac; \
 		echo "fuzz $$fn ($$pkg) for $$ft"; \
 		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$$ft $$pkg; \
 	done
