@@ -25,6 +25,7 @@ import (
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/internal/lograte"
 	"github.com/oxsecurity/oxbroker/tunnel"
+	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
 )
 
 // Options are the parts of an Agent that do not come from its config.
@@ -70,8 +71,8 @@ type Agent struct {
 	dialer    *tunnel.Dialer
 	addrs     []string
 	hello     tunnel.Hello
-	controls  map[*tunnel.Control]struct{} // control streams of live sessions
-	cancelGen context.CancelCauseFunc      // ends the current connection loops
+	controls  map[*tunnel.ControlLoop]struct{} // control streams of live sessions
+	cancelGen context.CancelCauseFunc          // ends the current connection loops
 
 	expiryMu sync.Mutex // serialises publishExpiry: a reset and its sets are one change
 
@@ -101,7 +102,7 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 		opts.LookupNetIP = net.DefaultResolver.LookupNetIP
 	}
 	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics),
-		lines: lograte.New(10, 10*time.Second, 16), controls: make(map[*tunnel.Control]struct{})}
+		lines: lograte.New(10, 10*time.Second, 16), controls: make(map[*tunnel.ControlLoop]struct{})}
 	a.opts.Tunnel = a.withLimitHook(opts.Tunnel)
 	a.spread = newSpread(a.metrics.gateways)
 	var err error
@@ -209,7 +210,7 @@ func (a *Agent) Readiness() (bool, string) {
 func (a *Agent) sendSites() {
 	infos := a.router.Load().infos()
 	a.mu.Lock()
-	controls := make([]*tunnel.Control, 0, len(a.controls))
+	controls := make([]*tunnel.ControlLoop, 0, len(a.controls))
 	for c := range a.controls {
 		controls = append(controls, c)
 	}
@@ -349,47 +350,25 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (wel
 	a.live.Add(1)
 	a.metrics.tunnels.WithLabelValues(s.Transport()).Inc()
 	a.spread.sessionUp(ep.addr)
+	// The control stream: goaway is the only message an agent acts on.
+	// The gateway's half-close is, after a goaway (either side's), its
+	// acknowledgement: it will route nothing more to this session
+	// (tunnel/spec.md). A bad frame is no acknowledgement: the loop
+	// closes the session.
+	loop := tunnel.StartControl(s, ctrl, tunnel.Handlers{
+		BadFrame: func(err error) {
+			a.overLimit(log, limitControl, "the gateway sent a bad control frame; closing the session", "err", err)
+		},
+	})
 	a.mu.Lock()
-	a.controls[ctrl] = struct{}{}
+	a.controls[loop] = struct{}{}
 	a.mu.Unlock()
 
 	srv := a.newStreamServer(log)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		srv.Serve(newStreamListener(s, maxConcurrentStreams))
-	}()
-	// Control messages: goaway is the only one an agent acts on. The
-	// reader runs until the gateway half-closes the control stream, which
-	// after a goaway (either side's) is its acknowledgement: it will route
-	// nothing more to this session (tunnel/spec.md). A bad frame is no
-	// acknowledgement: the reader closes the session.
-	goaway := make(chan string, 1)
-	badFrame := make(chan error, 1)
-	ctrlDone := make(chan struct{})
-	go func() {
-		defer close(ctrlDone)
-		for {
-			m, err := ctrl.Recv(time.Time{})
-			if errors.Is(err, tunnel.ErrUnknownMessage) {
-				continue
-			}
-			if errors.Is(err, tunnel.ErrProtocol) {
-				a.overLimit(log, limitControl, "the gateway sent a bad control frame; closing the session", "err", err)
-				badFrame <- err
-				s.Close()
-				return
-			}
-			if err != nil {
-				return
-			}
-			if g, ok := m.(tunnel.GoAway); ok {
-				select {
-				case goaway <- g.Reason:
-				default: // one is enough
-				}
-			}
-		}
+		srv.Serve(streamhttp.Listener(s, streamhttp.MaxConcurrentStreams))
 	}()
 
 	// finish drains the session: it tells the gateway to send no more
@@ -402,26 +381,26 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (wel
 	// buffered in the transport.
 	finish := func(tellGateway bool) {
 		a.mu.Lock()
-		delete(a.controls, ctrl)
+		delete(a.controls, loop)
 		a.mu.Unlock()
 		if tellGateway {
-			ctrl.Send(tunnel.GoAway{Reason: "agent draining"})
+			loop.Send(tunnel.GoAway{Reason: "agent draining"})
 		}
 		select {
-		case <-ctrlDone:
+		case <-loop.Done():
 		case <-s.Done():
 		case <-time.After(ackWait):
 			log.Warn("the gateway did not acknowledge the drain; closing anyway", "waited", ackWait.String())
 		}
 		a.drain(srv, log)
-		ctrl.CloseWrite()
+		loop.CloseWrite()
 		select {
 		case <-s.Done():
 		case <-time.After(closeWait):
 		}
 		s.Close()
 		<-served
-		<-ctrlDone
+		loop.Wait()
 		a.live.Add(-1)
 		a.metrics.tunnels.WithLabelValues(s.Transport()).Dec()
 		a.spread.sessionDown(ep.addr)
@@ -429,10 +408,8 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (wel
 	select {
 	case <-s.Done():
 		finish(false)
-		select {
-		case err := <-badFrame:
-			return true, fmt.Errorf("closed after a bad control frame from the gateway: %w", err)
-		default:
+		if loop.BadFrame() {
+			return true, fmt.Errorf("closed after a bad control frame from the gateway: %w", loop.Err())
 		}
 		return true, errors.New("session closed by the gateway or the network")
 	case <-ctx.Done():
@@ -450,8 +427,8 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (wel
 		finish(true)
 		log.Info("tunnel closed")
 		return true, nil
-	case reason := <-goaway:
-		log.Info("gateway asked us to move; draining this session", "reason", reason)
+	case g := <-loop.GoAway():
+		log.Info("gateway asked us to move; draining this session", "reason", truncate(g.Reason, 128))
 		a.drains.Add(1)
 		go func() {
 			defer a.drains.Done()
@@ -482,21 +459,11 @@ func (a *Agent) drain(srv *http.Server, log *slog.Logger) {
 	}
 }
 
-// maxConcurrentStreams bounds the streams served at once on one session,
-// whatever the gateway opens: a hostile or broken gateway cannot make the
-// agent hold unbounded goroutines and buffers.
-const maxConcurrentStreams = 1024
-
+// newStreamServer serves the gateway's streams. GuardBodies: refusals
+// made before the body reach the gateway at once, and a stalled body frees
+// its site's slot.
 func (a *Agent) newStreamServer(log *slog.Logger) *http.Server {
-	return &http.Server{
-		// GuardBodies: refusals made before the body reach the gateway
-		// at once, and a stalled body frees its site's slot.
-		Handler:           brokerhttp.GuardBodies(http.HandlerFunc(a.serveStream), 0),
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	return streamhttp.NewServer(brokerhttp.GuardBodies(http.HandlerFunc(a.serveStream), 0), log)
 }
 
 // expiryWarning is how long before auth.expires the agent starts warning.

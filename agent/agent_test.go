@@ -28,6 +28,8 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+var transports = tunnel.Transports
+
 // syncBuffer collects log output written from many goroutines.
 type syncBuffer = syncbuf.Buffer
 

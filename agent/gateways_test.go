@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -373,11 +372,9 @@ func (f *fakeGateway) serveSession(s tunnel.Session) {
 	if err := ctrl.Send(tunnel.Welcome{SessionID: id, GatewayVersion: "fake"}); err == nil {
 		// Until the agent half-closes the control stream (it has drained)
 		// or the session ends.
-		for {
-			if _, err := ctrl.Recv(time.Time{}); err != nil && !errors.Is(err, tunnel.ErrUnknownMessage) {
-				break
-			}
-		}
+		loop := tunnel.StartControl(s, ctrl, tunnel.Handlers{})
+		<-loop.Done()
+		loop.Wait()
 	}
 	f.mu.Lock()
 	delete(f.sessions, s)

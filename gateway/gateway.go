@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -336,7 +335,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	leave()
 	<-regDone
 	for _, s := range g.reg.all() {
-		s.ctrl.Send(tunnel.GoAway{Reason: "gateway shutting down"})
+		s.loop.Send(tunnel.GoAway{Reason: "gateway shutting down"})
 	}
 	drainCtx, cancel := context.WithTimeout(context.Background(), g.opts.DrainTimeout)
 	defer cancel()
@@ -465,19 +464,54 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		return
 	}
 	hello.Sites = sites
-	as := newAgentSession(newID(), b.id, hello, s, ctrl)
+	as := newAgentSession(newID(), b.id, hello, s)
 	log = log.With("broker", b.id, "session", as.id, "agent_id", truncate(hello.AgentID, 64))
+	// The control stream's reader runs from here on (the agent says
+	// nothing before the welcome).
+	var draining bool // the agent sent goaway; read and written in the loop's goroutine
+	as.loop = tunnel.StartControl(s, ctrl, tunnel.Handlers{
+		GoAway: func(m tunnel.GoAway) {
+			if draining {
+				return
+			}
+			// The agent is draining: route nothing new to this session,
+			// before any later message is read.
+			draining = true
+			g.reg.remove(as)
+			g.shared.withdraw(as)
+			g.logLimited(log, slog.LevelInfo, b.id, "draining", "agent draining", "reason", truncate(m.Reason, 128))
+		},
+		Sites: func(m tunnel.Sites) {
+			sites, ok := g.checkSites(m.Sites, b.id, log)
+			if !ok {
+				return // the session keeps the sites it had
+			}
+			as.setSites(sites)
+			g.reg.notify()
+			if !draining {
+				g.shared.publish(as)
+			}
+			g.logLimited(log, slog.LevelInfo, b.id, "sites", "agent sites updated", "sites", len(sites))
+		},
+		BadFrame: func(err error) {
+			// A bad frame is not the end of a drain: the loop closes the
+			// session at once, requests in flight included (tunnel/spec.md).
+			g.overLimit(log, limitControl, b.id, "agent sent a bad control frame; session closed", "err", err)
+		},
+	})
+	loop := as.loop
 	// Registered before the welcome: once the agent knows it is accepted
 	// (and reports ready), requests must find it.
 	g.reg.add(as)
 	g.shared.publish(as)
 	g.metrics.sessions.WithLabelValues(s.Transport()).Inc()
-	if err := ctrl.Send(tunnel.Welcome{SessionID: as.id, GatewayVersion: g.opts.Version}); err != nil {
+	if err := loop.Send(tunnel.Welcome{SessionID: as.id, GatewayVersion: g.opts.Version}); err != nil {
 		log.Debug("send welcome", "err", err)
 		g.reg.remove(as)
 		g.shared.withdraw(as)
 		g.metrics.sessions.WithLabelValues(s.Transport()).Dec()
 		s.Close()
+		loop.Wait()
 		return
 	}
 	accepted()
@@ -496,50 +530,17 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		}
 	}()
 	stop := context.AfterFunc(ctx, func() { s.Close() })
-	draining := false // the agent sent goaway
-	for {
-		m, err := ctrl.Recv(time.Time{})
-		if errors.Is(err, tunnel.ErrUnknownMessage) {
-			continue
-		}
-		if errors.Is(err, tunnel.ErrProtocol) {
-			// A bad frame is not the end of a drain: the session is
-			// closed at once, requests in flight included (tunnel/spec.md).
-			g.overLimit(log, limitControl, b.id, "agent sent a bad control frame; session closed", "err", err)
-			s.Close()
-			break
-		}
-		if err != nil {
-			break
-		}
-		switch m := m.(type) {
-		case tunnel.Sites:
-			sites, ok := g.checkSites(m.Sites, b.id, log)
-			if !ok {
-				continue // the session keeps the sites it had
-			}
-			as.setSites(sites)
-			g.reg.notify()
-			if !draining {
-				g.shared.publish(as)
-			}
-			g.logLimited(log, slog.LevelInfo, b.id, "sites", "agent sites updated", "sites", len(sites))
-		case tunnel.GoAway:
-			// The agent is draining: route nothing new to this session.
-			draining = true
-			g.reg.remove(as)
-			g.shared.withdraw(as)
-			g.logLimited(log, slog.LevelInfo, b.id, "draining", "agent draining", "reason", truncate(m.Reason, 128))
-			// Requests picked before the removal may still open streams;
-			// once they have all finished, nothing will, and the agent may
-			// stop taking streams.
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				g.waitIdle(as)
-				as.ack()
-			}()
-		}
+	select {
+	case <-loop.GoAway():
+		// Requests picked before the removal may still open streams;
+		// once they have all finished, nothing will, and the agent may
+		// stop taking streams: acknowledge.
+		wg.Go(func() {
+			g.waitIdle(as)
+			as.ack()
+		})
+		<-loop.Done()
+	case <-loop.Done():
 	}
 	// The agent half-closed the control stream (a drain is over) or the
 	// session died: no new requests, and close once the requests in flight
@@ -551,6 +552,7 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 	g.metrics.sessions.WithLabelValues(s.Transport()).Dec()
 	as.transport.CloseIdleConnections()
 	s.Close()
+	loop.Wait()
 	wg.Wait()
 	g.logLimited(log, slog.LevelInfo, b.id, "disconnected", "agent disconnected", "connected_for", time.Since(as.since).Round(time.Millisecond).String())
 }
@@ -558,13 +560,12 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 // waitIdle waits until no request is in flight on the session, the
 // session has died, or the drain timeout has passed.
 func (g *Gateway) waitIdle(as *agentSession) {
-	deadline := time.Now().Add(g.opts.DrainTimeout)
-	for as.inflight.Load() > 0 && time.Now().Before(deadline) {
-		select {
-		case <-as.sess.Done():
-			return
-		case <-time.After(20 * time.Millisecond):
-		}
+	t := time.NewTimer(g.opts.DrainTimeout)
+	defer t.Stop()
+	select {
+	case <-as.inflight.Idle():
+	case <-as.sess.Done():
+	case <-t.C:
 	}
 }
 

@@ -26,11 +26,12 @@ import (
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
 	"github.com/oxsecurity/oxbroker/tunnel"
+	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-var transports = []string{tunnel.TransportQUIC, tunnel.TransportTCP}
+var transports = tunnel.Transports
 
 // slowTests turns on tests that wait for protocol timeouts (the 10 s hello
 // deadline), which are too slow for every run.
@@ -264,7 +265,7 @@ type fakeAgent struct {
 	sess    tunnel.Session
 	ctrl    *tunnel.Control
 	welcome tunnel.Welcome
-	msgs    chan tunnel.Message // control messages after welcome
+	loop    *tunnel.ControlLoop // the control stream after welcome
 	srv     *http.Server
 	wg      sync.WaitGroup
 }
@@ -288,29 +289,12 @@ func (tg *testGateway) connectAs(t *testing.T, transport string, h tunnel.Hello,
 	if err != nil {
 		t.Fatalf("handshake over %s: %v", transport, err)
 	}
-	a := &fakeAgent{sess: s, ctrl: ctrl, welcome: w, msgs: make(chan tunnel.Message, 16),
+	a := &fakeAgent{sess: s, ctrl: ctrl, welcome: w, loop: tunnel.StartControl(s, ctrl, tunnel.Handlers{}),
 		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}}
-	a.wg.Add(2)
+	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		a.srv.Serve(newSessionListener(s))
-	}()
-	go func() {
-		defer a.wg.Done()
-		defer close(a.msgs)
-		for {
-			m, err := ctrl.Recv(time.Time{})
-			if errors.Is(err, tunnel.ErrUnknownMessage) {
-				continue
-			}
-			if err != nil {
-				return
-			}
-			select {
-			case a.msgs <- m:
-			default: // nobody reads that many; never block the close
-			}
-		}
+		a.srv.Serve(streamhttp.Listener(s, streamhttp.MaxConcurrentStreams))
 	}()
 	t.Cleanup(a.close)
 	// The gateway registers a session just after it sends welcome
@@ -330,30 +314,8 @@ func (a *fakeAgent) close() {
 	a.sess.Close()
 	a.srv.Close()
 	a.wg.Wait()
+	a.loop.Wait()
 }
-
-// sessionListener hands the streams the gateway opens to an http.Server.
-type sessionListener struct {
-	s      tunnel.Session
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
-func newSessionListener(s tunnel.Session) *sessionListener {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &sessionListener{s: s, ctx: ctx, cancel: cancel}
-}
-
-func (l *sessionListener) Accept() (net.Conn, error) {
-	c, err := l.s.AcceptStream(l.ctx)
-	if err != nil {
-		return nil, net.ErrClosed
-	}
-	return c, nil
-}
-
-func (l *sessionListener) Close() error   { l.cancel(); return nil }
-func (l *sessionListener) Addr() net.Addr { return l.s.LocalAddr() }
 
 // echo is what echoHandler saw of a request.
 type echo struct {
@@ -944,13 +906,12 @@ func TestShutdownSendsGoAway(t *testing.T) {
 			go func() { stopped <- tg.stop(t) }()
 
 			select {
-			case m, ok := <-a.msgs:
-				if !ok {
-					t.Fatal("the control stream ended without goaway")
+			case g := <-a.loop.GoAway():
+				if g.Reason == "" {
+					t.Fatalf("control message: got %#v, want goaway with a reason", g)
 				}
-				if g, isGoAway := m.(tunnel.GoAway); !isGoAway || g.Reason == "" {
-					t.Fatalf("control message: got %#v, want goaway with a reason", m)
-				}
+			case <-a.loop.Done():
+				t.Fatal("the control stream ended without goaway")
 			case <-time.After(5 * time.Second):
 				t.Fatal("no goaway within 5 s of the gateway's shutdown")
 			}
@@ -1030,7 +991,7 @@ func TestRegisteredBeforeWelcome(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l := newSessionListener(s)
+		l := streamhttp.Listener(s, streamhttp.MaxConcurrentStreams)
 		srv := &http.Server{Handler: echoHandler("a1")}
 		served := make(chan struct{})
 		go func() { defer close(served); srv.Serve(l) }()

@@ -18,6 +18,7 @@ import (
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/gateway/redistest"
 	"github.com/oxsecurity/oxbroker/tunnel"
+	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
 )
 
 // rawAgent is an agent whose control stream the test writes by hand
@@ -99,7 +100,7 @@ func TestBadControlFrameClosesSession(t *testing.T) {
 				})}
 				var wg sync.WaitGroup
 				defer func() { close(release); srv.Close(); wg.Wait() }()
-				wg.Go(func() { srv.Serve(newSessionListener(a.sess)) })
+				wg.Go(func() { srv.Serve(streamhttp.Listener(a.sess, streamhttp.MaxConcurrentStreams)) })
 				wg.Go(func() { tg.do("GET", "/b/acme/jira/x", tg.acmeConnector, nil, "") })
 				<-arrived
 

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/tunnel"
+	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
 )
 
 // agentSession is one live, authenticated tunnel session of a broker.
@@ -18,39 +18,70 @@ type agentSession struct {
 	brokerID string
 	hello    tunnel.Hello
 	sess     tunnel.Session
-	ctrl     *tunnel.Control
+	loop     *tunnel.ControlLoop // the control stream; set before the session is registered
 	since    time.Time
 	// transport sends HTTP over streams of sess; idle streams are kept for
 	// reuse like idle TCP connections.
 	transport *http.Transport
-	inflight  atomic.Int64
-	ackOnce   sync.Once
+	inflight  inflightCount
 
 	mu    sync.Mutex // guards sites
 	sites []tunnel.SiteInfo
 }
 
-func newAgentSession(id, brokerID string, h tunnel.Hello, s tunnel.Session, c *tunnel.Control) *agentSession {
-	as := &agentSession{id: id, brokerID: brokerID, hello: h, sess: s, ctrl: c, since: time.Now(), sites: h.Sites}
-	as.transport = &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return s.OpenStream(ctx)
-		},
-		MaxIdleConns:        0,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true, // pass the connector's Accept-Encoding through
-		WriteBufferSize:     32 << 10,
-		ReadBufferSize:      32 << 10,
-	}
+func newAgentSession(id, brokerID string, h tunnel.Hello, s tunnel.Session) *agentSession {
+	as := &agentSession{id: id, brokerID: brokerID, hello: h, sess: s, since: time.Now(), sites: h.Sites}
+	as.transport = streamhttp.NewTransport(s)
 	return as
+}
+
+// inflightCount counts the requests routed to a session that have not
+// finished, and says when none is left: a draining session waits on Idle
+// instead of polling.
+type inflightCount struct {
+	n    atomic.Int64  // read without the lock by pick
+	mu   sync.Mutex    // serialises changes of n, and guards zero
+	zero chan struct{} // closed while n is 0; nil until first needed
+}
+
+// Add changes the count by d.
+func (c *inflightCount) Add(d int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	was := c.n.Load()
+	now := c.n.Add(d)
+	switch {
+	case now == 0 && c.zero != nil:
+		close(c.zero)
+	case was == 0 && now != 0 && c.zero != nil:
+		c.zero = make(chan struct{})
+	}
+}
+
+// Store sets the count (tests).
+func (c *inflightCount) Store(n int64) { c.Add(n - c.Load()) }
+
+// Load returns the count.
+func (c *inflightCount) Load() int64 { return c.n.Load() }
+
+// Idle returns a channel that is closed while no request is in flight.
+func (c *inflightCount) Idle() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.zero == nil {
+		c.zero = make(chan struct{})
+		if c.n.Load() == 0 {
+			close(c.zero)
+		}
+	}
+	return c.zero
 }
 
 // ack tells the agent, after a goaway from either side, that nothing more
 // will be routed to this session: the gateway half-closes the control
 // stream (tunnel/spec.md). The agent keeps taking streams until then.
 func (s *agentSession) ack() {
-	s.ackOnce.Do(func() { s.ctrl.CloseWrite() })
+	s.loop.CloseWrite()
 }
 
 func (s *agentSession) setSites(sites []tunnel.SiteInfo) {

@@ -15,7 +15,7 @@ func fakeSession(id, broker string, sites ...string) *agentSession {
 	for _, s := range sites {
 		h.Sites = append(h.Sites, tunnel.SiteInfo{Name: s, Type: "jira"})
 	}
-	return newAgentSession(id, broker, h, nil, nil)
+	return newAgentSession(id, broker, h, nil)
 }
 
 func ids(list []*agentSession) []string {

@@ -25,3 +25,7 @@ const (
 	TransportQUIC = "quic"
 	TransportTCP  = "tcp"
 )
+
+// Transports are both transports, in the order transport auto tries them;
+// tests run each case over every one.
+var Transports = []string{TransportQUIC, TransportTCP}

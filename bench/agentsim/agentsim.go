@@ -223,37 +223,20 @@ func (f *Fleet) session(ctx context.Context, a *agent, h tunnel.Hello, welcomed 
 	}()
 	welcomed()
 
-	goaway := make(chan struct{})
-	ctrlDone := make(chan struct{})
-	go func() {
-		defer close(ctrlDone)
-		for {
-			m, err := ctrl.Recv(time.Time{})
-			if errors.Is(err, tunnel.ErrUnknownMessage) {
-				continue
-			}
-			if err != nil {
-				return
-			}
-			if _, ok := m.(tunnel.GoAway); ok {
-				close(goaway)
-				return
-			}
-		}
-	}()
-	defer func() { s.Close(); <-ctrlDone }()
+	loop := tunnel.StartControl(s, ctrl, tunnel.Handlers{})
+	defer func() { s.Close(); loop.Wait() }()
 	select {
 	case <-s.Done():
 		return errors.New("session ended")
-	case <-ctrlDone:
+	case <-loop.GoAway():
+		return errGoAway
+	case <-loop.Done():
 		select {
-		case <-goaway:
+		case <-loop.GoAway():
 			return errGoAway
 		default:
 			return errors.New("control stream ended")
 		}
-	case <-goaway:
-		return errGoAway
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -1,4 +1,4 @@
-package agent
+package streamhttp
 
 import (
 	"context"
@@ -8,16 +8,21 @@ import (
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
-// streamListener turns the streams the gateway opens on a session into
+// streamListener turns the streams the peer opens on a session into
 // connections for an http.Server, at most limit of them at once: Accept
 // waits for a slot, so excess streams queue in the transport (QUIC stream
-// credit, yamux backlog) instead of in the agent's memory.
+// credit, yamux backlog) instead of in the server's memory.
 type streamListener struct {
 	s     tunnel.Session
 	slots chan struct{}
 	ctx   context.Context
 	stop  context.CancelFunc
 }
+
+// Listener returns the streams the peer opens on s as a net.Listener for
+// an http.Server, at most limit of them served at once. Close stops Accept;
+// the session itself is closed by its owner.
+func Listener(s tunnel.Session, limit int) net.Listener { return newStreamListener(s, limit) }
 
 func newStreamListener(s tunnel.Session, limit int) *streamListener {
 	ctx, stop := context.WithCancel(context.Background())

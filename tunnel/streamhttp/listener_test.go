@@ -1,56 +1,18 @@
-package agent
+package streamhttp
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"testing"
 	"time"
 
-	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/tunnel"
+	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 )
 
-var transports = []string{tunnel.TransportQUIC, tunnel.TransportTCP}
-
-// sessionPair returns a connected agent (dialling) and gateway
-// (listening) session on loopback.
-func sessionPair(t *testing.T, transport string, opts tunnel.Options) (agentSide, gatewaySide tunnel.Session) {
-	t.Helper()
-	ca, err := devcert.NewCA("test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := leaf.TLSCertificate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := tunnel.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}}, opts, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	d := &tunnel.Dialer{Transport: transport, TLS: &tls.Config{RootCAs: ca.Pool()}, Options: opts}
-	agentSide, err = d.Dial(ctx, l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { agentSide.Close() })
-	gatewaySide, err = l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gatewaySide.Close() })
-	return agentSide, gatewaySide
-}
+var transports = tunnel.Transports
 
 // acceptLoop accepts from l until it fails, sending each connection on
 // the returned channel and the final error on errc.
@@ -95,7 +57,7 @@ func quiet(t *testing.T, conns chan net.Conn, what string) {
 func TestStreamListenerLimit(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			agentSide, gatewaySide := sessionPair(t, tr, tunnel.Options{})
+			agentSide, gatewaySide := sessiontest.SessionPair(t, tr, tunnel.Options{})
 			const limit = 3
 			l := newStreamListener(agentSide, limit)
 			conns, errc := acceptLoop(l)
@@ -178,7 +140,7 @@ func TestStreamListenerClose(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					agentSide, gatewaySide := sessionPair(t, tr, tunnel.Options{})
+					agentSide, gatewaySide := sessiontest.SessionPair(t, tr, tunnel.Options{})
 					l := newStreamListener(agentSide, 2)
 					if got, want := l.Addr(), agentSide.LocalAddr(); got.String() != want.String() {
 						t.Errorf("Addr: got %s, want the session's %s", got, want)
@@ -209,7 +171,7 @@ func TestStreamsQueueBeyondLimit(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			opts := tunnel.Options{KeepAlive: 100 * time.Millisecond, IdleTimeout: 500 * time.Millisecond}
-			agentSide, gatewaySide := sessionPair(t, tr, opts)
+			agentSide, gatewaySide := sessiontest.SessionPair(t, tr, opts)
 			l := newStreamListener(agentSide, 1)
 			defer l.Close()
 			conns, _ := acceptLoop(l)
