@@ -249,7 +249,7 @@ func (g *Gateway) send(req *http.Request, rt *routed, remotePath string) (*http.
 			// clusterWindow away: a misconfiguration no retry mends.
 			resp.Body.Close()
 			g.metrics.forwarded.WithLabelValues("refused").Inc()
-			g.refusals.warn(g.log, "another replica refused this one's signature: check that every replica has the same cluster secret and a synchronised clock",
+			g.rare.Log(g.log, slog.LevelWarn, "cluster-refused", "another replica refused this one's signature: check that every replica has the same cluster secret and a synchronised clock",
 				"replica", rt.remote.Advertise, "request_id", rt.requestID)
 			return nil, &routeError{brokerhttp.BrokerOffline, "the gateway replica holding the session refused to serve this one; retry"}
 		case err == nil && !isNoSession(resp):
@@ -390,7 +390,7 @@ func (g *Gateway) internalHandler() http.Handler {
 		broker, site, path, check, ok := parseInternalTarget(r)
 		signed, err := g.cluster.verify(r, broker, site, time.Now())
 		if err != nil {
-			g.refusals.warn(g.log, "internal request refused", "remote", r.RemoteAddr, "reason", err.Error(),
+			g.rare.Log(g.log, slog.LevelWarn, "internal-refused", "internal request refused", "remote", r.RemoteAddr, "reason", err.Error(),
 				"method", r.Method, "target", truncate(r.RequestURI, 128))
 			switch {
 			case errors.Is(err, errOlderReplica), errors.Is(err, errOtherReplica):

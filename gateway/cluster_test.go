@@ -550,9 +550,7 @@ func TestClusterStrangersCostNoRedis(t *testing.T) {
 
 	reg := a.gw.shared.(*redisRegistry)
 	memory := func() (defined, lookups int) {
-		reg.lookups.mu.Lock()
-		defer reg.lookups.mu.Unlock()
-		return len(reg.defined.Load().byID), len(reg.lookups.entries)
+		return len(reg.defined.Load().byID), reg.lookups.Len()
 	}
 	definedBefore, lookupsBefore := memory()
 	strangers := func(from int) {

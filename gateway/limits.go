@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/oxsecurity/oxbroker/internal/lograte"
 	"github.com/oxsecurity/oxbroker/tunnel"
@@ -28,7 +29,14 @@ const (
 	linesKeys  = 4096
 )
 
+// logEvery is the interval of rate-limited log lines: one per key then.
+const logEvery = 10 * time.Second
+
 func newLines() *lograte.Limiter { return lograte.New(linesBurst, logEvery, linesKeys) }
+
+// newRareLines is for warnings that need one line per 10 s at most (an
+// address over its failure budget, refused internal requests).
+func newRareLines() *lograte.Limiter { return lograte.New(1, logEvery, 8) }
 
 // logLimited logs one line about broker's sessions (key: broker and
 // event), within the lines' budget.
