@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,8 +20,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/oxsecurity/oxbroker/agent/diag"
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/certpool"
 	"github.com/oxsecurity/oxbroker/internal/lograte"
 	"github.com/oxsecurity/oxbroker/tunnel"
 	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
@@ -109,7 +110,7 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 	if a.agentID, err = loadAgentID(cfg.StateDir); err != nil {
 		return nil, err
 	}
-	if a.dialer, err = newDialer(cfg.Gateway, a.opts.Tunnel); err != nil {
+	if a.dialer, err = NewDialer(cfg.Gateway, a.opts.Tunnel); err != nil {
 		return nil, err
 	}
 	r, err := newRouter(ctx, cfg.Sites, routerOptions{broker: cfg.Broker.ID, log: a.log, metrics: a.metrics, up: a.sendSites})
@@ -144,21 +145,14 @@ func (a *Agent) setConfig(cfg *config.Agent) {
 	}
 }
 
-// newDialer builds the tunnel dialer: the gateway certificate is checked
-// against the system roots plus gateway.ca_file, always.
-func newDialer(g config.GatewayDial, o tunnel.Options) (*tunnel.Dialer, error) {
-	roots, err := x509.SystemCertPool()
-	if err != nil || roots == nil {
-		roots = x509.NewCertPool()
-	}
-	if g.CAFile != "" {
-		pem, err := os.ReadFile(g.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("gateway.ca_file: %w", err)
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("gateway.ca_file: no PEM certificate in %s", g.CAFile)
-		}
+// NewDialer builds the agent's tunnel dialer for g: the gateway
+// certificate is checked against the system roots plus gateway.ca_file,
+// always; the proxy is gateway.proxy, or else HTTPS_PROXY. `oxbroker check`
+// dials with it too.
+func NewDialer(g config.GatewayDial, o tunnel.Options) (*tunnel.Dialer, error) {
+	roots, err := certpool.Load("gateway.ca_file", g.CAFile, nil)
+	if err != nil {
+		return nil, err
 	}
 	d := &tunnel.Dialer{
 		Transport: g.Transport,
@@ -428,7 +422,7 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (wel
 		log.Info("tunnel closed")
 		return true, nil
 	case g := <-loop.GoAway():
-		log.Info("gateway asked us to move; draining this session", "reason", truncate(g.Reason, 128))
+		log.Info("gateway asked us to move; draining this session", "reason", brokerhttp.Truncate(g.Reason, 128))
 		a.drains.Add(1)
 		go func() {
 			defer a.drains.Done()
@@ -466,9 +460,6 @@ func (a *Agent) newStreamServer(log *slog.Logger) *http.Server {
 	return streamhttp.NewServer(brokerhttp.GuardBodies(http.HandlerFunc(a.serveStream), 0), log)
 }
 
-// expiryWarning is how long before auth.expires the agent starts warning.
-const expiryWarning = 30 * 24 * time.Hour
-
 // publishExpiry makes the token-expiry gauge say what sites, the config
 // in force, says: one series per site with auth.expires and none for the
 // others, so that an alert on a removed site or date stops. It warns of
@@ -487,7 +478,7 @@ func (a *Agent) publishExpiry(sites []config.Site) {
 		switch left := time.Until(exp); {
 		case left <= 0:
 			a.log.Error("the site's Jira token has expired; create a new one and update auth.token", "site", site.Name, "expired", exp.Format(time.DateOnly))
-		case left < expiryWarning:
+		case left < diag.TokenExpiryWarning:
 			a.log.Warn("the site's Jira token expires soon; create a new one before then", "site", site.Name,
 				"expires", exp.Format(time.DateOnly), "days_left", int(left.Hours()/24))
 		}
@@ -501,11 +492,4 @@ func (a *Agent) serveStream(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	a.router.Load().ServeHTTP(w, req)
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }

@@ -35,7 +35,7 @@ func (a *Agent) Reload(ctx context.Context, cfg *config.Agent) error {
 	reconnect := cfg.Broker.ID != old.Broker.ID || cfg.Broker.Token != old.Broker.Token ||
 		!sameGateway(cfg.Gateway, old.Gateway)
 	if reconnect {
-		d, err := newDialer(cfg.Gateway, a.opts.Tunnel)
+		d, err := NewDialer(cfg.Gateway, a.opts.Tunnel)
 		if err != nil {
 			a.mu.Unlock()
 			r.close()

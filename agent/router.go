@@ -98,7 +98,7 @@ func newRouter(ctx context.Context, sites []config.Site, o routerOptions) (*rout
 			id, err := DiscoverCloudID(ctx, site)
 			switch {
 			case err == nil:
-				site.URL = cloudURL(site, id)
+				site.URL = jira.CloudURL(site.AtlassianAPI, id)
 				o.log.Info("resolved cloud_site", "site", site.Name, "cloud_id", id)
 			case last != nil && sameCloudSite(o.prev.sites[site.Name].cfg, site):
 				o.log.Warn("cannot read the site's Cloud ID again; keeping the one read before", "site", site.Name,
@@ -136,10 +136,6 @@ func sameCloudSite(a, b config.Site) bool {
 	return a.CloudSite == b.CloudSite && a.AtlassianAPI == b.AtlassianAPI
 }
 
-func cloudURL(site config.Site, id string) string {
-	return strings.TrimRight(site.AtlassianAPI, "/") + "/ex/jira/" + id
-}
-
 // discoveryBackoff paces the background reads of a down site's Cloud ID,
 // waiting at least discoveryMinWait between two (tests shorten both).
 var (
@@ -170,7 +166,7 @@ func (r *router) rediscover(slot *siteSlot, m *metrics) {
 				r.log.Debug("site still down: cannot read its Cloud ID", "site", site.Name, "err", err)
 				continue
 			}
-			site.URL = cloudURL(site, id)
+			site.URL = jira.CloudURL(site.AtlassianAPI, id)
 			p, err := proxy.New(site, proxy.Options{Logger: r.log, Observer: m, Broker: r.broker})
 			if err != nil { // the settings were good when the router was built
 				slot.state.Store(&siteState{down: fmt.Errorf("%w: %w", errSiteDown, err)})
@@ -211,7 +207,7 @@ func (r *router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	name := req.Header.Get(brokerhttp.HeaderSite)
 	slot := r.sites[name]
 	if slot == nil {
-		brokerhttp.WriteError(w, brokerhttp.UnknownSite, fmt.Sprintf("this agent has no site %q", truncate(name, 64)),
+		brokerhttp.WriteError(w, brokerhttp.UnknownSite, fmt.Sprintf("this agent has no site %q", brokerhttp.Truncate(name, 64)),
 			req.Header.Get(brokerhttp.HeaderRequestID))
 		return
 	}

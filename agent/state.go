@@ -14,6 +14,17 @@ import (
 
 var agentIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
+// ReadAgentID returns the agent id kept in dir/agent-id, or "" when there
+// is none yet or it is damaged. Unlike the agent's start, it creates
+// nothing: `oxbroker check` announces the id the agent will use.
+func ReadAgentID(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "agent-id"))
+	if id := strings.TrimSpace(string(b)); err == nil && agentIDPattern.MatchString(id) {
+		return id
+	}
+	return ""
+}
+
 // loadAgentID returns the persistent agent id kept in dir/agent-id,
 // creating it (and dir) on first start. The id lets the gateway tell an
 // agent's restarts from a second agent of the same broker.

@@ -29,6 +29,12 @@ const (
 	HeaderPublicBase = "Ox-Broker-Public-Base"
 )
 
+// OpCheck is the Ox-Broker-Op value with which the gateway asks the agent
+// for a remote check of the site named by Ox-Broker-Site. Only the gateway
+// sets Ox-Broker-* headers toward the agent: it strips every one a
+// connector sends on /b/ routes.
+const OpCheck = "check"
+
 // Code is one of the broker's error codes.
 type Code string
 
@@ -82,6 +88,15 @@ type Detail struct {
 	Code      Code   `json:"code"`
 	Message   string `json:"message"`
 	RequestID string `json:"request_id,omitempty"`
+}
+
+// Truncate cuts s to n bytes, marked with "…", for quoting a value read
+// from the network in a message or a log line.
+func Truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 // WriteError writes a broker error response. requestID may be empty.

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oxsecurity/oxbroker/agent"
+	"github.com/oxsecurity/oxbroker/agent/diag"
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 )
 
@@ -45,11 +45,11 @@ func (e *env) runCheck(environ []string, args ...string) (int, string, string) {
 
 // checkJSON runs `oxbroker check --json` on the config of o with the Jira
 // token jiraToken and decodes the report.
-func (e *env) checkJSON(o agentOpts, jiraToken string) (int, agent.Report) {
+func (e *env) checkJSON(o agentOpts, jiraToken string) (int, diag.Report) {
 	e.t.Helper()
 	cfg := e.agentConfig(o)
 	code, stdout, stderr := e.runCheck([]string{"JIRA_TOKEN=" + jiraToken}, "--config", cfg, "--json")
-	var rep agent.Report
+	var rep diag.Report
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 		e.t.Fatalf("check --json: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 	}
@@ -60,9 +60,9 @@ func (e *env) checkJSON(o agentOpts, jiraToken string) (int, agent.Report) {
 }
 
 // checkFindResult returns the named result of rs.
-func checkFindResult(t *testing.T, rs []agent.Result, name string) agent.Result {
+func checkFindResult(t *testing.T, rs []diag.Result, name string) diag.Result {
 	t.Helper()
-	i := slices.IndexFunc(rs, func(r agent.Result) bool { return r.Name == name })
+	i := slices.IndexFunc(rs, func(r diag.Result) bool { return r.Name == name })
 	if i < 0 {
 		t.Fatalf("no %s check in %+v", name, rs)
 	}
@@ -70,7 +70,7 @@ func checkFindResult(t *testing.T, rs []agent.Result, name string) agent.Result 
 }
 
 // checkSiteResults returns the results of the named site.
-func checkSiteResults(t *testing.T, rep agent.Report, site string) []agent.Result {
+func checkSiteResults(t *testing.T, rep diag.Report, site string) []diag.Result {
 	t.Helper()
 	for _, s := range rep.Sites {
 		if s.Site == site {
@@ -82,7 +82,7 @@ func checkSiteResults(t *testing.T, rep agent.Report, site string) []agent.Resul
 }
 
 // wantCheck checks status, and that cause and fix contain the given words.
-func wantCheck(t *testing.T, rs []agent.Result, name, status, cause, fix string) {
+func wantCheck(t *testing.T, rs []diag.Result, name, status, cause, fix string) {
 	t.Helper()
 	r := checkFindResult(t, rs, name)
 	if r.Status != status || !strings.Contains(r.Cause, cause) || !strings.Contains(r.Fix, fix) {
@@ -107,9 +107,9 @@ func TestCheckCommand(t *testing.T) {
 		if code != 0 || !rep.OK {
 			t.Errorf("exit %d, ok %v; want 0 and true", code, rep.OK)
 		}
-		wantCheck(t, rep.Gateway, "auth", agent.StatusPass, "", "")
-		wantCheck(t, checkSiteResults(t, rep, "jira"), "credentials", agent.StatusPass, "", "")
-		wantCheck(t, checkSiteResults(t, rep, "jira"), "permissions", agent.StatusPass, "", "")
+		wantCheck(t, rep.Gateway, "auth", diag.StatusPass, "", "")
+		wantCheck(t, checkSiteResults(t, rep, "jira"), "credentials", diag.StatusPass, "", "")
+		wantCheck(t, checkSiteResults(t, rep, "jira"), "permissions", diag.StatusPass, "", "")
 	})
 
 	t.Run("wrong Jira token", func(t *testing.T) {
@@ -118,9 +118,9 @@ func TestCheckCommand(t *testing.T) {
 		if code != 1 || rep.OK {
 			t.Errorf("exit %d, ok %v; want 1 and false", code, rep.OK)
 		}
-		wantCheck(t, checkSiteResults(t, rep, "jira"), "credentials", agent.StatusFail, "401", "auth.token")
-		wantCheck(t, checkSiteResults(t, rep, "jira"), "permissions", agent.StatusSkip, "", "")
-		wantCheck(t, rep.Gateway, "auth", agent.StatusPass, "", "")
+		wantCheck(t, checkSiteResults(t, rep, "jira"), "credentials", diag.StatusFail, "401", "auth.token")
+		wantCheck(t, checkSiteResults(t, rep, "jira"), "permissions", diag.StatusSkip, "", "")
+		wantCheck(t, rep.Gateway, "auth", diag.StatusPass, "", "")
 	})
 
 	t.Run("self-signed Jira", func(t *testing.T) {
@@ -137,10 +137,10 @@ func TestCheckCommand(t *testing.T) {
 		if code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}
-		wantCheck(t, checkSiteResults(t, rep, "jira"), "tls", agent.StatusFail, "unknown authority", "tls.ca_file")
-		wantCheck(t, checkSiteResults(t, rep, "jira"), "credentials", agent.StatusSkip, "", "")
-		wantCheck(t, checkSiteResults(t, rep, "jira-ca"), "tls", agent.StatusPass, "", "")
-		wantCheck(t, checkSiteResults(t, rep, "jira-ca"), "credentials", agent.StatusPass, "", "")
+		wantCheck(t, checkSiteResults(t, rep, "jira"), "tls", diag.StatusFail, "unknown authority", "tls.ca_file")
+		wantCheck(t, checkSiteResults(t, rep, "jira"), "credentials", diag.StatusSkip, "", "")
+		wantCheck(t, checkSiteResults(t, rep, "jira-ca"), "tls", diag.StatusPass, "", "")
+		wantCheck(t, checkSiteResults(t, rep, "jira-ca"), "credentials", diag.StatusPass, "", "")
 	})
 
 	t.Run("wrong broker token", func(t *testing.T) {
@@ -149,8 +149,8 @@ func TestCheckCommand(t *testing.T) {
 		if code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}
-		wantCheck(t, rep.Gateway, "auth", agent.StatusFail, `refused broker id "acme" or its token`, "broker.token")
-		wantCheck(t, rep.Gateway, "tls", agent.StatusPass, "", "")
+		wantCheck(t, rep.Gateway, "auth", diag.StatusFail, `refused broker id "acme" or its token`, "broker.token")
+		wantCheck(t, rep.Gateway, "tls", diag.StatusPass, "", "")
 	})
 
 	t.Run("table", func(t *testing.T) {
@@ -175,11 +175,11 @@ func TestCheckGatewayUnreachable(t *testing.T) {
 	if code != 1 || rep.OK {
 		t.Errorf("exit %d, ok %v; want 1 and false", code, rep.OK)
 	}
-	wantCheck(t, rep.Gateway, "tcp", agent.StatusFail, "Connection refused", "gateway.address")
+	wantCheck(t, rep.Gateway, "tcp", diag.StatusFail, "Connection refused", "gateway.address")
 	for _, n := range []string{"tls", "quic", "auth"} {
-		wantCheck(t, rep.Gateway, n, agent.StatusSkip, "", "")
+		wantCheck(t, rep.Gateway, n, diag.StatusSkip, "", "")
 	}
-	wantCheck(t, checkSiteResults(t, rep, "jira"), "credentials", agent.StatusPass, "", "")
+	wantCheck(t, checkSiteResults(t, rep, "jira"), "credentials", diag.StatusPass, "", "")
 }
 
 // TestCheckRefusesServiceAccountOnSite: validation comes first, and says
@@ -229,15 +229,15 @@ func TestRemoteCheck(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("check: got %d %s, want 200", resp.StatusCode, b)
 	}
-	var sr agent.SiteReport
+	var sr diag.SiteReport
 	if err := json.Unmarshal(b, &sr); err != nil {
 		t.Fatalf("check: %v in %s", err, b)
 	}
 	if sr.Site != "jira" || !sr.OK {
 		t.Errorf("report: %s", b)
 	}
-	wantCheck(t, sr.Results, "credentials", agent.StatusPass, "", "")
-	wantCheck(t, sr.Results, "permissions", agent.StatusPass, "", "")
+	wantCheck(t, sr.Results, "credentials", diag.StatusPass, "", "")
+	wantCheck(t, sr.Results, "permissions", diag.StatusPass, "", "")
 	for _, tok := range []string{e.jiraToken, e.brokerToken, e.connectorToken} {
 		if strings.Contains(string(b), tok) {
 			t.Errorf("the report holds a token (%s…)", tok[:12])
@@ -248,11 +248,11 @@ func TestRemoteCheck(t *testing.T) {
 	e.jira.SetStatus("/rest/api/3/myself", http.StatusUnauthorized, nil)
 	resp, b = e.call("POST", "/v1/brokers/acme/sites/jira/check", e.connectorToken, nil)
 	e.jira.SetStatus("/rest/api/3/myself", 0, nil)
-	sr = agent.SiteReport{}
+	sr = diag.SiteReport{}
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &sr) != nil || sr.OK {
 		t.Fatalf("check with a refused token: got %d %s, want 200 and a failed report", resp.StatusCode, b)
 	}
-	wantCheck(t, sr.Results, "credentials", agent.StatusFail, "401", "auth.token")
+	wantCheck(t, sr.Results, "credentials", diag.StatusFail, "401", "auth.token")
 
 	resp, b = e.call("POST", "/v1/brokers/acme/sites/nosite/check", e.connectorToken, nil)
 	if resp.StatusCode != http.StatusNotFound || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.UnknownSite) {

@@ -124,7 +124,7 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 		}
 		g.metrics.requests.WithLabelValues(label, strconv.Itoa(rw.Status)).Inc()
 		g.metrics.duration.Observe(time.Since(start).Seconds())
-		g.log.Info("request", append([]any{"request_id", reqID, "broker", truncate(broker, 64), "site", truncate(site, 64),
+		g.log.Info("request", append([]any{"request_id", reqID, "broker", brokerhttp.Truncate(broker, 64), "site", brokerhttp.Truncate(site, 64),
 			"method", r.Method, "status", rw.Status, "bytes", rw.Bytes,
 			"duration", time.Since(start).Round(time.Microsecond).String()}, rt.logAttrs()...)...)
 	}()

@@ -391,7 +391,7 @@ func (g *Gateway) internalHandler() http.Handler {
 		signed, err := g.cluster.verify(r, broker, site, time.Now())
 		if err != nil {
 			g.rare.Log(g.log, slog.LevelWarn, "internal-refused", "internal request refused", "remote", r.RemoteAddr, "reason", err.Error(),
-				"method", r.Method, "target", truncate(r.RequestURI, 128))
+				"method", r.Method, "target", brokerhttp.Truncate(r.RequestURI, 128))
 			switch {
 			case errors.Is(err, errOlderReplica), errors.Is(err, errOtherReplica):
 				// Signed with the secret, but not for this replica as it

@@ -400,10 +400,3 @@ func addrString(a net.Addr) string {
 	}
 	return a.String()
 }
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}

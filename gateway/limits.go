@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/internal/lograte"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
@@ -109,7 +110,7 @@ func (g *Gateway) checkSites(in []tunnel.SiteInfo, broker string, log *slog.Logg
 	for _, si := range in {
 		if !namePattern.MatchString(si.Name) {
 			if invalid == 0 {
-				example = truncate(si.Name, 64)
+				example = brokerhttp.Truncate(si.Name, 64)
 			}
 			invalid++
 			continue

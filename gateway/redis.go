@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9/logging"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/internal/lograte"
 	"github.com/oxsecurity/oxbroker/internal/ttlcache"
@@ -321,8 +322,8 @@ func (r *redisRegistry) record(s *agentSession) sessionRecord {
 	rec := sessionRecord{
 		Broker: s.brokerID, Session: s.id, Replica: r.replica, Advertise: r.advertise,
 		Sites: []string{}, Since: s.since.UTC(),
-		AgentID: truncate(s.hello.AgentID, 64), Version: truncate(s.hello.AgentVersion, 64),
-		Hostname: truncate(s.hello.Hostname, 64),
+		AgentID: brokerhttp.Truncate(s.hello.AgentID, 64), Version: brokerhttp.Truncate(s.hello.AgentVersion, 64),
+		Hostname: brokerhttp.Truncate(s.hello.Hostname, 64),
 	}
 	if s.sess != nil {
 		rec.Transport = s.sess.Transport()

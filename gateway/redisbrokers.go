@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
 )
 
@@ -127,14 +128,14 @@ func (r *redisRegistry) fetchBrokers(ctx context.Context) (map[string]*brokerAut
 			var rerr redis.Error
 			switch {
 			case errors.As(err, &rerr): // WRONGTYPE: a key that is no hash
-				r.errLog.Log(r.log, slog.LevelWarn, "brokers", "a broker in the registry is malformed; ignored", "broker", truncate(id, 64), "key", truncate(k, 128), "err", err)
+				r.errLog.Log(r.log, slog.LevelWarn, "brokers", "a broker in the registry is malformed; ignored", "broker", brokerhttp.Truncate(id, 64), "key", brokerhttp.Truncate(k, 128), "err", err)
 				continue
 			case err != nil:
 				return nil, err
 			case len(fields) == 0, r.configIDs[id]: // deleted since the SCAN; the config's
 				continue
 			case !namePattern.MatchString(id):
-				r.errLog.Log(r.log, slog.LevelWarn, "brokers", "a broker in the registry has an invalid id; ignored", "key", truncate(k, 128))
+				r.errLog.Log(r.log, slog.LevelWarn, "brokers", "a broker in the registry has an invalid id; ignored", "key", brokerhttp.Truncate(k, 128))
 				continue
 			}
 			b, err := parseBrokerFields(id, fields)
@@ -241,7 +242,7 @@ func AddBroker(ctx context.Context, cfg *config.Gateway, id, tokenHash string, c
 		return errors.New("registry.type is not redis: brokers come from the config file only")
 	}
 	if !namePattern.MatchString(id) {
-		return fmt.Errorf("broker id %q: must match [a-z0-9][a-z0-9-]{0,62}", truncate(id, 64))
+		return fmt.Errorf("broker id %q: must match [a-z0-9][a-z0-9-]{0,62}", brokerhttp.Truncate(id, 64))
 	}
 	for _, b := range cfg.Brokers {
 		if b.ID == id {

@@ -73,6 +73,13 @@ func isDNSLabel(s string) bool {
 	return true
 }
 
+// CloudURL is the base URL of the Jira of Cloud ID id under Atlassian's
+// API gateway api (https://api.atlassian.com): api/ex/jira/id, the URL
+// service-account tokens work through.
+func CloudURL(api, id string) string {
+	return strings.TrimRight(api, "/") + "/ex/jira/" + id
+}
+
 // DiscoverCloudID reads the Cloud ID of a Jira Cloud site (written as
 // CloudSiteURL accepts it) from <site>/_edge/tenant_info, the endpoint
 // Atlassian documents for this. The endpoint needs no authentication, and

@@ -2,15 +2,13 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/netfail"
 )
 
 // handleError is the ReverseProxy's ErrorHandler: it answers a request
@@ -63,97 +61,67 @@ func (p *Proxy) classify(ctx context.Context, err, bodyErr error) (brokerhttp.Co
 		return brokerhttp.TooLarge, p.tooLargeMessage()
 	}
 	if bodyErr != nil {
-		return brokerhttp.BadRequest, "reading the request body failed: " + p.scrub(rootCause(bodyErr).Error())
+		return brokerhttp.BadRequest, "reading the request body failed: " + p.scrub(netfail.RootCause(bodyErr).Error())
 	}
 
-	if code, msg := p.classifyTLS(err); code != "" {
-		return code, msg
+	f := netfail.Classify(err)
+	if f.Kind.TLS() {
+		return brokerhttp.UpstreamTLS, p.tlsMessage(f)
 	}
-
 	unreachable := func(cause string) (brokerhttp.Code, string) {
 		return brokerhttp.UpstreamUnreachable, fmt.Sprintf("cannot reach Jira at %s: %s", p.hostport, p.scrub(cause))
 	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		if dnsErr.IsNotFound {
-			return unreachable(fmt.Sprintf("DNS lookup of %s: no such host", dnsErr.Name))
-		}
-		return unreachable(fmt.Sprintf("DNS lookup of %s failed: %s", dnsErr.Name, dnsErr.Err))
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) {
-		switch {
-		case opErr.Op == "dial" && opErr.Timeout():
-			return unreachable("connection timed out")
-		case opErr.Op == "proxyconnect":
-			return unreachable("through the proxy: " + rootCause(opErr).Error())
-		case !opErr.Timeout():
-			// Refused, reset, unreachable network: the system's words.
-			return unreachable(rootCause(opErr).Error())
-		}
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case f.Kind == netfail.NoSuchHost:
+		return unreachable(fmt.Sprintf("DNS lookup of %s: no such host", f.Host))
+	case f.Kind.DNS():
+		return unreachable(fmt.Sprintf("DNS lookup of %s failed: %s", f.Host, f.Reason))
+	case f.Op == "dial" && f.Kind.TimedOut():
+		return unreachable("connection timed out")
+	case f.Kind == netfail.ProxyFailed:
+		return unreachable("through the proxy: " + f.Reason)
+	case f.Op != "" && !f.Kind.TimedOut():
+		// Refused, reset, unreachable network: the system's words.
+		return unreachable(f.Reason)
+	case f.Kind == netfail.Deadline:
 		return brokerhttp.UpstreamTimeout, fmt.Sprintf("Jira at %s did not answer before the request's deadline", p.hostport)
-	}
-	var netErr net.Error
-	if errors.As(err, &netErr) && netErr.Timeout() {
+	case f.Kind == netfail.Timeout:
 		// Most often the transport's ResponseHeaderTimeout; also a TLS
 		// handshake that did not finish in time.
 		return brokerhttp.UpstreamTimeout, fmt.Sprintf("Jira at %s did not answer in time (timeout %s): %s",
-			p.hostport, p.timeout, p.scrub(rootCause(err).Error()))
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			p.hostport, p.timeout, p.scrub(f.Reason))
+	case f.Kind == netfail.Closed:
 		return unreachable("Jira closed the connection without answering")
 	}
-	return brokerhttp.UpstreamUnreachable, fmt.Sprintf("request to Jira at %s failed: %s", p.hostport, p.scrub(rootCause(err).Error()))
+	return brokerhttp.UpstreamUnreachable, fmt.Sprintf("request to Jira at %s failed: %s", p.hostport, p.scrub(f.Reason))
 }
 
-// classifyTLS maps TLS failures to upstream_tls, with a hint at the
-// setting that fixes them. It returns "" for other errors.
-func (p *Proxy) classifyTLS(err error) (brokerhttp.Code, string) {
+// tlsMessage words a TLS failure for upstream_tls, with a hint at the
+// setting that fixes it.
+func (p *Proxy) tlsMessage(f netfail.Failure) string {
 	caHint := "add the CA that signed it to tls.ca_file"
 	if p.caFile != "" {
 		caHint = fmt.Sprintf("check that tls.ca_file (%s) holds the CA that signed it", p.caFile)
 	}
-	var (
-		unknownCA  x509.UnknownAuthorityError
-		hostname   x509.HostnameError
-		invalid    x509.CertificateInvalidError
-		noRoots    x509.SystemRootsError
-		verify     *tls.CertificateVerificationError
-		recordErr  tls.RecordHeaderError
-		alertErr   tls.AlertError
-		msg        string
-		tlsFailure = true
-	)
-	switch {
-	case errors.As(err, &unknownCA):
-		msg = fmt.Sprintf("Jira's certificate at %s is signed by an unknown authority (%s); %s",
-			p.hostport, describeCert(unknownCA.Cert), caHint)
-	case errors.As(err, &hostname):
-		msg = fmt.Sprintf("Jira's certificate is not valid for %s (%s); use a url with a name the certificate holds",
-			hostname.Host, p.scrub(hostname.Error()))
-	case errors.As(err, &invalid):
-		if invalid.Reason == x509.Expired {
-			msg = fmt.Sprintf("Jira's certificate at %s has expired or is not yet valid (%s)", p.hostport, describeCert(invalid.Cert))
-		} else {
-			msg = fmt.Sprintf("Jira's certificate at %s is invalid: %s; %s", p.hostport, p.scrub(invalid.Error()), caHint)
-		}
-	case errors.As(err, &noRoots):
-		msg = fmt.Sprintf("no system root certificates to verify Jira at %s; set tls.ca_file", p.hostport)
-	case errors.As(err, &verify):
-		msg = fmt.Sprintf("Jira's certificate at %s failed verification: %s; %s", p.hostport, p.scrub(rootCause(verify).Error()), caHint)
-	case errors.As(err, &recordErr):
-		msg = fmt.Sprintf("Jira at %s did not answer with TLS; should url start with http:// ?", p.hostport)
-	case errors.As(err, &alertErr):
-		msg = fmt.Sprintf("TLS handshake with Jira at %s failed: %s", p.hostport, p.scrub(alertErr.Error()))
-	default:
-		tlsFailure = false
+	switch f.Kind {
+	case netfail.UnknownAuthority:
+		return fmt.Sprintf("Jira's certificate at %s is signed by an unknown authority (%s); %s",
+			p.hostport, describeCert(f.Cert), caHint)
+	case netfail.WrongName:
+		return fmt.Sprintf("Jira's certificate is not valid for %s (%s); use a url with a name the certificate holds",
+			f.Host, p.scrub(f.Reason))
+	case netfail.Expired:
+		return fmt.Sprintf("Jira's certificate at %s has expired or is not yet valid (%s)", p.hostport, describeCert(f.Cert))
+	case netfail.BadCertificate:
+		return fmt.Sprintf("Jira's certificate at %s is invalid: %s; %s", p.hostport, p.scrub(f.Reason), caHint)
+	case netfail.NoRoots:
+		return fmt.Sprintf("no system root certificates to verify Jira at %s; set tls.ca_file", p.hostport)
+	case netfail.Unverified:
+		return fmt.Sprintf("Jira's certificate at %s failed verification: %s; %s", p.hostport, p.scrub(f.Reason), caHint)
+	case netfail.NotTLS:
+		return fmt.Sprintf("Jira at %s did not answer with TLS; should url start with http:// ?", p.hostport)
 	}
-	if !tlsFailure {
-		return "", ""
-	}
-	return brokerhttp.UpstreamTLS, msg
+	return fmt.Sprintf("TLS handshake with Jira at %s failed: %s", p.hostport, p.scrub(f.Reason))
 }
 
 // describeCert names a certificate for an error message.
@@ -162,18 +130,6 @@ func describeCert(c *x509.Certificate) string {
 		return "no certificate"
 	}
 	return fmt.Sprintf("subject %q, issuer %q", c.Subject.String(), c.Issuer.String())
-}
-
-// rootCause returns the innermost error of err's Unwrap chain, whose text
-// is the short cause ("connection refused") rather than the whole story.
-func rootCause(err error) error {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err
-		}
-		err = u
-	}
 }
 
 // scrub removes the site's credential, in every form the responses are

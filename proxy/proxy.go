@@ -148,7 +148,7 @@ func newProxy(site config.Site, opts Options) (*Proxy, error) {
 		host:         base.Host,
 		basePath:     strings.TrimRight(base.Path, "/"),
 		baseRawPath:  strings.TrimRight(base.EscapedPath(), "/"),
-		hostport:     hostPort(base),
+		hostport:     HostPort(base),
 		caFile:       site.TLS.CAFile,
 		timeout:      cmp.Or(site.Timeout, DefaultTimeout),
 		maxBody:      cmp.Or(int64(site.MaxBody), DefaultMaxBody),
@@ -250,8 +250,9 @@ func checkAuth(a config.Auth) error {
 	return nil
 }
 
-// hostPort returns u's host with the scheme's default port made explicit.
-func hostPort(u *url.URL) string {
+// HostPort returns the host:port of Jira at u: u's host with the
+// scheme's default port (443 for https, 80 else) made explicit.
+func HostPort(u *url.URL) string {
 	if u.Port() != "" {
 		return u.Host
 	}

@@ -2,18 +2,17 @@ package proxy
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/certpool"
 )
 
 // Transport settings toward Jira that the config does not expose.
@@ -30,7 +29,7 @@ const (
 // bounds the wait for Jira's response headers only, so that a long
 // download of a large attachment is not cut.
 func newTransport(site config.Site, maxConcurrent int, responseHeaderTimeout time.Duration, log *slog.Logger) (*http.Transport, error) {
-	tlsConf, err := tlsConfig(site.TLS, log)
+	tlsConf, err := TLSConfig(site.TLS, log)
 	if err != nil {
 		return nil, err
 	}
@@ -60,30 +59,20 @@ func newTransport(site config.Site, maxConcurrent int, responseHeaderTimeout tim
 	}, nil
 }
 
-// tlsConfig returns the TLS client config toward Jira: TLS 1.2 or later,
-// the system roots plus the certificates of tls.ca_file.
-func tlsConfig(c config.SiteTLS, log *slog.Logger) (*tls.Config, error) {
-	conf := &tls.Config{
+// TLSConfig returns the TLS client config toward Jira: TLS 1.2 or later,
+// the system roots plus the certificates of tls.ca_file (certpool.Load,
+// whose ErrNoCertificate its errors wrap), insecure_skip_verify as set.
+// `oxbroker check` handshakes with it, as the proxy does.
+func TLSConfig(c config.SiteTLS, log *slog.Logger) (*tls.Config, error) {
+	roots, err := certpool.Load("tls.ca_file", c.CAFile, log)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		RootCAs:            roots,
 		MinVersion:         tls.VersionTLS12,
 		InsecureSkipVerify: c.InsecureSkipVerify, // #nosec G402 -- the operator's explicit choice, logged at start
-	}
-	if c.CAFile == "" {
-		return conf, nil // nil RootCAs: the system roots
-	}
-	pem, err := os.ReadFile(c.CAFile)
-	if err != nil {
-		return nil, fmt.Errorf("tls.ca_file: %w", err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		log.Warn("cannot load the system root certificates; trusting only tls.ca_file", "ca_file", c.CAFile, "err", err)
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("tls.ca_file %s: no PEM certificate found", c.CAFile)
-	}
-	conf.RootCAs = pool
-	return conf, nil
+	}, nil
 }
 
 // parseProxyURL parses the site's proxy setting. Its errors never repeat

@@ -22,28 +22,96 @@ func ProxyFromEnvironment(addr string) (*url.URL, error) {
 	return http.ProxyFromEnvironment(&http.Request{URL: &url.URL{Scheme: "https", Host: addr}})
 }
 
-// dialViaProxy opens a TCP tunnel to addr through an HTTP CONNECT proxy
-// (http:// or https://), with Basic proxy authentication when the proxy
-// URL carries user information.
-func dialViaProxy(ctx context.Context, proxy *url.URL, addr string) (net.Conn, error) {
-	host := proxy.Host
-	if proxy.Port() == "" {
-		if proxy.Scheme == "https" {
-			host = net.JoinHostPort(proxy.Hostname(), "443")
-		} else {
-			host = net.JoinHostPort(proxy.Hostname(), "80")
+// ProxyStep is the part of DialProxy that failed.
+type ProxyStep string
+
+// The steps of DialProxy, in order.
+const (
+	ProxyConnect ProxyStep = "connect"             // the TCP connection to the proxy
+	ProxyTLS     ProxyStep = "tls"                 // the TLS handshake with an https:// proxy
+	ProxyWrite   ProxyStep = "write CONNECT"       // sending the CONNECT request
+	ProxyRead    ProxyStep = "read CONNECT answer" // reading the proxy's answer
+	ProxyRefused ProxyStep = "refused"             // the proxy answered, with a status other than 200
+)
+
+// ProxyError is a failure of DialProxy: the step that failed, and for a
+// refusal the proxy's status. It holds no password: Proxy is redacted.
+type ProxyError struct {
+	Proxy     string // the proxy's URL, its password redacted
+	ProxyAddr string // the host:port dialled for the proxy
+	Addr      string // the address the tunnel was asked for
+	Step      ProxyStep
+	// Credentials is true when the CONNECT carried Basic credentials
+	// (the proxy URL has user information): a 407 then refused them.
+	Credentials bool
+	// StatusCode and Status are the proxy's answer to CONNECT when Step is
+	// ProxyRefused ("407 Proxy Authentication Required"); 0 and "" else.
+	StatusCode int
+	Status     string
+	// Err is the cause of a failed step; nil for ProxyRefused.
+	Err error
+}
+
+func (e *ProxyError) Error() string {
+	switch e.Step {
+	case ProxyConnect:
+		return fmt.Sprintf("proxy %s: %v", e.Proxy, e.Err)
+	case ProxyRefused:
+		if e.AuthRequired() {
+			return fmt.Sprintf("proxy %s: %v", e.Proxy, ErrProxyAuth)
 		}
+		return fmt.Sprintf("proxy %s: CONNECT %s: %s", e.Proxy, e.Addr, e.Status)
+	}
+	return fmt.Sprintf("proxy %s: %s: %v", e.Proxy, e.Step, e.Err)
+}
+
+// Unwrap returns the cause of a failed step, and ErrProxyAuth for a 407.
+func (e *ProxyError) Unwrap() error {
+	if e.Err == nil && e.AuthRequired() {
+		return ErrProxyAuth
+	}
+	return e.Err
+}
+
+// AuthRequired reports whether the proxy asked for credentials, or refused
+// the ones sent (407).
+func (e *ProxyError) AuthRequired() bool {
+	return e.Step == ProxyRefused && e.StatusCode == http.StatusProxyAuthRequired
+}
+
+// ProxyHostPort is the host:port of an HTTP proxy URL, with the default
+// port of its scheme (443 for https, 80 else) when it names none.
+func ProxyHostPort(proxy *url.URL) string {
+	if proxy.Port() != "" {
+		return proxy.Host
+	}
+	if proxy.Scheme == "https" {
+		return net.JoinHostPort(proxy.Hostname(), "443")
+	}
+	return net.JoinHostPort(proxy.Hostname(), "80")
+}
+
+// DialProxy opens a TCP tunnel to addr through an HTTP CONNECT proxy
+// (http:// or https://), with Basic proxy authentication when the proxy
+// URL carries user information. It is how the agent reaches the gateway
+// through a proxy, and how `oxbroker check` tests that way. Its failures
+// are *ProxyError, except ctx's own error when ctx ends just as the
+// proxy's 200 arrives.
+func DialProxy(ctx context.Context, proxy *url.URL, addr string) (net.Conn, error) {
+	fail := func(step ProxyStep, err error) *ProxyError {
+		return &ProxyError{Proxy: proxy.Redacted(), ProxyAddr: ProxyHostPort(proxy), Addr: addr, Step: step,
+			Credentials: proxy.User != nil, Err: err}
 	}
 	d := net.Dialer{KeepAlive: 15 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", host)
+	conn, err := d.DialContext(ctx, "tcp", ProxyHostPort(proxy))
 	if err != nil {
-		return nil, fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
+		return nil, fail(ProxyConnect, err)
 	}
 	if proxy.Scheme == "https" {
 		tc := tls.Client(conn, &tls.Config{ServerName: proxy.Hostname(), MinVersion: tls.VersionTLS12})
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("proxy %s: tls: %w", proxy.Redacted(), err)
+			return nil, fail(ProxyTLS, err)
 		}
 		conn = tc
 	}
@@ -67,23 +135,21 @@ func dialViaProxy(ctx context.Context, proxy *url.URL, addr string) (net.Conn, e
 	}
 	if err := req.Write(conn); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("proxy %s: write CONNECT: %w", proxy.Redacted(), err)
+		return nil, fail(ProxyWrite, err)
 	}
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("proxy %s: read CONNECT answer: %w", proxy.Redacted(), err)
+		return nil, fail(ProxyRead, err)
 	}
 	// The body of a 200 answer to CONNECT is the tunnel itself: do not
 	// read or close it.
-	switch {
-	case resp.StatusCode == http.StatusProxyAuthRequired:
+	if resp.StatusCode != http.StatusOK {
 		conn.Close()
-		return nil, fmt.Errorf("proxy %s: %w", proxy.Redacted(), ErrProxyAuth)
-	case resp.StatusCode != http.StatusOK:
-		conn.Close()
-		return nil, fmt.Errorf("proxy %s: CONNECT %s: %s", proxy.Redacted(), addr, resp.Status)
+		e := fail(ProxyRefused, nil)
+		e.StatusCode, e.Status = resp.StatusCode, resp.Status
+		return nil, e
 	}
 	if !stop() {
 		conn.Close()

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +86,64 @@ func TestDialThroughConnectProxyWrongPassword(t *testing.T) {
 		if u.User != nil && strings.Contains(err.Error(), "wrong") {
 			t.Fatalf("error shows the proxy password: %v", err)
 		}
+	}
+}
+
+// TestDialProxyError: every way DialProxy fails is a *ProxyError that says
+// which step failed and, for a refusal, the proxy's own status; a 407 is
+// ErrProxyAuth too, and no error shows the proxy's password.
+func TestDialProxyError(t *testing.T) {
+	p := newPKI(t)
+	l := listen(t, p, Options{})
+	target := l.Addr().String()
+	proxy := newConnectProxy(t, "agent", "s3cret")
+	denied := tunneltest.ClosedAddr(t)
+	proxy.Deny(denied)
+	gone := newConnectProxy(t, "agent", "s3cret")
+	goneURL := gone.URL("agent", "s3cret")
+	gone.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	for _, tt := range []struct {
+		name   string
+		proxy  *url.URL
+		addr   string
+		step   ProxyStep
+		status int
+		auth   bool
+	}{
+		{"no credentials", proxy.URL("", ""), target, ProxyRefused, http.StatusProxyAuthRequired, true},
+		{"wrong password", proxy.URL("agent", "wrong"), target, ProxyRefused, http.StatusProxyAuthRequired, true},
+		{"destination denied", proxy.URL("agent", "s3cret"), denied, ProxyRefused, http.StatusForbidden, false},
+		{"destination down", proxy.URL("agent", "s3cret"), tunneltest.ClosedAddr(t), ProxyRefused, http.StatusBadGateway, false},
+		{"proxy down", goneURL, target, ProxyConnect, 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := DialProxy(ctx, tt.proxy, tt.addr)
+			if err == nil {
+				conn.Close()
+				t.Fatal("DialProxy succeeded")
+			}
+			var pe *ProxyError
+			if !errors.As(err, &pe) {
+				t.Fatalf("got %T %v, want a *ProxyError", err, err)
+			}
+			if pe.Step != tt.step || pe.StatusCode != tt.status || pe.AuthRequired() != tt.auth {
+				t.Errorf("got step %q, status %d, auth %v; want %q, %d, %v", pe.Step, pe.StatusCode, pe.AuthRequired(), tt.step, tt.status, tt.auth)
+			}
+			if tt.status != 0 && !strings.HasPrefix(pe.Status, strconv.Itoa(tt.status)+" ") {
+				t.Errorf("status text: got %q, want the proxy's %d", pe.Status, tt.status)
+			}
+			if got := errors.Is(err, ErrProxyAuth); got != tt.auth {
+				t.Errorf("errors.Is(err, ErrProxyAuth): got %v, want %v", got, tt.auth)
+			}
+			if pe.Addr != tt.addr || pe.ProxyAddr != tt.proxy.Host {
+				t.Errorf("addresses: got %s via %s, want %s via %s", pe.Addr, pe.ProxyAddr, tt.addr, tt.proxy.Host)
+			}
+			if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "wrong") {
+				t.Errorf("the error shows the proxy's password: %v", err)
+			}
+		})
 	}
 }

@@ -84,7 +84,7 @@ func dialTCP(ctx context.Context, addr string, tlsConf *tls.Config, proxy *url.U
 		err error
 	)
 	if proxy != nil {
-		raw, err = dialViaProxy(ctx, proxy, addr)
+		raw, err = DialProxy(ctx, proxy, addr)
 	} else {
 		d := net.Dialer{KeepAlive: 15 * time.Second}
 		raw, err = d.DialContext(ctx, "tcp", addr)

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oxsecurity/oxbroker/agent"
+	"github.com/oxsecurity/oxbroker/agent/diag"
 	"github.com/oxsecurity/oxbroker/cmd/internal/cli"
 	"github.com/oxsecurity/oxbroker/config"
 )
@@ -60,7 +61,13 @@ invalid or a check failed, 2 on a bad command line.`,
 				return err
 			}
 			printWarnings(c.ErrOrStderr(), path, cfg)
-			rep := agent.Check(c.Context(), cfg, agent.CheckOptions{Timeout: timeout, Version: version})
+			rep := diag.Check(c.Context(), cfg, diag.Options{
+				Timeout: timeout,
+				Version: version,
+				AgentID: agent.ReadAgentID(cfg.StateDir),
+				Dialer:  agent.NewDialer,
+				CloudID: agent.DiscoverCloudID,
+			})
 			out := c.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
@@ -79,27 +86,27 @@ invalid or a check failed, 2 on a bad command line.`,
 	}
 	configFlag(c, &path)
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON instead of a table")
-	c.Flags().DurationVar(&timeout, "timeout", agent.DefaultCheckTimeout, "time limit for all checks together")
+	c.Flags().DurationVar(&timeout, "timeout", diag.DefaultTimeout, "time limit for all checks together")
 	return c
 }
 
 // Marks of the table, by status.
 var marks = map[string]string{
-	agent.StatusPass: "✓",
-	agent.StatusFail: "✗",
-	agent.StatusWarn: "!",
-	agent.StatusSkip: "-",
+	diag.StatusPass: "✓",
+	diag.StatusFail: "✗",
+	diag.StatusWarn: "!",
+	diag.StatusSkip: "-",
 }
 
 // printReport writes the report as a table: one line per check, and the
 // cause and fix under a failure or warning.
-func printReport(w io.Writer, cfg *config.Agent, rep agent.Report) {
+func printReport(w io.Writer, cfg *config.Agent, rep diag.Report) {
 	var failed, warned int
-	block := func(title string, rs []agent.Result) {
+	block := func(title string, rs []diag.Result) {
 		fmt.Fprintln(w, title)
 		for _, r := range rs {
 			took := ""
-			if r.Status != agent.StatusSkip {
+			if r.Status != diag.StatusSkip {
 				took = fmt.Sprintf("%dms", r.DurationMS)
 			}
 			fmt.Fprintf(w, "  %s %-12s %6s  %s\n", marks[r.Status], r.Name, took, r.Detail)
@@ -110,9 +117,9 @@ func printReport(w io.Writer, cfg *config.Agent, rep agent.Report) {
 				fmt.Fprintf(w, "      fix:   %s\n", r.Fix)
 			}
 			switch r.Status {
-			case agent.StatusFail:
+			case diag.StatusFail:
 				failed++
-			case agent.StatusWarn:
+			case diag.StatusWarn:
 				warned++
 			}
 		}

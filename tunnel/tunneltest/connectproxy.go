@@ -25,9 +25,10 @@ type ConnectProxy struct {
 	// Refused counts CONNECTs refused with 407.
 	Refused atomic.Int32
 
-	mu    sync.Mutex // guards conns
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup // copy goroutines
+	mu     sync.Mutex // guards conns and denied
+	conns  map[net.Conn]struct{}
+	denied map[string]bool
+	wg     sync.WaitGroup // copy goroutines
 }
 
 // NewConnectProxy starts a proxy on 127.0.0.1 accepting user:pass.
@@ -36,7 +37,7 @@ func NewConnectProxy(user, pass string) (*ConnectProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &ConnectProxy{ln: ln, user: user, pass: pass, conns: make(map[net.Conn]struct{})}
+	p := &ConnectProxy{ln: ln, user: user, pass: pass, conns: make(map[net.Conn]struct{}), denied: make(map[string]bool)}
 	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 5 * time.Second}
 	go p.srv.Serve(ln)
 	return p, nil
@@ -61,6 +62,20 @@ func (p *ConnectProxy) track(cs ...net.Conn) {
 	}
 }
 
+// Deny makes the proxy refuse authenticated CONNECTs to addr (host:port)
+// with 403 Forbidden, as a proxy whose policy forbids that destination.
+func (p *ConnectProxy) Deny(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.denied[addr] = true
+}
+
+func (p *ConnectProxy) isDenied(addr string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.denied[addr]
+}
+
 // URL returns the proxy's URL carrying user and pass (none if user is "").
 func (p *ConnectProxy) URL(user, pass string) *url.URL {
 	u := &url.URL{Scheme: "http", Host: p.ln.Addr().String()}
@@ -80,6 +95,10 @@ func (p *ConnectProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.Refused.Add(1)
 		w.Header().Set("Proxy-Authenticate", `Basic realm="test"`)
 		w.WriteHeader(http.StatusProxyAuthRequired)
+		return
+	}
+	if p.isDenied(r.Host) {
+		http.Error(w, "CONNECT to "+r.Host+" is not allowed", http.StatusForbidden)
 		return
 	}
 	up, err := net.Dial("tcp", r.Host)

@@ -1,7 +1,6 @@
-package agent
+package diag_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -22,98 +21,38 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/oxsecurity/oxbroker/agent"
+	"github.com/oxsecurity/oxbroker/agent/diag"
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 	"github.com/oxsecurity/oxbroker/proxy"
+	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
 // checkProxyPassword is the password of the test CONNECT proxies.
 const checkProxyPassword = "proxy-pw-0451"
 
-// checkProxy is an HTTP CONNECT proxy with Basic authentication. It is
-// not tunneltest.ConnectProxy, which can lose the first byte the client
-// sends after the 200 (it drops the buffered reader Hijack returns, where
-// http.Server's background read may have put that byte).
-type checkProxy struct {
-	ln         net.Listener
-	user, pass string
-	wg         sync.WaitGroup
-	mu         sync.Mutex // guards conns
-	conns      []net.Conn
-}
-
-func startCheckProxy(t *testing.T, user, pass string) *checkProxy {
+// startCheckProxy starts an HTTP CONNECT proxy with Basic authentication.
+func startCheckProxy(t *testing.T, user, pass string) *tunneltest.ConnectProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := tunneltest.NewConnectProxy(user, pass)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &checkProxy{ln: ln, user: user, pass: pass}
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.track(c)
-			p.wg.Go(func() { p.serve(c) })
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
+	t.Cleanup(p.Close)
 	return p
 }
 
-func (p *checkProxy) track(c net.Conn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.conns = append(p.conns, c)
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func (p *checkProxy) serve(c net.Conn) {
-	defer c.Close()
-	br := bufio.NewReader(c)
-	req, err := http.ReadRequest(br)
-	if err != nil || req.Method != http.MethodConnect {
-		return
-	}
-	want := "Basic " + base64.StdEncoding.EncodeToString([]byte(p.user+":"+p.pass))
-	if req.Header.Get("Proxy-Authorization") != want {
-		io.WriteString(c, "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n")
-		return
-	}
-	up, err := net.Dial("tcp", req.Host)
-	if err != nil {
-		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-		return
-	}
-	p.track(up)
-	defer up.Close()
-	io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
-	done := make(chan struct{})
-	go func() { io.Copy(up, br); up.(*net.TCPConn).CloseWrite(); close(done) }()
-	io.Copy(c, up)
-	c.Close()
-	<-done
-}
-
-// URL returns the proxy's URL with user and pass ("" for none).
-func (p *checkProxy) URL(user, pass string) *url.URL {
-	u := &url.URL{Scheme: "http", Host: p.ln.Addr().String()}
-	if user != "" {
-		u.User = url.UserPassword(user, pass)
-	}
-	return u
+// checkOptions hands o the agent's own dialer and Cloud ID discovery, as
+// oxbroker check does.
+func checkOptions(o diag.Options) diag.Options {
+	o.Dialer, o.CloudID = agent.NewDialer, agent.DiscoverCloudID
+	return o
 }
 
 // checkGW is a real gateway on loopback serving broker "acme".
@@ -230,16 +169,16 @@ func checkIndent(s, by string) string {
 }
 
 // result returns the named result, failing the test if there is none.
-func checkResult(t *testing.T, rs []Result, name string) Result {
+func checkResult(t *testing.T, rs []diag.Result, name string) diag.Result {
 	t.Helper()
-	i := slices.IndexFunc(rs, func(r Result) bool { return r.Name == name })
+	i := slices.IndexFunc(rs, func(r diag.Result) bool { return r.Name == name })
 	if i < 0 {
 		t.Fatalf("no %s check in %+v", name, rs)
 	}
 	return rs[i]
 }
 
-func checkNames(rs []Result) []string {
+func checkNames(rs []diag.Result) []string {
 	var out []string
 	for _, r := range rs {
 		out = append(out, r.Name)
@@ -249,7 +188,7 @@ func checkNames(rs []Result) []string {
 
 // wantResult checks one result's status and that each of its Detail,
 // Cause and Fix contains the given text ("" to skip).
-func wantCheckResult(t *testing.T, rs []Result, name, status, detail, cause, fix string) {
+func wantCheckResult(t *testing.T, rs []diag.Result, name, status, detail, cause, fix string) {
 	t.Helper()
 	r := checkResult(t, rs, name)
 	if r.Status != status {
@@ -260,7 +199,7 @@ func wantCheckResult(t *testing.T, rs []Result, name, status, detail, cause, fix
 			t.Errorf("%s: %s got %q, want it to contain %q", name, c.field, c.got, c.want)
 		}
 	}
-	if r.Status == StatusFail && (r.Cause == "" || r.Fix == "") {
+	if r.Status == diag.StatusFail && (r.Cause == "" || r.Fix == "") {
 		t.Errorf("%s: a failure needs a cause and a fix: %+v", name, r)
 	}
 }
@@ -282,27 +221,27 @@ func TestCheckAllPass(t *testing.T) {
 	for _, transport := range []string{"auto", "quic", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
 			cfg := checkConfig(t, cg, cj, "transport: "+transport, "")
-			rep := Check(context.Background(), cfg, CheckOptions{Version: "test"})
+			rep := diag.Check(context.Background(), cfg, checkOptions(diag.Options{Version: "test"}))
 			if !rep.OK {
 				t.Errorf("report not OK: %+v", rep)
 			}
 			if got, want := checkNames(rep.Gateway), []string{"dns", "tcp", "tls", "quic", "auth"}; !slices.Equal(got, want) {
 				t.Errorf("gateway checks: got %v, want %v", got, want)
 			}
-			wantCheckResult(t, rep.Gateway, "dns", StatusSkip, "IP address", "", "")
+			wantCheckResult(t, rep.Gateway, "dns", diag.StatusSkip, "IP address", "", "")
 			wantTransport := map[string]string{"auto": "quic", "quic": "quic", "tcp": "tcp"}[transport]
-			wantCheckResult(t, rep.Gateway, "auth", StatusPass, "accepted over "+wantTransport, "", "")
+			wantCheckResult(t, rep.Gateway, "auth", diag.StatusPass, "accepted over "+wantTransport, "", "")
 			switch transport {
 			case "quic":
-				wantCheckResult(t, rep.Gateway, "tcp", StatusSkip, "transport is quic", "", "")
-				wantCheckResult(t, rep.Gateway, "tls", StatusSkip, "QUIC", "", "")
-				wantCheckResult(t, rep.Gateway, "quic", StatusPass, "", "", "")
+				wantCheckResult(t, rep.Gateway, "tcp", diag.StatusSkip, "transport is quic", "", "")
+				wantCheckResult(t, rep.Gateway, "tls", diag.StatusSkip, "QUIC", "", "")
+				wantCheckResult(t, rep.Gateway, "quic", diag.StatusPass, "", "", "")
 			case "tcp":
-				wantCheckResult(t, rep.Gateway, "tls", StatusPass, "gateway.ca_file", "", "")
-				wantCheckResult(t, rep.Gateway, "quic", StatusSkip, "transport is tcp", "", "")
+				wantCheckResult(t, rep.Gateway, "tls", diag.StatusPass, "gateway.ca_file", "", "")
+				wantCheckResult(t, rep.Gateway, "quic", diag.StatusSkip, "transport is tcp", "", "")
 			default:
-				wantCheckResult(t, rep.Gateway, "tls", StatusPass, "verified", "", "")
-				wantCheckResult(t, rep.Gateway, "quic", StatusPass, "", "", "")
+				wantCheckResult(t, rep.Gateway, "tls", diag.StatusPass, "verified", "", "")
+				wantCheckResult(t, rep.Gateway, "quic", diag.StatusPass, "", "", "")
 			}
 			if len(rep.Sites) != 1 || rep.Sites[0].Site != "jira" || !rep.Sites[0].OK {
 				t.Fatalf("sites: %+v", rep.Sites)
@@ -311,9 +250,9 @@ func TestCheckAllPass(t *testing.T) {
 			if got, want := checkNames(rs), []string{"dns", "tcp", "tls", "credentials", "permissions"}; !slices.Equal(got, want) {
 				t.Errorf("site checks: got %v, want %v", got, want)
 			}
-			wantCheckResult(t, rs, "tls", StatusWarn, "http://", "unencrypted", "https://")
-			wantCheckResult(t, rs, "credentials", StatusPass, "(service account)", "", "")
-			wantCheckResult(t, rs, "permissions", StatusPass, "BROWSE_PROJECTS, CREATE_ISSUES", "", "")
+			wantCheckResult(t, rs, "tls", diag.StatusWarn, "http://", "unencrypted", "https://")
+			wantCheckResult(t, rs, "credentials", diag.StatusPass, "(service account)", "", "")
+			wantCheckResult(t, rs, "permissions", diag.StatusPass, "BROWSE_PROJECTS, CREATE_ISSUES", "", "")
 			checkNoSecret(t, rep, cg.brokerToken, cj.token)
 		})
 	}
@@ -325,7 +264,9 @@ func TestCheckGatewayFailures(t *testing.T) {
 	cg := startCheckGateway(t)
 	cj := startCheckJira(t, false, jiratest.Options{})
 	prx := startCheckProxy(t, "user", checkProxyPassword)
-	closed := freeCheckAddr(t)
+	strict := startCheckProxy(t, "user", checkProxyPassword)
+	strict.Deny(cg.addr)
+	closed := tunneltest.ClosedAddr(t)
 
 	tests := []struct {
 		name                 string
@@ -339,25 +280,35 @@ func TestCheckGatewayFailures(t *testing.T) {
 		passAuthOverProtocol string
 	}{
 		{name: "nothing listening", edit: func(c *config.Agent) { c.Gateway.Address = closed },
-			check: "tcp", status: StatusFail, cause: "Connection refused", fix: "gateway.address",
+			check: "tcp", status: diag.StatusFail, cause: "Connection refused", fix: "gateway.address",
 			skippedAfter: []string{"tls", "quic", "auth"}},
 		{name: "wrong broker token", edit: func(c *config.Agent) { c.Broker.Token = "not-the-token" },
-			check: "auth", status: StatusFail, cause: `refused broker id "acme" or its token`, fix: "broker.token"},
+			check: "auth", status: diag.StatusFail, cause: `refused broker id "acme" or its token`, fix: "broker.token"},
 		{name: "unknown broker", edit: func(c *config.Agent) { c.Broker.ID = "nobody" },
-			check: "auth", status: StatusFail, cause: `refused broker id "nobody"`, fix: "broker.id"},
+			check: "auth", status: diag.StatusFail, cause: `refused broker id "nobody"`, fix: "broker.id"},
 		{name: "no ca_file", edit: func(c *config.Agent) { c.Gateway.CAFile = "" },
-			check: "tls", status: StatusFail, cause: "unknown authority", fix: "Set gateway.ca_file to the CA that signed the gateway's certificate",
+			check: "tls", status: diag.StatusFail, cause: "unknown authority", fix: "Set gateway.ca_file to the CA that signed the gateway's certificate",
 			skippedAfter: []string{"quic", "auth"}},
 		{name: "name mismatch", gw: "server_name: gw.example.com",
-			check: "tls", status: StatusFail, cause: "not valid for gw.example.com", fix: "gateway.server_name"},
+			check: "tls", status: diag.StatusFail, cause: "not valid for gw.example.com", fix: "gateway.server_name"},
 		{name: "proxy without credentials", gw: "proxy: " + prx.URL("", "").String(),
-			check: "tcp", status: StatusFail, detail: "through the proxy", cause: "requires authentication", fix: "user:password in gateway.proxy"},
+			check: "tcp", status: diag.StatusFail, detail: "through the proxy", cause: "requires authentication", fix: "user:password in gateway.proxy"},
 		{name: "proxy refuses credentials", gw: "proxy: " + prx.URL("user", "wrong").String(),
-			check: "tcp", status: StatusFail, cause: "refused our credentials", fix: "set the right user:password in gateway.proxy"},
+			check: "tcp", status: diag.StatusFail, cause: "refused our credentials", fix: "set the right user:password in gateway.proxy"},
+		{name: "proxy forbids the gateway", gw: "proxy: " + strict.URL("user", checkProxyPassword).String(),
+			check: "tcp", status: diag.StatusFail, cause: "The proxy refused to open a tunnel to " + cg.addr + " (403 Forbidden).",
+			fix: "Ask your network team to allow CONNECT to " + cg.addr + " through the proxy.", skippedAfter: []string{"tls", "quic", "auth"}},
+		{name: "proxy cannot reach the gateway", gw: "proxy: " + prx.URL("user", checkProxyPassword).String(),
+			edit:  func(c *config.Agent) { c.Gateway.Address = closed },
+			check: "tcp", status: diag.StatusFail, cause: "The proxy could not reach " + closed + " (502 Bad Gateway).",
+			fix: "Check gateway.address, and ask your network team whether the proxy may connect to " + closed + "."},
+		{name: "proxy down", gw: "proxy: http://" + closed,
+			check: "tcp", status: diag.StatusFail, cause: "Cannot connect to the proxy: connection refused: nothing listens on " + closed,
+			fix: "Check the proxy's host and port in gateway.proxy."},
 		{name: "proxy", gw: "proxy: " + prx.URL("user", checkProxyPassword).String(),
-			check: "tcp", status: StatusPass, detail: "through the proxy http://user:xxxxx@", wantOK: true, passAuthOverProtocol: "tcp"},
+			check: "tcp", status: diag.StatusPass, detail: "through the proxy http://user:xxxxx@", wantOK: true, passAuthOverProtocol: "tcp"},
 		{name: "unreadable ca_file", edit: func(c *config.Agent) { c.Gateway.CAFile = filepath.Join(t.TempDir(), "missing.pem") },
-			check: "tls", status: StatusFail, cause: "gateway.ca_file", fix: "gateway.ca_file"},
+			check: "tls", status: diag.StatusFail, cause: "gateway.ca_file", fix: "gateway.ca_file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -365,17 +316,17 @@ func TestCheckGatewayFailures(t *testing.T) {
 			if tt.edit != nil {
 				tt.edit(cfg)
 			}
-			rep := Check(context.Background(), cfg, CheckOptions{})
+			rep := diag.Check(context.Background(), cfg, checkOptions(diag.Options{}))
 			if rep.OK != tt.wantOK {
 				t.Errorf("OK: got %v, want %v", rep.OK, tt.wantOK)
 			}
 			wantCheckResult(t, rep.Gateway, tt.check, tt.status, tt.detail, tt.cause, tt.fix)
 			for _, n := range tt.skippedAfter {
-				wantCheckResult(t, rep.Gateway, n, StatusSkip, "not run: "+tt.check+" failed", "", "")
+				wantCheckResult(t, rep.Gateway, n, diag.StatusSkip, "not run: "+tt.check+" failed", "", "")
 			}
 			if tt.passAuthOverProtocol != "" {
-				wantCheckResult(t, rep.Gateway, "quic", StatusSkip, "a proxy is set", "", "")
-				wantCheckResult(t, rep.Gateway, "auth", StatusPass, "over "+tt.passAuthOverProtocol, "", "")
+				wantCheckResult(t, rep.Gateway, "quic", diag.StatusSkip, "a proxy is set", "", "")
+				wantCheckResult(t, rep.Gateway, "auth", diag.StatusPass, "over "+tt.passAuthOverProtocol, "", "")
 			}
 			if !rep.Sites[0].OK {
 				t.Errorf("the site's checks should pass whatever the gateway's: %+v", rep.Sites[0])
@@ -456,27 +407,27 @@ func TestCheckUDPBlocked(t *testing.T) {
 	t.Run("auto", func(t *testing.T) {
 		cfg := checkConfig(t, cg, cj, "transport: auto", "")
 		cfg.Gateway.Address = hole
-		rep := Check(context.Background(), cfg, CheckOptions{})
+		rep := diag.Check(context.Background(), cfg, checkOptions(diag.Options{}))
 		if !rep.OK {
 			t.Errorf("a warning must not fail the check: %+v", rep.Gateway)
 		}
-		wantCheckResult(t, rep.Gateway, "quic", StatusWarn, "UDP to the gateway seems blocked; the agent will use TCP (transport: tcp works)",
+		wantCheckResult(t, rep.Gateway, "quic", diag.StatusWarn, "UDP to the gateway seems blocked; the agent will use TCP (transport: tcp works)",
 			"No QUIC handshake", "gateway.transport: tcp")
-		wantCheckResult(t, rep.Gateway, "auth", StatusPass, "over tcp", "", "")
+		wantCheckResult(t, rep.Gateway, "auth", diag.StatusPass, "over tcp", "", "")
 	})
 	t.Run("quic", func(t *testing.T) {
 		cfg := checkConfig(t, cg, cj, "transport: quic", "")
 		cfg.Gateway.Address = hole
 		start := time.Now()
-		rep := Check(context.Background(), cfg, CheckOptions{Timeout: 3 * time.Second})
+		rep := diag.Check(context.Background(), cfg, checkOptions(diag.Options{Timeout: 3 * time.Second}))
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("Check took %s with a 3s timeout", d)
 		}
 		if rep.OK {
 			t.Error("report OK, want a failure")
 		}
-		wantCheckResult(t, rep.Gateway, "quic", StatusFail, "", "No QUIC handshake", "UDP")
-		wantCheckResult(t, rep.Gateway, "auth", StatusSkip, "not run", "", "")
+		wantCheckResult(t, rep.Gateway, "quic", diag.StatusFail, "", "No QUIC handshake", "UDP")
+		wantCheckResult(t, rep.Gateway, "auth", diag.StatusSkip, "not run", "", "")
 	})
 }
 
@@ -492,7 +443,10 @@ func TestCheckSiteFailures(t *testing.T) {
 	forbidden.SetStatus("/rest/api/3/myself", http.StatusForbidden, nil)
 	cloud := startCheckJira(t, false, jiratest.Options{})
 	prx := startCheckProxy(t, "user", checkProxyPassword)
-	closed := "http://" + freeCheckAddr(t)
+	strict := startCheckProxy(t, "user", checkProxyPassword)
+	strict.Deny(strings.TrimPrefix(secure.url, "https://"))
+	closedTLS := tunneltest.ClosedAddr(t)
+	closed := "http://" + tunneltest.ClosedAddr(t)
 
 	tests := []struct {
 		name               string
@@ -504,43 +458,52 @@ func TestCheckSiteFailures(t *testing.T) {
 		siteOK             bool
 	}{
 		{name: "wrong bearer token", jira: plain, edit: func(s *config.Site) { s.Auth.Token = "wrong" },
-			check: "credentials", status: StatusFail, cause: "401", fix: "auth.token"},
+			check: "credentials", status: diag.StatusFail, cause: "401", fix: "auth.token"},
 		{name: "wrong basic token", jira: plain, edit: func(s *config.Site) {
 			s.Auth.Type, s.Auth.Email, s.Auth.Token = config.AuthBasic, "me@example.com", "wrong"
-		}, check: "credentials", status: StatusFail, cause: "401", fix: "auth.email"},
+		}, check: "credentials", status: diag.StatusFail, cause: "401", fix: "auth.email"},
 		{name: "self-signed without ca_file", jira: secure,
-			check: "tls", status: StatusFail, cause: "unknown authority", fix: "Set tls.ca_file to the CA that signed Jira's certificate"},
+			check: "tls", status: diag.StatusFail, cause: "unknown authority", fix: "Set tls.ca_file to the CA that signed Jira's certificate"},
 		{name: "self-signed with ca_file", jira: secure, extra: "tls: {ca_file: " + secureCA + "}",
-			check: "tls", status: StatusPass, detail: "tls.ca_file " + secureCA, siteOK: true},
+			check: "tls", status: diag.StatusPass, detail: "tls.ca_file " + secureCA, siteOK: true},
 		{name: "insecure_skip_verify", jira: secure, extra: "tls: {insecure_skip_verify: true}",
-			check: "tls", status: StatusWarn, detail: "verification off (insecure_skip_verify)", cause: "insecure_skip_verify", fix: "tls.ca_file", siteOK: true},
+			check: "tls", status: diag.StatusWarn, detail: "verification off (insecure_skip_verify)", cause: "insecure_skip_verify", fix: "tls.ca_file", siteOK: true},
 		{name: "name mismatch", jira: secure, extra: "tls: {ca_file: " + secureCA + "}",
 			edit:  func(s *config.Site) { s.URL = strings.Replace(s.URL, "127.0.0.1", "localhost", 1) },
-			check: "tls", status: StatusFail, cause: "not valid for localhost", fix: "url"},
+			check: "tls", status: diag.StatusFail, cause: "not valid for localhost", fix: "url"},
 		{name: "nothing listening", jira: plain, edit: func(s *config.Site) { s.URL = closed },
-			check: "tcp", status: StatusFail, cause: "Connection refused", fix: "firewall"},
+			check: "tcp", status: diag.StatusFail, cause: "Connection refused", fix: "firewall"},
 		{name: "create issues missing", jira: noCreate,
-			check: "permissions", status: StatusWarn, detail: "missing CREATE_ISSUES", fix: "Jira User role", siteOK: true},
+			check: "permissions", status: diag.StatusWarn, detail: "missing CREATE_ISSUES", fix: "Jira User role", siteOK: true},
 		{name: "browse projects missing", jira: noBrowse,
-			check: "permissions", status: StatusFail, detail: "missing BROWSE_PROJECTS, CREATE_ISSUES", fix: "Jira User role"},
+			check: "permissions", status: diag.StatusFail, detail: "missing BROWSE_PROJECTS, CREATE_ISSUES", fix: "Jira User role"},
 		{name: "allowlist refuses mypermissions", jira: plain, extra: "allow: {deny: [getMyPermissions]}",
-			check: "permissions", status: StatusWarn, detail: "not checked", fix: "getMyPermissions", siteOK: true},
+			check: "permissions", status: diag.StatusWarn, detail: "not checked", fix: "getMyPermissions", siteOK: true},
 		{name: "allowlist refuses myself", jira: plain, extra: "allow: {deny: [getCurrentUser]}",
-			check: "credentials", status: StatusFail, cause: "path_not_allowed", fix: "getCurrentUser"},
+			check: "credentials", status: diag.StatusFail, cause: "path_not_allowed", fix: "getCurrentUser"},
 		{name: "data center REST API 2", jira: dc,
-			check: "credentials", status: StatusPass, detail: "via REST API 2", siteOK: true},
+			check: "credentials", status: diag.StatusPass, detail: "via REST API 2", siteOK: true},
 		{name: "forbidden", jira: forbidden,
-			check: "credentials", status: StatusFail, cause: "403", fix: "Jira User role"},
+			check: "credentials", status: diag.StatusFail, cause: "403", fix: "Jira User role"},
 		{name: "cloud_site", jira: cloud, edit: func(s *config.Site) {
 			s.CloudSite, s.AtlassianAPI, s.URL, s.Auth.Type = cloud.url, cloud.url, "", config.AuthServiceAccount
-		}, check: "cloud_id", status: StatusPass, detail: "/ex/jira/" + jiratest.DefaultCloudID, siteOK: true},
+		}, check: "cloud_id", status: diag.StatusPass, detail: "/ex/jira/" + jiratest.DefaultCloudID, siteOK: true},
 		{name: "cloud_site unreachable", jira: cloud, edit: func(s *config.Site) {
 			s.CloudSite, s.AtlassianAPI, s.URL = closed, closed, ""
-		}, check: "cloud_id", status: StatusFail, fix: "cloud_site"},
+		}, check: "cloud_id", status: diag.StatusFail, fix: "cloud_site"},
 		{name: "proxy without credentials", jira: secure, extra: "proxy: " + prx.URL("", "").String(),
-			check: "tcp", status: StatusFail, cause: "requires authentication", fix: "user:password in proxy"},
+			check: "tcp", status: diag.StatusFail, cause: "requires authentication", fix: "user:password in proxy"},
+		{name: "proxy refuses credentials", jira: secure, extra: "proxy: " + prx.URL("user", "wrong").String(),
+			check: "tcp", status: diag.StatusFail, cause: "The proxy refused our credentials (407 Proxy Authentication Required).",
+			fix: "set the right user:password in proxy."},
+		{name: "proxy forbids Jira", jira: secure, extra: "proxy: " + strict.URL("user", checkProxyPassword).String(),
+			check: "tcp", status: diag.StatusFail, detail: "through the proxy", cause: "(403 Forbidden)", fix: "allow CONNECT to 127.0.0.1:"},
+		{name: "proxy cannot reach Jira", jira: secure, extra: "proxy: " + prx.URL("user", checkProxyPassword).String(),
+			edit:  func(s *config.Site) { s.URL = "https://" + closedTLS },
+			check: "tcp", status: diag.StatusFail, cause: "The proxy could not reach " + closedTLS + " (502 Bad Gateway).",
+			fix: "Check url, and ask your network team whether the proxy may connect to " + closedTLS + "."},
 		{name: "through the proxy", jira: secure, extra: "proxy: " + prx.URL("user", checkProxyPassword).String() + "\ntls: {ca_file: " + secureCA + "}",
-			check: "tcp", status: StatusPass, detail: "through the proxy", siteOK: true},
+			check: "tcp", status: diag.StatusPass, detail: "through the proxy", siteOK: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -549,17 +512,15 @@ func TestCheckSiteFailures(t *testing.T) {
 			if tt.edit != nil {
 				tt.edit(&site)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), DefaultCheckTimeout)
-			defer cancel()
-			sr := checkSite(ctx, site, nil, nil)
+			sr := diag.CheckSite(context.Background(), site, diag.SiteOptions{CloudID: agent.DiscoverCloudID})
 			if sr.OK != tt.siteOK {
 				t.Errorf("OK: got %v, want %v (%+v)", sr.OK, tt.siteOK, sr.Results)
 			}
 			wantCheckResult(t, sr.Results, tt.check, tt.status, tt.detail, tt.cause, tt.fix)
-			if tt.status == StatusFail {
-				i := slices.IndexFunc(sr.Results, func(r Result) bool { return r.Name == tt.check })
+			if tt.status == diag.StatusFail {
+				i := slices.IndexFunc(sr.Results, func(r diag.Result) bool { return r.Name == tt.check })
 				for _, r := range sr.Results[i+1:] {
-					if r.Status != StatusSkip {
+					if r.Status != diag.StatusSkip {
 						t.Errorf("%s after the failed %s: got %s, want skip", r.Name, tt.check, r.Status)
 					}
 				}
@@ -579,7 +540,7 @@ func TestUnauthorizedFix(t *testing.T) {
 		{config.AuthBearer, "https://jira.example.com", "personal access token"},
 	} {
 		u := checkMustURL(t, tt.url)
-		got := unauthorizedFix(config.Site{Auth: config.Auth{Type: tt.auth}}, u)
+		got := diag.UnauthorizedFix(config.Site{Auth: config.Auth{Type: tt.auth}}, u)
 		if !strings.Contains(got, tt.want) {
 			t.Errorf("%s at %s: got %q, want it to contain %q", tt.auth, tt.url, got, tt.want)
 		}
@@ -619,16 +580,16 @@ func TestCheckBounded(t *testing.T) {
 
 	ignore := goleak.IgnoreCurrent()
 	start := time.Now()
-	rep := Check(context.Background(), cfg, CheckOptions{Timeout: time.Second})
+	rep := diag.Check(context.Background(), cfg, checkOptions(diag.Options{Timeout: time.Second}))
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Check took %s with a 1s timeout", d)
 	}
 	if rep.OK {
 		t.Error("report OK, want failures")
 	}
-	wantCheckResult(t, rep.Gateway, "tls", StatusFail, "", "", "")
-	wantCheckResult(t, rep.Gateway, "auth", StatusSkip, "", "", "")
-	wantCheckResult(t, rep.Sites[0].Results, "credentials", StatusFail, "", "upstream_timeout", "Jira is up")
+	wantCheckResult(t, rep.Gateway, "tls", diag.StatusFail, "", "", "")
+	wantCheckResult(t, rep.Gateway, "auth", diag.StatusSkip, "", "", "")
+	wantCheckResult(t, rep.Sites[0].Results, "credentials", diag.StatusFail, "", "upstream_timeout", "Jira is up")
 	slow.SetDelay(0)
 	goleak.VerifyNone(t, ignore)
 }
@@ -640,7 +601,7 @@ func TestRemoteCheck(t *testing.T) {
 	cj := startCheckJira(t, false, jiratest.Options{})
 	cfg := checkConfig(t, cg, cj, "transport: tcp\nconnections: 1", "")
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := New(ctx, cfg, Options{Version: "test"})
+	a, err := agent.New(ctx, cfg, agent.Options{Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -653,14 +614,14 @@ func TestRemoteCheck(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("check: got %d %s, want 200", resp.StatusCode, body)
 	}
-	var sr SiteReport
+	var sr diag.SiteReport
 	if err := json.Unmarshal(body, &sr); err != nil {
 		t.Fatalf("check: %v in %s", err, body)
 	}
 	if sr.Site != "jira" || !sr.OK {
 		t.Errorf("report: %+v", sr)
 	}
-	wantCheckResult(t, sr.Results, "credentials", StatusPass, "service account", "", "")
+	wantCheckResult(t, sr.Results, "credentials", diag.StatusPass, "service account", "", "")
 	checkNoSecret(t, sr, cj.token, cg.brokerToken)
 
 	for _, tt := range []struct {
@@ -681,12 +642,12 @@ func TestRemoteCheck(t *testing.T) {
 	// A connector cannot ask for the check through /b/: the gateway drops
 	// its Ox-Broker-* headers and the request goes to Jira.
 	resp, body = checkCall(t, cg, "GET", "/b/acme/jira/rest/api/3/myself", cg.connectorToken,
-		http.Header{brokerhttp.HeaderOp: {opCheck}})
+		http.Header{brokerhttp.HeaderOp: {brokerhttp.OpCheck}})
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"accountId"`) {
 		t.Errorf("GET /b/.../myself with %s: got %d %s, want Jira's answer", brokerhttp.HeaderOp, resp.StatusCode, body)
 	}
 
-	if _, ok := a.CheckSite(context.Background(), "nope"); ok {
+	if _, ok := a.CheckSite(context.Background(), "nope", ""); ok {
 		t.Error("CheckSite of an unknown site: got ok")
 	}
 }
@@ -736,16 +697,6 @@ func waitForCheck(t *testing.T, timeout time.Duration, cond func() bool) {
 	}
 }
 
-func freeCheckAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func checkMustURL(t *testing.T, s string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(s)
@@ -781,10 +732,8 @@ func TestCheckReflectedCredential(t *testing.T) {
 			cfg := checkConfig(t, nil, cj, "", "")
 			site := cfg.Sites[0]
 			site.Auth = auth
-			ctx, cancel := context.WithTimeout(context.Background(), DefaultCheckTimeout)
-			defer cancel()
-			sr := checkSite(ctx, site, nil, nil)
-			wantCheckResult(t, sr.Results, "credentials", StatusPass, "REDACTED", "", "")
+			sr := diag.CheckSite(context.Background(), site, diag.SiteOptions{CloudID: agent.DiscoverCloudID})
+			wantCheckResult(t, sr.Results, "credentials", diag.StatusPass, "REDACTED", "", "")
 			secrets := []string{auth.Token.Reveal()}
 			if auth.Type == config.AuthBasic {
 				secrets = append(secrets, base64.StdEncoding.EncodeToString([]byte(auth.Email+":"+auth.Token.Reveal())))
@@ -799,8 +748,8 @@ func TestCheckReflectedCredential(t *testing.T) {
 func TestScrubResults(t *testing.T) {
 	auth := config.Auth{Type: config.AuthBasic, Email: "me@acme.com", Token: "tok-5b0c1d2e3f"}
 	b64 := base64.StdEncoding.EncodeToString([]byte("me@acme.com:tok-5b0c1d2e3f"))
-	rs := []Result{{Name: "x", Detail: "saw Basic " + b64, Cause: "token tok-5b0c1d2e3f", Fix: "me@acme.com:tok-5b0c1d2e3f"}}
-	scrubResults(rs, proxy.NewScrubber(auth))
+	rs := []diag.Result{{Name: "x", Detail: "saw Basic " + b64, Cause: "token tok-5b0c1d2e3f", Fix: "me@acme.com:tok-5b0c1d2e3f"}}
+	diag.ScrubResults(rs, proxy.NewScrubber(auth))
 	checkNoSecret(t, rs, "tok-5b0c1d2e3f", b64)
 	if !strings.Contains(rs[0].Detail, "REDACTED") {
 		t.Errorf("no marker: %+v", rs[0])

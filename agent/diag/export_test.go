@@ -1,0 +1,7 @@
+package diag
+
+// Exported for the tests of package diag_test, which import the agent.
+var (
+	UnauthorizedFix = unauthorizedFix
+	ScrubResults    = scrubResults
+)

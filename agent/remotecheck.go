@@ -1,0 +1,74 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/oxsecurity/oxbroker/agent/diag"
+	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/config"
+)
+
+// CheckSite runs the checks of one site (diag.CheckSite) with the agent's
+// current config, for the gateway's remote check: the credentials and
+// permissions checks go through the very proxy that serves the site's
+// requests, and the calls to Jira carry request ids that start with
+// requestID. It reports false when the agent has no such site.
+func (a *Agent) CheckSite(ctx context.Context, name, requestID string) (diag.SiteReport, bool) {
+	a.mu.Lock()
+	cfg, r := a.cfg, a.router.Load()
+	a.mu.Unlock()
+	i := slices.IndexFunc(cfg.Sites, func(s config.Site) bool { return s.Name == name })
+	slot := r.sites[name]
+	if i < 0 || slot == nil {
+		return diag.SiteReport{}, false
+	}
+	site := cfg.Sites[i]
+	// The proxy that serves the site's requests, and the upstream it really
+	// uses (a cloud_site resolved when the router was built, or a site's
+	// last good settings); a site that is down is checked from its config,
+	// which reads its Cloud ID again.
+	st := slot.state.Load()
+	if st.down == nil {
+		site.URL = st.url
+	}
+	return diag.CheckSite(ctx, site, diag.SiteOptions{Proxy: st.proxy, Logger: a.log, CloudID: DiscoverCloudID, RequestID: requestID}), true
+}
+
+// serveOp answers a request the gateway makes to the agent itself, marked
+// by Ox-Broker-Op; such a request is never sent to Jira. The answer
+// carries the same header back, so that the gateway can tell it from
+// anything Jira says (the proxy strips Ox-Broker-* from Jira's answers).
+func (a *Agent) serveOp(w http.ResponseWriter, req *http.Request) {
+	op := req.Header.Get(brokerhttp.HeaderOp)
+	reqID := req.Header.Get(brokerhttp.HeaderRequestID)
+	w.Header().Set(brokerhttp.HeaderOp, brokerhttp.Truncate(op, 32))
+	if op != brokerhttp.OpCheck || req.Method != http.MethodPost {
+		brokerhttp.WriteError(w, brokerhttp.BadRequest, fmt.Sprintf("this agent does not know operation %s %q", req.Method, brokerhttp.Truncate(op, 32)), reqID)
+		return
+	}
+	name := req.Header.Get(brokerhttp.HeaderSite)
+	start := time.Now()
+	// The check's requests to Jira are logged under the gateway's id.
+	rep, ok := a.CheckSite(req.Context(), name, brokerhttp.Truncate(reqID, 64))
+	if !ok {
+		brokerhttp.WriteError(w, brokerhttp.UnknownSite, fmt.Sprintf("this agent has no site %q", brokerhttp.Truncate(name, 64)), reqID)
+		return
+	}
+	a.log.Info("remote check", "site", name, "ok", rep.OK, "request_id", reqID,
+		"duration", time.Since(start).Round(time.Millisecond).String())
+	b, err := json.Marshal(rep)
+	if err != nil { // not reached: a SiteReport is plain data
+		brokerhttp.WriteError(w, brokerhttp.BadRequest, "cannot encode the check report", reqID)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write(append(b, '\n'))
+}
