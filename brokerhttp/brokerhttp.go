@@ -29,6 +29,10 @@ const (
 	HeaderPublicBase = "Ox-Broker-Public-Base"
 )
 
+// OpCheck is the HeaderOp value that asks the agent to check a site (the
+// remote form of `oxbroker check`); such a request never goes to Jira.
+const OpCheck = "check"
+
 // Code is one of the broker's error codes.
 type Code string
 

@@ -129,7 +129,7 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 			"duration", time.Since(start).Round(time.Microsecond).String()}, rt.logAttrs()...)...)
 	}()
 
-	if !namePattern.MatchString(broker) || !namePattern.MatchString(site) || !hasPath {
+	if !brokerhttp.ValidName(broker) || !brokerhttp.ValidName(site) || !hasPath {
 		brokerhttp.WriteError(rw, brokerhttp.BadRequest, "the path must be /b/{broker}/{site}/{jira path}", reqID)
 		return
 	}

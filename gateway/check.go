@@ -12,11 +12,6 @@ import (
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 )
 
-// opCheck is the Ox-Broker-Op value that asks an agent to check a site.
-// Only the gateway sets Ox-Broker-* headers toward the agent: it strips
-// every one a connector sends on /b/ routes.
-const opCheck = "check"
-
 // checkTimeout bounds a remote check: the agent bounds its own run to
 // 20 s; the rest is for the tunnel.
 const checkTimeout = 30 * time.Second
@@ -39,7 +34,7 @@ func (g *Gateway) serveCheck(w http.ResponseWriter, r *http.Request) {
 			"status", rw.Status, "duration", time.Since(start).Round(time.Millisecond).String()}, rt.logAttrs()...)...)
 	}()
 
-	if !namePattern.MatchString(broker) || !namePattern.MatchString(site) {
+	if !brokerhttp.ValidName(broker) || !brokerhttp.ValidName(site) {
 		brokerhttp.WriteError(rw, brokerhttp.BadRequest, "the path must be /v1/brokers/{broker}/sites/{site}/check", reqID)
 		return
 	}
@@ -61,7 +56,7 @@ func (g *Gateway) runCheck(rw http.ResponseWriter, r *http.Request, rt *routed) 
 		panic(err)
 	}
 	req.Header.Set(brokerhttp.HeaderSite, rt.site)
-	req.Header.Set(brokerhttp.HeaderOp, opCheck)
+	req.Header.Set(brokerhttp.HeaderOp, brokerhttp.OpCheck)
 	req.Header.Set(brokerhttp.HeaderRequestID, rt.requestID)
 	resp, err := g.send(req, rt, "/v1/brokers/"+rt.broker+"/sites/"+rt.site+"/check")
 	if err != nil {
@@ -94,7 +89,7 @@ func (g *Gateway) runCheck(rw http.ResponseWriter, r *http.Request, rt *routed) 
 	case remote:
 		brokerhttp.WriteError(rw, brokerhttp.BrokerOffline, "the answer of the replica holding the session is not a JSON report", rt.requestID)
 		return
-	case resp.Header.Get(brokerhttp.HeaderOp) != opCheck:
+	case resp.Header.Get(brokerhttp.HeaderOp) != brokerhttp.OpCheck:
 		// The agent answers its own operations with the header; without
 		// it, the answer came from somewhere else (an agent too old to
 		// know the operation forwarded it).

@@ -62,8 +62,8 @@ func TestSiteCheck(t *testing.T) {
 			if r.Method != http.MethodPost || r.RequestURI != "/" {
 				t.Errorf("the agent got %s %s, want POST /", r.Method, r.RequestURI)
 			}
-			if got := r.Header.Get(brokerhttp.HeaderOp); got != opCheck {
-				t.Errorf("%s at the agent: got %q, want %q", brokerhttp.HeaderOp, got, opCheck)
+			if got := r.Header.Get(brokerhttp.HeaderOp); got != brokerhttp.OpCheck {
+				t.Errorf("%s at the agent: got %q, want %q", brokerhttp.HeaderOp, got, brokerhttp.OpCheck)
 			}
 			if _, ok := r.Header["Authorization"]; ok {
 				t.Error("the connector token reached the agent")
@@ -73,7 +73,7 @@ func TestSiteCheck(t *testing.T) {
 			}
 
 			// A connector cannot ask for an operation through /b/.
-			h := http.Header{brokerhttp.HeaderOp: {opCheck}}
+			h := http.Header{brokerhttp.HeaderOp: {brokerhttp.OpCheck}}
 			resp, b = tg.call(t, "POST", "/b/acme/jira/", tg.acmeConnector, h, "")
 			if resp.StatusCode != http.StatusOK || string(b) != `{"jira":"answer"}` {
 				t.Errorf("/b/ with %s: got %d %s, want the plain request", brokerhttp.HeaderOp, resp.StatusCode, b)
@@ -126,7 +126,7 @@ func TestSiteCheckAgentErrors(t *testing.T) {
 		wantCode   brokerhttp.Code
 	}{
 		{"agent error passes through", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set(brokerhttp.HeaderOp, opCheck)
+			w.Header().Set(brokerhttp.HeaderOp, brokerhttp.OpCheck)
 			brokerhttp.WriteError(w, brokerhttp.UnknownSite, "reloaded", r.Header.Get(brokerhttp.HeaderRequestID))
 		}, 404, brokerhttp.UnknownSite},
 		{"agent without remote checks", func(w http.ResponseWriter, r *http.Request) {
@@ -135,7 +135,7 @@ func TestSiteCheckAgentErrors(t *testing.T) {
 			brokerhttp.WriteError(w, brokerhttp.PathNotAllowed, "POST / is not allowed", r.Header.Get(brokerhttp.HeaderRequestID))
 		}, 502, brokerhttp.BrokerOffline},
 		{"not JSON", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set(brokerhttp.HeaderOp, opCheck)
+			w.Header().Set(brokerhttp.HeaderOp, brokerhttp.OpCheck)
 			w.Write([]byte("<html>"))
 		}, 502, brokerhttp.BrokerOffline},
 	}

@@ -91,13 +91,13 @@ func parseInternalTarget(r *http.Request) (broker, site, path string, check, ok 
 	if rest, isB := strings.CutPrefix(p, "/b/"); isB {
 		broker, rest, _ = strings.Cut(rest, "/")
 		site, path, hasPath := strings.Cut(rest, "/")
-		ok = hasPath && namePattern.MatchString(broker) && namePattern.MatchString(site)
+		ok = hasPath && brokerhttp.ValidName(broker) && brokerhttp.ValidName(site)
 		return broker, site, "/" + path, false, ok
 	}
 	parts := strings.Split(p, "/") // "", v1, brokers, {broker}, sites, {site}, check
 	if len(parts) == 7 && parts[1] == "v1" && parts[2] == "brokers" && parts[4] == "sites" && parts[6] == "check" {
 		broker, site = parts[3], parts[5]
-		ok = r.Method == http.MethodPost && namePattern.MatchString(broker) && namePattern.MatchString(site)
+		ok = r.Method == http.MethodPost && brokerhttp.ValidName(broker) && brokerhttp.ValidName(site)
 		return broker, site, "", true, ok
 	}
 	return "", "", "", false, false
