@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/copybuf"
 )
 
 // The connector API:
@@ -292,7 +293,7 @@ func (g *Gateway) newReverseProxy() *httputil.ReverseProxy {
 			return nil
 		},
 		ErrorHandler: g.proxyError,
-		BufferPool:   bufferPool{},
+		BufferPool:   copybuf.Pool{},
 		ErrorLog:     nil,
 	}
 }
@@ -324,14 +325,6 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	g.log.Debug("tunnel request failed", append([]any{"request_id", rt.requestID, "err", err}, rt.logAttrs()...)...)
 	brokerhttp.WriteError(w, brokerhttp.BrokerOffline, "the tunnel to the agent failed during the request; retry", rt.requestID)
 }
-
-// bufferPool reuses 32 KiB copy buffers across requests.
-type bufferPool struct{}
-
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 
 // BrokerStatus is the answer of GET /v1/brokers/{broker}.
 type BrokerStatus struct {

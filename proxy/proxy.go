@@ -16,6 +16,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/copybuf"
 	"github.com/oxsecurity/oxbroker/internal/replace"
 	"github.com/oxsecurity/oxbroker/jira"
 )
@@ -182,7 +183,7 @@ func newProxy(site config.Site, opts Options) (*Proxy, error) {
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      p.transport,
-		BufferPool:     copyBuffers,
+		BufferPool:     copybuf.Pool{}, // shared by all proxies, whatever the site
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.handleError,
 		// ReverseProxy reports here mostly body copies cut short, usually
