@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -17,6 +16,7 @@ import (
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/internal/copybuf"
+	"github.com/oxsecurity/oxbroker/internal/hostport"
 	"github.com/oxsecurity/oxbroker/internal/replace"
 	"github.com/oxsecurity/oxbroker/jira"
 )
@@ -149,7 +149,7 @@ func newProxy(site config.Site, opts Options) (*Proxy, error) {
 		host:         base.Host,
 		basePath:     strings.TrimRight(base.Path, "/"),
 		baseRawPath:  strings.TrimRight(base.EscapedPath(), "/"),
-		hostport:     hostPort(base),
+		hostport:     hostport.Of(base),
 		caFile:       site.TLS.CAFile,
 		timeout:      cmp.Or(site.Timeout, DefaultTimeout),
 		maxBody:      cmp.Or(int64(site.MaxBody), DefaultMaxBody),
@@ -249,17 +249,6 @@ func checkAuth(a config.Auth) error {
 		return errors.New("auth: token is empty")
 	}
 	return nil
-}
-
-// hostPort returns u's host with the scheme's default port made explicit.
-func hostPort(u *url.URL) string {
-	if u.Port() != "" {
-		return u.Host
-	}
-	if u.Scheme == "https" {
-		return net.JoinHostPort(u.Hostname(), "443")
-	}
-	return net.JoinHostPort(u.Hostname(), "80")
 }
 
 // Close closes the idle connections to Jira. It does not wait for the

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/internal/hostport"
 )
 
 // ErrProxyAuth is returned when the HTTP proxy refuses the tunnel with 407.
@@ -26,16 +28,8 @@ func ProxyFromEnvironment(addr string) (*url.URL, error) {
 // (http:// or https://), with Basic proxy authentication when the proxy
 // URL carries user information.
 func dialViaProxy(ctx context.Context, proxy *url.URL, addr string) (net.Conn, error) {
-	host := proxy.Host
-	if proxy.Port() == "" {
-		if proxy.Scheme == "https" {
-			host = net.JoinHostPort(proxy.Hostname(), "443")
-		} else {
-			host = net.JoinHostPort(proxy.Hostname(), "80")
-		}
-	}
 	d := net.Dialer{KeepAlive: 15 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", host)
+	conn, err := d.DialContext(ctx, "tcp", hostport.Of(proxy))
 	if err != nil {
 		return nil, fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
 	}
