@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 	"github.com/oxsecurity/oxbroker/internal/copybuf"
 )
 
@@ -125,7 +126,7 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 		}
 		g.metrics.requests.WithLabelValues(label, strconv.Itoa(rw.Status)).Inc()
 		g.metrics.duration.Observe(time.Since(start).Seconds())
-		g.log.Info("request", append([]any{"request_id", reqID, "broker", truncate(broker, 64), "site", truncate(site, 64),
+		g.log.Info("request", append([]any{"request_id", reqID, "broker", clip.String(broker, 64), "site", clip.String(site, 64),
 			"method", r.Method, "status", rw.Status, "bytes", rw.Bytes,
 			"duration", time.Since(start).Round(time.Microsecond).String()}, rt.logAttrs()...)...)
 	}()

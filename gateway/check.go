@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 )
 
 // checkTimeout bounds a remote check: the agent bounds its own run to
@@ -30,7 +31,7 @@ func (g *Gateway) serveCheck(w http.ResponseWriter, r *http.Request) {
 	rw := &brokerhttp.StatusRecorder{ResponseWriter: w}
 	var rt *routed
 	defer func() {
-		g.log.Info("site check", append([]any{"request_id", reqID, "broker", truncate(broker, 64), "site", truncate(site, 64),
+		g.log.Info("site check", append([]any{"request_id", reqID, "broker", clip.String(broker, 64), "site", clip.String(site, 64),
 			"status", rw.Status, "duration", time.Since(start).Round(time.Millisecond).String()}, rt.logAttrs()...)...)
 	}()
 

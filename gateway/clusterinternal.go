@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 )
 
 // misdirected turns the status of a broker error into 421, the internal
@@ -34,7 +35,7 @@ func (g *Gateway) internalHandler() http.Handler {
 		signed, err := g.cluster.verify(r, broker, site, time.Now())
 		if err != nil {
 			g.refusals.warn(g.log, "internal request refused", "remote", r.RemoteAddr, "reason", err.Error(),
-				"method", r.Method, "target", truncate(r.RequestURI, 128))
+				"method", r.Method, "target", clip.String(r.RequestURI, 128))
 			switch {
 			case errors.Is(err, errOlderReplica), errors.Is(err, errOtherReplica):
 				// Signed with the secret, but not for this replica as it

@@ -11,6 +11,7 @@ import (
 	"net/http"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/rootcause"
 )
 
 // handleError is the ReverseProxy's ErrorHandler: it answers a request
@@ -63,7 +64,7 @@ func (p *Proxy) classify(ctx context.Context, err, bodyErr error) (brokerhttp.Co
 		return brokerhttp.TooLarge, p.tooLargeMessage()
 	}
 	if bodyErr != nil {
-		return brokerhttp.BadRequest, "reading the request body failed: " + p.scrub(rootCause(bodyErr).Error())
+		return brokerhttp.BadRequest, "reading the request body failed: " + p.scrub(rootcause.Of(bodyErr).Error())
 	}
 
 	if code, msg := p.classifyTLS(err); code != "" {
@@ -86,10 +87,10 @@ func (p *Proxy) classify(ctx context.Context, err, bodyErr error) (brokerhttp.Co
 		case opErr.Op == "dial" && opErr.Timeout():
 			return unreachable("connection timed out")
 		case opErr.Op == "proxyconnect":
-			return unreachable("through the proxy: " + rootCause(opErr).Error())
+			return unreachable("through the proxy: " + rootcause.Of(opErr).Error())
 		case !opErr.Timeout():
 			// Refused, reset, unreachable network: the system's words.
-			return unreachable(rootCause(opErr).Error())
+			return unreachable(rootcause.Of(opErr).Error())
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -100,12 +101,12 @@ func (p *Proxy) classify(ctx context.Context, err, bodyErr error) (brokerhttp.Co
 		// Most often the transport's ResponseHeaderTimeout; also a TLS
 		// handshake that did not finish in time.
 		return brokerhttp.UpstreamTimeout, fmt.Sprintf("Jira at %s did not answer in time (timeout %s): %s",
-			p.hostport, p.timeout, p.scrub(rootCause(err).Error()))
+			p.hostport, p.timeout, p.scrub(rootcause.Of(err).Error()))
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return unreachable("Jira closed the connection without answering")
 	}
-	return brokerhttp.UpstreamUnreachable, fmt.Sprintf("request to Jira at %s failed: %s", p.hostport, p.scrub(rootCause(err).Error()))
+	return brokerhttp.UpstreamUnreachable, fmt.Sprintf("request to Jira at %s failed: %s", p.hostport, p.scrub(rootcause.Of(err).Error()))
 }
 
 // classifyTLS maps TLS failures to upstream_tls, with a hint at the
@@ -142,7 +143,7 @@ func (p *Proxy) classifyTLS(err error) (brokerhttp.Code, string) {
 	case errors.As(err, &noRoots):
 		msg = fmt.Sprintf("no system root certificates to verify Jira at %s; set tls.ca_file", p.hostport)
 	case errors.As(err, &verify):
-		msg = fmt.Sprintf("Jira's certificate at %s failed verification: %s; %s", p.hostport, p.scrub(rootCause(verify).Error()), caHint)
+		msg = fmt.Sprintf("Jira's certificate at %s failed verification: %s; %s", p.hostport, p.scrub(rootcause.Of(verify).Error()), caHint)
 	case errors.As(err, &recordErr):
 		msg = fmt.Sprintf("Jira at %s did not answer with TLS; should url start with http:// ?", p.hostport)
 	case errors.As(err, &alertErr):
@@ -162,18 +163,6 @@ func describeCert(c *x509.Certificate) string {
 		return "no certificate"
 	}
 	return fmt.Sprintf("subject %q, issuer %q", c.Subject.String(), c.Issuer.String())
-}
-
-// rootCause returns the innermost error of err's Unwrap chain, whose text
-// is the short cause ("connection refused") rather than the whole story.
-func rootCause(err error) error {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err
-		}
-		err = u
-	}
 }
 
 // scrub removes the site's credential, in every form the responses are
