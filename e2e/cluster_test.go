@@ -24,6 +24,7 @@ import (
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/gateway"
 	"github.com/oxsecurity/oxbroker/gateway/redistest"
+	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 )
 
 // cluster is an env whose gateway is two replicas sharing a Redis. It
@@ -71,20 +72,19 @@ func (c *cluster) newReplica(name string) *replica {
 	c.t.Helper()
 	r := &replica{name: name, tunnel: lowPortAddr(c.t, true), api: lowPortAddr(c.t, false),
 		admin: lowPortAddr(c.t, false), internal: lowPortAddr(c.t, false)}
-	other := fmt.Sprintf("  - id: other\n    token: %s\n    connector_tokens: [%s]\n",
-		gateway.HashToken(c.otherBroker), gateway.HashToken(c.otherConnector))
 	// The password comes from the environment, as in production.
-	more := fmt.Sprintf(`registry:
+	yaml := c.e.gatewayYAML(gatewayyaml.Config{
+		Tunnel: r.tunnel, API: r.api, Admin: r.admin, Internal: r.internal,
+		Brokers:  []gatewayyaml.Broker{{ID: "other", Token: c.otherBroker, ConnectorTokens: []string{c.otherConnector}}},
+		LogLevel: "debug",
+		More: fmt.Sprintf(`registry:
   type: redis
   url: redis://:${REDIS_PASSWORD}@%s/0
   advertise: %s
 cluster:
   secret_file: %s
-log:
-  level: debug
-`, c.redis.Addr, r.advertise(), c.secretFile)
-	yaml := c.e.gatewayYAML(r.tunnel, r.api, r.admin, other, more)
-	yaml = strings.Replace(yaml, "listen:\n", "listen:\n  internal: "+r.internal+"\n", 1)
+`, c.redis.Addr, r.advertise(), c.secretFile),
+	})
 	r.cfg = c.e.writeFile("gateway-"+name+".yaml", yaml)
 	return r
 }

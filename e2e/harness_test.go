@@ -25,6 +25,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 	"go.uber.org/goleak"
@@ -183,8 +184,8 @@ func randomToken(prefix string) string {
 }
 
 // freeTunnelAddr returns a loopback address whose port is free on both
-// TCP and UDP, as the gateway's tunnel listener needs.
-// freeTunnelAddr and freeAddr pick ports below the ephemeral range
+// TCP and UDP, as the gateway's tunnel listener needs, and freeAddr one
+// whose TCP port is free. Both pick ports below the ephemeral range
 // (lowPortAddr): a port the kernel handed out and the test released could
 // be handed out again to any other test process's outgoing connection or
 // :0 listener before the gateway binds it; go test runs packages in
@@ -249,28 +250,19 @@ func (e *env) writeFile(name, content string) string {
 
 func (e *env) startGateway() *proc {
 	e.t.Helper()
-	cfg := e.writeFile("gateway.yaml", e.gatewayYAML(e.tunnelAddr, e.apiAddr, e.adminAddr, "", ""))
+	cfg := e.writeFile("gateway.yaml", e.gatewayYAML(gatewayyaml.Config{Tunnel: e.tunnelAddr, API: e.apiAddr, Admin: e.adminAddr}))
 	e.gw = start(e.t, "gateway", bins.gateway, nil, "run", "--config", cfg)
 	e.gw.waitOutput(e.t, "gateway listening", 10*time.Second)
 	return e.gw
 }
 
-// gatewayYAML is the config of a gateway with broker acme, listening on
-// tunnel, api and admin; moreBrokers are YAML list items appended to
-// brokers:, and more is appended at the end (more top-level keys).
-func (e *env) gatewayYAML(tunnel, api, admin, moreBrokers, more string) string {
-	return fmt.Sprintf(`listen:
-  tunnel: %s
-  api: %s
-  admin: %q
-tls:
-  cert_file: %s
-  key_file: %s
-brokers:
-  - id: acme
-    token: %s
-    connector_tokens: [%s]
-%s%s`, tunnel, api, admin, e.certs.Cert, e.certs.Key, gateway.HashToken(e.brokerToken), gateway.HashToken(e.connectorToken), moreBrokers, more)
+// gatewayYAML is the config c describes, with the env's certificate and
+// broker acme first among the brokers.
+func (e *env) gatewayYAML(c gatewayyaml.Config) string {
+	c.CertFile, c.KeyFile = e.certs.Cert, e.certs.Key
+	acme := gatewayyaml.Broker{ID: "acme", Token: e.brokerToken, ConnectorTokens: []string{e.connectorToken}}
+	c.Brokers = append([]gatewayyaml.Broker{acme}, c.Brokers...)
+	return string(gatewayyaml.YAML(c))
 }
 
 // agentOpts varies the agent's config.

@@ -12,10 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
@@ -76,21 +76,16 @@ func FreeGatewayAddrs() (GatewayAddrs, error) {
 // GatewayConfig returns the gateway's YAML config: one broker with the
 // rig's broker and connector tokens (hashed), logging at level.
 func (r *Rig) GatewayConfig(a GatewayAddrs, level string) []byte {
-	return fmt.Appendf(nil, `listen:
-  tunnel: %s
-  api: %s
-  admin: %q
-tls:
-  cert_file: %s
-  key_file: %s
-brokers:
-  - id: %s
-    token: %s
-    connector_tokens: [%s]
-log:
-  level: %s
-`, a.Tunnel, a.API, a.Admin, r.Certs.Cert, r.Certs.Key, BrokerID,
-		gateway.HashToken(r.BrokerToken), gateway.HashToken(r.ConnectorToken), level)
+	return gatewayyaml.YAML(r.gatewayYAML(a, level))
+}
+
+func (r *Rig) gatewayYAML(a GatewayAddrs, level string) gatewayyaml.Config {
+	return gatewayyaml.Config{
+		Tunnel: a.Tunnel, API: a.API, Admin: a.Admin,
+		CertFile: r.Certs.Cert, KeyFile: r.Certs.Key,
+		Brokers:  []gatewayyaml.Broker{{ID: BrokerID, Token: r.BrokerToken, ConnectorTokens: []string{r.ConnectorToken}}},
+		LogLevel: level,
+	}
 }
 
 // Agent varies the agent's config.
@@ -203,13 +198,14 @@ type Replica struct {
 // ReplicaConfig returns the config of one gateway replica sharing a Redis
 // registry with the others: GatewayConfig's, plus the cluster settings.
 func (r *Rig) ReplicaConfig(a Replica, level string) []byte {
-	base := string(r.GatewayConfig(a.GatewayAddrs, level))
-	base = strings.Replace(base, "\ntls:\n", fmt.Sprintf("\n  internal: %s\ntls:\n", a.Internal), 1)
-	return fmt.Appendf([]byte(base), `registry:
+	c := r.gatewayYAML(a.GatewayAddrs, level)
+	c.Internal = a.Internal
+	c.More = fmt.Sprintf(`registry:
   type: redis
-  url: %s
-  advertise: http://%s
+  url: %q
+  advertise: %q
 cluster:
-  secret_file: %s
-`, a.RedisURL, a.Internal, a.SecretFile)
+  secret_file: %q
+`, a.RedisURL, "http://"+a.Internal, a.SecretFile)
+	return gatewayyaml.YAML(c)
 }
