@@ -1,7 +1,8 @@
 // Package gatewayyaml writes the config file of a gateway whose brokers
 // and tokens are made on the spot: the trial gateway of
-// `oxbroker-gateway dev`, the gateways of the benchmarks (bench/rig) and
-// those of the end-to-end tests (e2e).
+// `oxbroker-gateway dev`, the gateways of the benchmarks (bench/rig), of
+// the end-to-end tests (e2e) and of the live package tests
+// (packaging/live).
 package gatewayyaml
 
 import (
