@@ -265,6 +265,27 @@ func (e *env) gatewayYAML(c gatewayyaml.Config) string {
 	return string(gatewayyaml.YAML(c))
 }
 
+// checkJiraSaw checks what the Jira stand-in saw of reqs: the site's
+// token, never the connector's, and no Ox-Broker-* header.
+func (e *env) checkJiraSaw(t *testing.T, reqs []jiratest.Request) {
+	t.Helper()
+	for _, r := range reqs {
+		if got, want := r.Header.Get("Authorization"), "Bearer "+e.jiraToken; got != want {
+			t.Errorf("%s %s: Jira saw Authorization %q, want the site's token", r.Method, r.Path, got)
+		}
+		for k, vs := range r.Header {
+			if strings.HasPrefix(k, "Ox-Broker-") {
+				t.Errorf("%s %s: Jira saw broker header %s", r.Method, r.Path, k)
+			}
+			for _, v := range vs {
+				if strings.Contains(v, e.connectorToken) {
+					t.Errorf("%s %s: Jira saw the connector token in %s", r.Method, r.Path, k)
+				}
+			}
+		}
+	}
+}
+
 // agentOpts varies the agent's config.
 type agentOpts struct {
 	transport   string
