@@ -25,6 +25,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/freeport"
 	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
@@ -622,21 +623,9 @@ func lowPortAddr(t *testing.T, udp bool) string {
 		if ports.next++; ports.next == lowPortMax {
 			ports.next = lowPortMin
 		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
+		if addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port)); freeport.Free(addr, udp) {
+			return addr
 		}
-		if udp {
-			u, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				l.Close()
-				continue
-			}
-			u.Close()
-		}
-		l.Close()
-		return addr
 	}
 	t.Fatal("no free port in [10000, 20000)")
 	return ""

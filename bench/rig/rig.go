@@ -15,6 +15,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/freeport"
 	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
@@ -162,15 +163,11 @@ func (r *Rig) Hello(jiraURL string) tunnel.Hello {
 // TCP and UDP, as the gateway's tunnel listener needs.
 func FreeTunnelAddr() (string, error) {
 	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		addr, err := FreeAddr()
 		if err != nil {
 			return "", err
 		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
+		if freeport.Free(addr, true) {
 			return addr, nil
 		}
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/freeport"
 	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
@@ -279,21 +280,9 @@ func sessionIDs(st gateway.BrokerStatus) string {
 func freeAddr(t *testing.T, udp bool) string {
 	t.Helper()
 	for range 1000 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(30000+mrand.IntN(2000)))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
+		if addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(30000+mrand.IntN(2000))); freeport.Free(addr, udp) {
+			return addr
 		}
-		if udp {
-			u, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				l.Close()
-				continue
-			}
-			u.Close()
-		}
-		l.Close()
-		return addr
 	}
 	t.Fatal("no free port in [30000, 32000)")
 	return ""
