@@ -251,8 +251,7 @@ func TestGatewayNeverSeesJiraToken(t *testing.T) {
 // plaintext bytes flowing from agents to the gateway.
 type recorder struct {
 	ln  net.Listener
-	mu  sync.Mutex // guards buf
-	buf strings.Builder
+	buf syncBuffer // what the agent sent
 	wg  sync.WaitGroup
 }
 
@@ -288,7 +287,7 @@ func newRecorder(t *testing.T, e *env) *recorder {
 				continue
 			}
 			r.wg.Add(2)
-			go func() { defer r.wg.Done(); io.Copy(up, io.TeeReader(c, r)); up.Close() }()
+			go func() { defer r.wg.Done(); io.Copy(up, io.TeeReader(c, &r.buf)); up.Close() }()
 			go func() { defer r.wg.Done(); io.Copy(c, up); c.Close() }()
 		}
 	}()
@@ -298,14 +297,4 @@ func newRecorder(t *testing.T, e *env) *recorder {
 
 func (r *recorder) addr() string { return r.ln.Addr().String() }
 
-func (r *recorder) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.buf.Write(p)
-}
-
-func (r *recorder) bytes() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.buf.String()
-}
+func (r *recorder) bytes() string { return r.buf.String() }
