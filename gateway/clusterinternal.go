@@ -68,7 +68,7 @@ func (g *Gateway) internalHandler() http.Handler {
 		if r.Body != http.NoBody {
 			// A body that fails its signature is the caller's error
 			// (proxyError), and reaches the agent cut short.
-			rt.body = &connectorBody{ReadCloser: r.Body}
+			rt.body = &brokerhttp.TrackedBody{ReadCloser: r.Body}
 			r.Body = rt.body
 		}
 		if check {

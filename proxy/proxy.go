@@ -278,7 +278,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// through it to close the connection once the limit is hit (when
 		// the server is brokerhttp.GuardBodies, as the agent's is, that
 		// closes it anyway: the body was not read to its end).
-		ex.body.rc = http.MaxBytesReader(w, r.Body, p.maxBody)
+		ex.body.ReadCloser = http.MaxBytesReader(w, r.Body, p.maxBody)
 		r.Body = &ex.body
 	}
 
