@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -175,14 +174,7 @@ func FreeTunnelAddr() (string, error) {
 }
 
 // FreeAddr returns a free loopback TCP address.
-func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+func FreeAddr() (string, error) { return freeport.Loopback() }
 
 // Replica is what a gateway of a cluster adds to GatewayAddrs.
 type Replica struct {

@@ -5,6 +5,17 @@ package freeport
 
 import "net"
 
+// Loopback returns a loopback TCP address whose port the kernel picked
+// as free just now; nothing is bound to it any more when it returns.
+func Loopback() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
 // Free reports whether addr can be bound now on TCP, and on UDP too when
 // udp is set. It keeps nothing bound.
 func Free(addr string, udp bool) bool {

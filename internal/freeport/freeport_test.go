@@ -6,11 +6,14 @@ import (
 )
 
 func TestFree(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("the address Loopback gave: %v", err)
+	}
 	if Free(addr, false) {
 		t.Errorf("Free(%s) with a TCP listener on it: got true", addr)
 	}
@@ -30,11 +33,9 @@ func TestFree(t *testing.T) {
 	u.Close()
 	// A port the kernel picks for TCP is usually free on UDP too.
 	for range 20 {
-		if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		if addr, err = Loopback(); err != nil {
 			t.Fatal(err)
 		}
-		addr = l.Addr().String()
-		l.Close()
 		if Free(addr, true) && Free(addr, true) {
 			return
 		}
