@@ -24,6 +24,7 @@ import (
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/internal/certpool"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 	"github.com/oxsecurity/oxbroker/internal/lograte"
 	"github.com/oxsecurity/oxbroker/tunnel"
 	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
@@ -422,7 +423,7 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (wel
 		log.Info("tunnel closed")
 		return true, nil
 	case g := <-loop.GoAway():
-		log.Info("gateway asked us to move; draining this session", "reason", brokerhttp.Truncate(g.Reason, 128))
+		log.Info("gateway asked us to move; draining this session", "reason", clip.String(g.Reason, 128))
 		a.drains.Add(1)
 		go func() {
 			defer a.drains.Done()

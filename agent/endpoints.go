@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -121,15 +122,17 @@ func newSpread(gauge *prometheus.GaugeVec) *spread {
 func (s *spread) pick(eps []endpoint, last string, tried map[string]bool) endpoint {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// rank orders endpoints by those preferences: lower is better, the
+	// first field that differs decides.
 	rank := func(ep endpoint) [5]int {
-		return [5]int{b2i(ep.addr == last), b2i(tried[ep.addr]), b2i(ep.secondary), s.byName[ep.name], s.byAddr[ep.addr]}
+		return [5]int{oneIf(ep.addr == last), oneIf(tried[ep.addr]), oneIf(ep.secondary), s.byName[ep.name], s.byAddr[ep.addr]}
 	}
 	var best []endpoint
 	var bestRank [5]int
 	for _, ep := range eps {
 		r := rank(ep)
 		switch {
-		case len(best) == 0 || less(r, bestRank):
+		case len(best) == 0 || slices.Compare(r[:], bestRank[:]) < 0:
 			best, bestRank = append(best[:0], ep), r
 		case r == bestRank:
 			best = append(best, ep)
@@ -181,17 +184,9 @@ func dec(m map[string]int, k string) int {
 	return m[k]
 }
 
-func less(a, b [5]int) bool {
-	for i := range a {
-		if a[i] != b[i] {
-			return a[i] < b[i]
-		}
-	}
-	return false
-}
-
-func b2i(b bool) int {
-	if b {
+// oneIf is 1 when cond holds, else 0: a preference's place in a rank.
+func oneIf(cond bool) int {
+	if cond {
 		return 1
 	}
 	return 0

@@ -11,6 +11,7 @@ import (
 	"github.com/oxsecurity/oxbroker/agent/diag"
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 )
 
 // CheckSite runs the checks of one site (diag.CheckSite) with the agent's
@@ -46,17 +47,17 @@ func (a *Agent) CheckSite(ctx context.Context, name, requestID string) (diag.Sit
 func (a *Agent) serveOp(w http.ResponseWriter, req *http.Request) {
 	op := req.Header.Get(brokerhttp.HeaderOp)
 	reqID := req.Header.Get(brokerhttp.HeaderRequestID)
-	w.Header().Set(brokerhttp.HeaderOp, brokerhttp.Truncate(op, 32))
+	w.Header().Set(brokerhttp.HeaderOp, clip.String(op, 32))
 	if op != brokerhttp.OpCheck || req.Method != http.MethodPost {
-		brokerhttp.WriteError(w, brokerhttp.BadRequest, fmt.Sprintf("this agent does not know operation %s %q", req.Method, brokerhttp.Truncate(op, 32)), reqID)
+		brokerhttp.WriteError(w, brokerhttp.BadRequest, fmt.Sprintf("this agent does not know operation %s %q", req.Method, clip.String(op, 32)), reqID)
 		return
 	}
 	name := req.Header.Get(brokerhttp.HeaderSite)
 	start := time.Now()
 	// The check's requests to Jira are logged under the gateway's id.
-	rep, ok := a.CheckSite(req.Context(), name, brokerhttp.Truncate(reqID, 64))
+	rep, ok := a.CheckSite(req.Context(), name, clip.String(reqID, 64))
 	if !ok {
-		brokerhttp.WriteError(w, brokerhttp.UnknownSite, fmt.Sprintf("this agent has no site %q", brokerhttp.Truncate(name, 64)), reqID)
+		brokerhttp.WriteError(w, brokerhttp.UnknownSite, fmt.Sprintf("this agent has no site %q", clip.String(name, 64)), reqID)
 		return
 	}
 	a.log.Info("remote check", "site", name, "ok", rep.OK, "request_id", reqID,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 	"github.com/oxsecurity/oxbroker/jira"
 	"github.com/oxsecurity/oxbroker/proxy"
 	"github.com/oxsecurity/oxbroker/tunnel"
@@ -207,7 +208,7 @@ func (r *router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	name := req.Header.Get(brokerhttp.HeaderSite)
 	slot := r.sites[name]
 	if slot == nil {
-		brokerhttp.WriteError(w, brokerhttp.UnknownSite, fmt.Sprintf("this agent has no site %q", brokerhttp.Truncate(name, 64)),
+		brokerhttp.WriteError(w, brokerhttp.UnknownSite, fmt.Sprintf("this agent has no site %q", clip.String(name, 64)),
 			req.Header.Get(brokerhttp.HeaderRequestID))
 		return
 	}

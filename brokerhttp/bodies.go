@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -151,3 +152,43 @@ func (w *guardedWriter) Flush() {
 
 // Unwrap gives http.ResponseController the server's writer.
 func (w *guardedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// TrackedBody is a request body that counts what was read of it and keeps
+// its first read error other than io.EOF, so that whoever maps a failed
+// exchange to an error code can tell the caller's broken body (too large,
+// stalled, cut, badly chunked: bad_request) from the far side failing.
+// A transport reads it in its own goroutine, which can outlive the
+// handler; Err and BytesRead may be called meanwhile.
+type TrackedBody struct {
+	io.ReadCloser
+	n   atomic.Int64
+	mu  sync.Mutex // guards err
+	err error
+}
+
+func (b *TrackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// Err returns the body's first read error other than io.EOF, or nil; nil
+// for a nil b, a request without a body.
+func (b *TrackedBody) Err() error {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// BytesRead returns how many bytes were read of the body so far.
+func (b *TrackedBody) BytesRead() int64 { return b.n.Load() }

@@ -90,15 +90,6 @@ type Detail struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
-// Truncate cuts s to n bytes, marked with "…", for quoting a value read
-// from the network in a message or a log line.
-func Truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}
-
 // WriteError writes a broker error response. requestID may be empty.
 func WriteError(w http.ResponseWriter, code Code, message, requestID string) {
 	b, _ := json.Marshal(Body{Error: Detail{Code: code, Message: message, RequestID: requestID}})

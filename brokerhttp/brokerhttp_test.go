@@ -223,11 +223,3 @@ func TestStatusRecorderSkips1xx(t *testing.T) {
 		})
 	}
 }
-
-func TestTruncate(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{{"", ""}, {"abcd", "abcd"}, {"abcde", "abcd…"}} {
-		if got := Truncate(tt.in, 4); got != tt.want {
-			t.Errorf("Truncate(%q, 4): got %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}

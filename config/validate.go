@@ -15,9 +15,6 @@ import (
 )
 
 var (
-	// nameRE is the form of broker ids and site names, which appear in
-	// connector URLs (/b/<broker>/<site>) and metric labels.
-	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	hashRE   = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 	hostRE   = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
 	exJiraRE = regexp.MustCompile(`^/ex/jira/[^/]+/?$`)
@@ -242,7 +239,7 @@ func index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]
 func anyValue(string) string { return "" }
 
 func validName(s string) string {
-	if !nameRE.MatchString(s) {
+	if !brokerhttp.ValidName(s) {
 		return nameRule
 	}
 	return ""

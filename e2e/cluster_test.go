@@ -24,6 +24,7 @@ import (
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/gateway"
 	"github.com/oxsecurity/oxbroker/gateway/redistest"
+	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 )
 
 // cluster is an env whose gateway is two replicas sharing a Redis. It
@@ -71,20 +72,19 @@ func (c *cluster) newReplica(name string) *replica {
 	c.t.Helper()
 	r := &replica{name: name, tunnel: lowPortAddr(c.t, true), api: lowPortAddr(c.t, false),
 		admin: lowPortAddr(c.t, false), internal: lowPortAddr(c.t, false)}
-	other := fmt.Sprintf("  - id: other\n    token: %s\n    connector_tokens: [%s]\n",
-		gateway.HashToken(c.otherBroker), gateway.HashToken(c.otherConnector))
 	// The password comes from the environment, as in production.
-	more := fmt.Sprintf(`registry:
+	yaml := c.e.gatewayYAML(gatewayyaml.Config{
+		Tunnel: r.tunnel, API: r.api, Admin: r.admin, Internal: r.internal,
+		Brokers:  []gatewayyaml.Broker{{ID: "other", Token: c.otherBroker, ConnectorTokens: []string{c.otherConnector}}},
+		LogLevel: "debug",
+		More: fmt.Sprintf(`registry:
   type: redis
   url: redis://:${REDIS_PASSWORD}@%s/0
   advertise: %s
 cluster:
   secret_file: %s
-log:
-  level: debug
-`, c.redis.Addr, r.advertise(), c.secretFile)
-	yaml := c.e.gatewayYAML(r.tunnel, r.api, r.admin, other, more)
-	yaml = strings.Replace(yaml, "listen:\n", "listen:\n  internal: "+r.internal+"\n", 1)
+`, c.redis.Addr, r.advertise(), c.secretFile),
+	})
 	r.cfg = c.e.writeFile("gateway-"+name+".yaml", yaml)
 	return r
 }
@@ -243,21 +243,7 @@ func testClusterForwarded(t *testing.T, tr string) {
 	if len(reqs) != 2 {
 		t.Errorf("Jira saw %d requests, want 2", len(reqs))
 	}
-	for _, r := range reqs {
-		if got, want := r.Header.Get("Authorization"), "Bearer "+e.jiraToken; got != want {
-			t.Errorf("%s %s: Jira saw Authorization %q, want the site's token", r.Method, r.Path, got)
-		}
-		for k, vs := range r.Header {
-			if strings.HasPrefix(k, "Ox-Broker-") {
-				t.Errorf("%s %s: Jira saw header %s", r.Method, r.Path, k)
-			}
-			for _, v := range vs {
-				if strings.Contains(v, e.connectorToken) {
-					t.Errorf("%s %s: Jira saw the connector token in %s", r.Method, r.Path, k)
-				}
-			}
-		}
-	}
+	e.checkJiraSaw(t, reqs)
 	if id == "" {
 		t.Fatal("no request id in the answer")
 	}

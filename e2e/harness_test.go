@@ -23,11 +23,14 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/freeport"
+	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
-	"go.uber.org/goleak"
 )
 
 // bins are the binaries under test, built once by TestMain.
@@ -183,8 +186,8 @@ func randomToken(prefix string) string {
 }
 
 // freeTunnelAddr returns a loopback address whose port is free on both
-// TCP and UDP, as the gateway's tunnel listener needs.
-// freeTunnelAddr and freeAddr pick ports below the ephemeral range
+// TCP and UDP, as the gateway's tunnel listener needs, and freeAddr one
+// whose TCP port is free. Both pick ports below the ephemeral range
 // (lowPortAddr): a port the kernel handed out and the test released could
 // be handed out again to any other test process's outgoing connection or
 // :0 listener before the gateway binds it; go test runs packages in
@@ -249,28 +252,40 @@ func (e *env) writeFile(name, content string) string {
 
 func (e *env) startGateway() *proc {
 	e.t.Helper()
-	cfg := e.writeFile("gateway.yaml", e.gatewayYAML(e.tunnelAddr, e.apiAddr, e.adminAddr, "", ""))
+	cfg := e.writeFile("gateway.yaml", e.gatewayYAML(gatewayyaml.Config{Tunnel: e.tunnelAddr, API: e.apiAddr, Admin: e.adminAddr}))
 	e.gw = start(e.t, "gateway", bins.gateway, nil, "run", "--config", cfg)
 	e.gw.waitOutput(e.t, "gateway listening", 10*time.Second)
 	return e.gw
 }
 
-// gatewayYAML is the config of a gateway with broker acme, listening on
-// tunnel, api and admin; moreBrokers are YAML list items appended to
-// brokers:, and more is appended at the end (more top-level keys).
-func (e *env) gatewayYAML(tunnel, api, admin, moreBrokers, more string) string {
-	return fmt.Sprintf(`listen:
-  tunnel: %s
-  api: %s
-  admin: %q
-tls:
-  cert_file: %s
-  key_file: %s
-brokers:
-  - id: acme
-    token: %s
-    connector_tokens: [%s]
-%s%s`, tunnel, api, admin, e.certs.Cert, e.certs.Key, gateway.HashToken(e.brokerToken), gateway.HashToken(e.connectorToken), moreBrokers, more)
+// gatewayYAML is the config c describes, with the env's certificate and
+// broker acme first among the brokers.
+func (e *env) gatewayYAML(c gatewayyaml.Config) string {
+	c.CertFile, c.KeyFile = e.certs.Cert, e.certs.Key
+	acme := gatewayyaml.Broker{ID: "acme", Token: e.brokerToken, ConnectorTokens: []string{e.connectorToken}}
+	c.Brokers = append([]gatewayyaml.Broker{acme}, c.Brokers...)
+	return string(gatewayyaml.YAML(c))
+}
+
+// checkJiraSaw checks what the Jira stand-in saw of reqs: the site's
+// token, never the connector's, and no Ox-Broker-* header.
+func (e *env) checkJiraSaw(t *testing.T, reqs []jiratest.Request) {
+	t.Helper()
+	for _, r := range reqs {
+		if got, want := r.Header.Get("Authorization"), "Bearer "+e.jiraToken; got != want {
+			t.Errorf("%s %s: Jira saw Authorization %q, want the site's token", r.Method, r.Path, got)
+		}
+		for k, vs := range r.Header {
+			if strings.HasPrefix(k, "Ox-Broker-") {
+				t.Errorf("%s %s: Jira saw broker header %s", r.Method, r.Path, k)
+			}
+			for _, v := range vs {
+				if strings.Contains(v, e.connectorToken) {
+					t.Errorf("%s %s: Jira saw the connector token in %s", r.Method, r.Path, k)
+				}
+			}
+		}
+	}
 }
 
 // agentOpts varies the agent's config.
@@ -609,21 +624,9 @@ func lowPortAddr(t *testing.T, udp bool) string {
 		if ports.next++; ports.next == lowPortMax {
 			ports.next = lowPortMin
 		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
+		if addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port)); freeport.Free(addr, udp) {
+			return addr
 		}
-		if udp {
-			u, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				l.Close()
-				continue
-			}
-			u.Close()
-		}
-		l.Close()
-		return addr
 	}
 	t.Fatal("no free port in [10000, 20000)")
 	return ""

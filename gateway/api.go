@@ -13,10 +13,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/clip"
+	"github.com/oxsecurity/oxbroker/internal/copybuf"
 )
 
 // The connector API:
@@ -66,44 +67,17 @@ type routed struct {
 	site      string
 	path      string // escaped path below /b/{broker}/{site}
 	requestID string
-	body      *connectorBody // nil without a body
-	waitUntil time.Time      // until when the request may wait for a session
+	// body is the connector's request body, nil without one: why reading
+	// it failed makes a broken body the connector's error (400), not the
+	// tunnel's (502).
+	body      *brokerhttp.TrackedBody
+	waitUntil time.Time // until when the request may wait for a session
 	released  bool
 
 	// publicBase is the URL under which the connector reached the API
 	// (public.go), sent to the agent in Ox-Broker-Public-Base; "" sends
 	// none.
 	publicBase string
-}
-
-// connectorBody remembers why reading the connector's request body
-// failed, so that a broken body is answered as the connector's error
-// (400) and not as the tunnel's (502).
-type connectorBody struct {
-	io.ReadCloser
-	mu  sync.Mutex // Read runs in the transport's goroutine, err is read in proxyError
-	err error
-}
-
-func (b *connectorBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF {
-		b.mu.Lock()
-		if b.err == nil {
-			b.err = err
-		}
-		b.mu.Unlock()
-	}
-	return n, err
-}
-
-func (b *connectorBody) readErr() error {
-	if b == nil {
-		return nil
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.err
 }
 
 func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
@@ -124,12 +98,12 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 		}
 		g.metrics.requests.WithLabelValues(label, strconv.Itoa(rw.Status)).Inc()
 		g.metrics.duration.Observe(time.Since(start).Seconds())
-		g.log.Info("request", append([]any{"request_id", reqID, "broker", brokerhttp.Truncate(broker, 64), "site", brokerhttp.Truncate(site, 64),
+		g.log.Info("request", append([]any{"request_id", reqID, "broker", clip.String(broker, 64), "site", clip.String(site, 64),
 			"method", r.Method, "status", rw.Status, "bytes", rw.Bytes,
 			"duration", time.Since(start).Round(time.Microsecond).String()}, rt.logAttrs()...)...)
 	}()
 
-	if !namePattern.MatchString(broker) || !namePattern.MatchString(site) || !hasPath {
+	if !brokerhttp.ValidName(broker) || !brokerhttp.ValidName(site) || !hasPath {
 		brokerhttp.WriteError(rw, brokerhttp.BadRequest, "the path must be /b/{broker}/{site}/{jira path}", reqID)
 		return
 	}
@@ -140,7 +114,7 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 	rt.path = "/" + path
 	rt.publicBase = g.public.of(r)
 	if r.Body != nil && r.Body != http.NoBody {
-		rt.body = &connectorBody{ReadCloser: r.Body}
+		rt.body = &brokerhttp.TrackedBody{ReadCloser: r.Body}
 		r.Body = rt.body
 		if r.ContentLength < 0 {
 			// Chunked: read the first chunk before the request leaves,
@@ -292,7 +266,7 @@ func (g *Gateway) newReverseProxy() *httputil.ReverseProxy {
 			return nil
 		},
 		ErrorHandler: g.proxyError,
-		BufferPool:   bufferPool{},
+		BufferPool:   copybuf.Pool{},
 		ErrorLog:     nil,
 	}
 }
@@ -303,7 +277,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	// A stalled body is cut by the server (brokerhttp.GuardBodies), which
 	// cancels the request's context too: the connector is still there.
 	var stalled *brokerhttp.StalledError
-	if errors.As(rt.body.readErr(), &stalled) {
+	if errors.As(rt.body.Err(), &stalled) {
 		brokerhttp.WriteError(w, brokerhttp.BadRequest, "reading the request body failed: "+stalled.Error(), rt.requestID)
 		return
 	}
@@ -312,7 +286,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		w.WriteHeader(499)
 		return
 	}
-	if berr := rt.body.readErr(); berr != nil {
+	if berr := rt.body.Err(); berr != nil {
 		brokerhttp.WriteError(w, brokerhttp.BadRequest, "reading the request body failed: "+berr.Error(), rt.requestID)
 		return
 	}
@@ -324,14 +298,6 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	g.log.Debug("tunnel request failed", append([]any{"request_id", rt.requestID, "err", err}, rt.logAttrs()...)...)
 	brokerhttp.WriteError(w, brokerhttp.BrokerOffline, "the tunnel to the agent failed during the request; retry", rt.requestID)
 }
-
-// bufferPool reuses 32 KiB copy buffers across requests.
-type bufferPool struct{}
-
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 
 // BrokerStatus is the answer of GET /v1/brokers/{broker}.
 type BrokerStatus struct {

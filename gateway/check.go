@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 )
 
 // checkTimeout bounds a remote check: the agent bounds its own run to
@@ -30,11 +31,11 @@ func (g *Gateway) serveCheck(w http.ResponseWriter, r *http.Request) {
 	rw := &brokerhttp.StatusRecorder{ResponseWriter: w}
 	var rt *routed
 	defer func() {
-		g.log.Info("site check", append([]any{"request_id", reqID, "broker", brokerhttp.Truncate(broker, 64), "site", brokerhttp.Truncate(site, 64),
+		g.log.Info("site check", append([]any{"request_id", reqID, "broker", clip.String(broker, 64), "site", clip.String(site, 64),
 			"status", rw.Status, "duration", time.Since(start).Round(time.Millisecond).String()}, rt.logAttrs()...)...)
 	}()
 
-	if !namePattern.MatchString(broker) || !namePattern.MatchString(site) {
+	if !brokerhttp.ValidName(broker) || !brokerhttp.ValidName(site) {
 		brokerhttp.WriteError(rw, brokerhttp.BadRequest, "the path must be /v1/brokers/{broker}/sites/{site}/check", reqID)
 		return
 	}

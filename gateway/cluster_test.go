@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/gateway/redistest"
+	"github.com/oxsecurity/oxbroker/internal/freeport"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
@@ -43,14 +43,22 @@ func startReplica(t *testing.T, srv *redistest.Server, tok testTokens, change fu
 	})
 }
 
+// startTwoReplicas starts replicas A and B of one cluster, with a Redis
+// of their own and the test tokens.
+func startTwoReplicas(t *testing.T) (a, b *testGateway) {
+	t.Helper()
+	srv := redistest.Start(t)
+	tok := newTestTokens()
+	return startReplica(t, srv, tok, nil), startReplica(t, srv, tok, nil)
+}
+
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // waitRemote waits until tg's status of acme shows the session id held
@@ -263,10 +271,7 @@ func TestClusterStreaming(t *testing.T) {
 // replica's sessions only; it answers 421 broker_offline, and forwards
 // nothing, when another replica has the session.
 func TestClusterInternalNeverForwards(t *testing.T) {
-	srv := redistest.Start(t)
-	tok := newTestTokens()
-	a := startReplica(t, srv, tok, nil)
-	b := startReplica(t, srv, tok, nil)
+	a, b := startTwoReplicas(t)
 	var served atomic.Int32
 	onB := b.connect(t, tunnel.TransportTCP, b.hello(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served.Add(1) }))
 	a.waitRemote(t, "acme", a.acmeConnector, onB.welcome.SessionID)
@@ -283,10 +288,7 @@ func TestClusterInternalNeverForwards(t *testing.T) {
 // TestClusterPrefersLocal: with a session of the broker on both replicas,
 // each serves its calls over its own.
 func TestClusterPrefersLocal(t *testing.T) {
-	srv := redistest.Start(t)
-	tok := newTestTokens()
-	a := startReplica(t, srv, tok, nil)
-	b := startReplica(t, srv, tok, nil)
+	a, b := startTwoReplicas(t)
 	onA := a.connect(t, tunnel.TransportTCP, a.hello(), echoHandler("onA"))
 	b.connect(t, tunnel.TransportTCP, b.hello(), echoHandler("onB"))
 	b.waitRemote(t, "acme", b.acmeConnector, onA.welcome.SessionID)
@@ -315,27 +317,7 @@ func TestClusterReplicaGone(t *testing.T) {
 	rdb.Set(ctx, sessionKey("acme", "ghost"), rec, 10*time.Second)
 	rdb.SAdd(ctx, indexKey("acme"), "ghost")
 
-	type result struct {
-		resp *http.Response
-		body []byte
-		err  error
-		took time.Duration
-	}
-	done := make(chan result, 1)
-	start := time.Now()
-	go func() {
-		resp, body, err := b.do("GET", "/b/acme/jira/x", b.acmeConnector, nil, "")
-		done <- result{resp, body, err, time.Since(start)}
-	}()
-	time.Sleep(500 * time.Millisecond)
-	b.connect(t, tunnel.TransportTCP, b.hello(), echoHandler("onB"))
-	r := <-done
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	if e := decodeEcho(t, r.resp, r.body); e.Agent != "onB" {
-		t.Errorf("served by %s, want onB", e.Agent)
-	}
+	r := b.callBeforeAgent(t, "/b/acme/jira/x", b.acmeConnector, "onB")
 	t.Logf("served %s after the call, the local session came after 500ms", r.took.Round(time.Millisecond))
 	if got := counterValue(b.gw.metrics.forwarded.WithLabelValues("unreachable")); got < 1 {
 		t.Errorf("forwarded{unreachable}: got %v, want at least 1 (the dead replica was tried)", got)
@@ -444,31 +426,7 @@ func TestClusterBrokerFromRedis(t *testing.T) {
 // not wait.
 func TestSessionWait(t *testing.T) {
 	tg := startGateway(t)
-	type result struct {
-		resp *http.Response
-		body []byte
-		err  error
-		took time.Duration
-	}
-	call := func(path, token string) chan result {
-		done := make(chan result, 1)
-		start := time.Now()
-		go func() {
-			resp, body, err := tg.do("GET", path, token, nil, "")
-			done <- result{resp, body, err, time.Since(start)}
-		}()
-		return done
-	}
-	waiting := call("/b/acme/jira/x", tg.acmeConnector)
-	time.Sleep(500 * time.Millisecond)
-	tg.connect(t, tunnel.TransportTCP, tg.hello(), echoHandler("late"))
-	r := <-waiting
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	if e := decodeEcho(t, r.resp, r.body); e.Agent != "late" {
-		t.Errorf("served by %s", e.Agent)
-	}
+	r := tg.callBeforeAgent(t, "/b/acme/jira/x", tg.acmeConnector, "late")
 	t.Logf("a call made 500ms before the agent connected was served after %s", r.took.Round(time.Millisecond))
 	if r.took > 2*time.Second {
 		t.Errorf("took %s, want soon after the agent connected", r.took)
@@ -477,7 +435,7 @@ func TestSessionWait(t *testing.T) {
 		t.Errorf("session_waits{found}: got %v, want 1", got)
 	}
 
-	r = <-call("/b/other/jira/x", tg.otherConnector)
+	r = <-tg.getInBackground("/b/other/jira/x", tg.otherConnector)
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
@@ -485,7 +443,7 @@ func TestSessionWait(t *testing.T) {
 	if r.took < DefaultSessionWait-100*time.Millisecond || r.took > DefaultSessionWait+2*time.Second {
 		t.Errorf("broker_offline after %s, want after the session wait (%s)", r.took, DefaultSessionWait)
 	}
-	r = <-call("/b/nosuch/jira/x", tg.acmeConnector)
+	r = <-tg.getInBackground("/b/nosuch/jira/x", tg.acmeConnector)
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
@@ -602,4 +560,42 @@ func TestClusterRedisBrokerTokenOnUnknownBroker(t *testing.T) {
 		resp, body := a.call(t, "GET", c.path, c.token, nil, "")
 		brokerError(t, resp, body, http.StatusUnauthorized, brokerhttp.Unauthorized)
 	}
+}
+
+// timedCall is the outcome of a connector call, and how long it took.
+type timedCall struct {
+	resp *http.Response
+	body []byte
+	err  error
+	took time.Duration
+}
+
+// getInBackground makes a GET of path with token in a goroutine of its
+// own; the channel gives the outcome once there is one.
+func (tg *testGateway) getInBackground(path, token string) <-chan timedCall {
+	done := make(chan timedCall, 1)
+	start := time.Now()
+	go func() {
+		resp, body, err := tg.do("GET", path, token, nil, "")
+		done <- timedCall{resp, body, err, time.Since(start)}
+	}()
+	return done
+}
+
+// callBeforeAgent makes a GET of path with token, connects an agent
+// named agent 500 ms later, and checks that the call waited for that
+// agent and was served by it.
+func (tg *testGateway) callBeforeAgent(t *testing.T, path, token, agent string) timedCall {
+	t.Helper()
+	done := tg.getInBackground(path, token)
+	time.Sleep(500 * time.Millisecond)
+	tg.connect(t, tunnel.TransportTCP, tg.hello(), echoHandler(agent))
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if e := decodeEcho(t, r.resp, r.body); e.Agent != agent {
+		t.Errorf("served by %s, want %s", e.Agent, agent)
+	}
+	return r
 }

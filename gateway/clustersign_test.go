@@ -276,10 +276,7 @@ func TestClusterInternalAuth(t *testing.T) {
 // network and sent again, within the window, is refused; so is the same
 // request sent to another replica.
 func TestClusterReplayRefused(t *testing.T) {
-	srv := redistest.Start(t)
-	tok := newTestTokens()
-	a := startReplica(t, srv, tok, nil)
-	b := startReplica(t, srv, tok, nil)
+	a, b := startTwoReplicas(t)
 	agentA, agentB := &recorder{}, &recorder{}
 	a.connect(t, tunnel.TransportTCP, a.hello(), agentA)
 	b.connect(t, tunnel.TransportTCP, b.hello(), agentB)

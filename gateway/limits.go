@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 	"github.com/oxsecurity/oxbroker/internal/lograte"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
@@ -108,9 +109,9 @@ func (g *Gateway) checkSites(in []tunnel.SiteInfo, broker string, log *slog.Logg
 	out := make([]tunnel.SiteInfo, 0, len(in))
 	invalid, example := 0, ""
 	for _, si := range in {
-		if !namePattern.MatchString(si.Name) {
+		if !brokerhttp.ValidName(si.Name) {
 			if invalid == 0 {
-				example = brokerhttp.Truncate(si.Name, 64)
+				example = clip.String(si.Name, 64)
 			}
 			invalid++
 			continue

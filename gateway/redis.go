@@ -14,8 +14,8 @@ import (
 	"github.com/redis/go-redis/v9/logging"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
-	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 	"github.com/oxsecurity/oxbroker/internal/lograte"
 	"github.com/oxsecurity/oxbroker/internal/ttlcache"
 )
@@ -322,8 +322,8 @@ func (r *redisRegistry) record(s *agentSession) sessionRecord {
 	rec := sessionRecord{
 		Broker: s.brokerID, Session: s.id, Replica: r.replica, Advertise: r.advertise,
 		Sites: []string{}, Since: s.since.UTC(),
-		AgentID: brokerhttp.Truncate(s.hello.AgentID, 64), Version: brokerhttp.Truncate(s.hello.AgentVersion, 64),
-		Hostname: brokerhttp.Truncate(s.hello.Hostname, 64),
+		AgentID: clip.String(s.hello.AgentID, 64), Version: clip.String(s.hello.AgentVersion, 64),
+		Hostname: clip.String(s.hello.Hostname, 64),
 	}
 	if s.sess != nil {
 		rec.Transport = s.sess.Transport()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 )
 
 // brokerSet is the brokers defined in Redis as one replica last read
@@ -128,14 +129,14 @@ func (r *redisRegistry) fetchBrokers(ctx context.Context) (map[string]*brokerAut
 			var rerr redis.Error
 			switch {
 			case errors.As(err, &rerr): // WRONGTYPE: a key that is no hash
-				r.errLog.Log(r.log, slog.LevelWarn, "brokers", "a broker in the registry is malformed; ignored", "broker", brokerhttp.Truncate(id, 64), "key", brokerhttp.Truncate(k, 128), "err", err)
+				r.errLog.Log(r.log, slog.LevelWarn, "brokers", "a broker in the registry is malformed; ignored", "broker", clip.String(id, 64), "key", clip.String(k, 128), "err", err)
 				continue
 			case err != nil:
 				return nil, err
 			case len(fields) == 0, r.configIDs[id]: // deleted since the SCAN; the config's
 				continue
-			case !namePattern.MatchString(id):
-				r.errLog.Log(r.log, slog.LevelWarn, "brokers", "a broker in the registry has an invalid id; ignored", "key", brokerhttp.Truncate(k, 128))
+			case !brokerhttp.ValidName(id):
+				r.errLog.Log(r.log, slog.LevelWarn, "brokers", "a broker in the registry has an invalid id; ignored", "key", clip.String(k, 128))
 				continue
 			}
 			b, err := parseBrokerFields(id, fields)
@@ -168,7 +169,7 @@ func (r *redisRegistry) definedBrokers(ctx context.Context) *brokerSet {
 // ago is accepted (failed hellos are limited per address: auth.go). An
 // error means that Redis could not say.
 func (r *redisRegistry) broker(ctx context.Context, id string) (*brokerAuth, error) {
-	if !namePattern.MatchString(id) || r.configIDs[id] {
+	if !brokerhttp.ValidName(id) || r.configIDs[id] {
 		return nil, nil
 	}
 	if b := r.defined.Load().get(id); b != nil {
@@ -241,8 +242,8 @@ func AddBroker(ctx context.Context, cfg *config.Gateway, id, tokenHash string, c
 	if cfg.Registry.Type != config.RegistryRedis {
 		return errors.New("registry.type is not redis: brokers come from the config file only")
 	}
-	if !namePattern.MatchString(id) {
-		return fmt.Errorf("broker id %q: must match [a-z0-9][a-z0-9-]{0,62}", brokerhttp.Truncate(id, 64))
+	if !brokerhttp.ValidName(id) {
+		return fmt.Errorf("broker id %q: must match %s", clip.String(id, 64), brokerhttp.NamePattern)
 	}
 	for _, b := range cfg.Brokers {
 		if b.ID == id {

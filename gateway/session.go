@@ -8,18 +8,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"sync"
 	"time"
 
-	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
 // hello deadline: an agent that opens a session must say hello quickly.
 const helloTimeout = 10 * time.Second
-
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // serveSession runs one agent session until it ends: the hello, judged
 // and answered with welcome or reject, then the control loop, and the
@@ -60,14 +57,14 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		// reject, which an agent would take for a wrong token and back
 		// off for long; it retries on its usual backoff.
 		g.failures.settle(addr, "", false)
-		g.logLimited(log, slog.LevelWarn, "", "registry", "agent not authenticated: the registry is unreachable", "broker_id", brokerhttp.Truncate(hello.BrokerID, 64))
+		g.logLimited(log, slog.LevelWarn, "", "registry", "agent not authenticated: the registry is unreachable", "broker_id", clip.String(hello.BrokerID, 64))
 		s.Close()
 		return
 	}
 	if b == nil || !b.token.matches(hello.Token) {
 		g.metrics.authFailures.Inc()
 		delay := g.failures.fail(s.RemoteAddr().String())
-		g.logLimited(log, slog.LevelWarn, brokerhttp.Truncate(hello.BrokerID, 64), "auth", "agent authentication failed", "broker_id", brokerhttp.Truncate(hello.BrokerID, 64), "delay", delay)
+		g.logLimited(log, slog.LevelWarn, clip.String(hello.BrokerID, 64), "auth", "agent authentication failed", "broker_id", clip.String(hello.BrokerID, 64), "delay", delay)
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
@@ -98,7 +95,7 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 	}
 	hello.Sites = sites
 	as := newAgentSession(newID(), b.id, hello, s)
-	log = log.With("broker", b.id, "session", as.id, "agent_id", brokerhttp.Truncate(hello.AgentID, 64))
+	log = log.With("broker", b.id, "session", as.id, "agent_id", clip.String(hello.AgentID, 64))
 	// The control stream's reader runs from here on (the agent says
 	// nothing before the welcome).
 	var draining bool // the agent sent goaway; read and written in the loop's goroutine
@@ -112,7 +109,7 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 			draining = true
 			g.reg.remove(as)
 			g.shared.withdraw(as)
-			g.logLimited(log, slog.LevelInfo, b.id, "draining", "agent draining", "reason", brokerhttp.Truncate(m.Reason, 128))
+			g.logLimited(log, slog.LevelInfo, b.id, "draining", "agent draining", "reason", clip.String(m.Reason, 128))
 		},
 		Sites: func(m tunnel.Sites) {
 			sites, ok := g.checkSites(m.Sites, b.id, log)
@@ -148,7 +145,7 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		return
 	}
 	accepted()
-	g.logLimited(log, slog.LevelInfo, b.id, "connected", "agent connected", "agent_version", brokerhttp.Truncate(hello.AgentVersion, 64), "sites", len(sites))
+	g.logLimited(log, slog.LevelInfo, b.id, "connected", "agent connected", "agent_version", clip.String(hello.AgentVersion, 64), "sites", len(sites))
 
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -1,6 +1,3 @@
-// Package jira holds what the broker knows about Jira: its authentication
-// schemes, Cloud ID discovery, and (in jiratest) a stand-in for tests and
-// the demo. It knows nothing of tunnels or sockets.
 package jira
 
 import (

@@ -1,11 +1,8 @@
 package proxy
 
 import (
-	"io"
 	"log/slog"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
@@ -39,41 +36,10 @@ type exchange struct {
 	links    *links
 	replaced [2]int
 
-	body trackedBody
-}
-
-// trackedBody wraps the request body to count it and to keep its first
-// read error, so that handleError can tell a body that broke (too large,
-// caller gone, bad chunking) from Jira failing. The transport reads it in
-// its own goroutine, which can outlive the handler.
-type trackedBody struct {
-	rc io.ReadCloser
-	n  atomic.Int64
-
-	mu  sync.Mutex
-	err error // the first read error other than io.EOF; guarded by mu
-}
-
-func (b *trackedBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	b.n.Add(int64(n))
-	if err != nil && err != io.EOF {
-		b.mu.Lock()
-		if b.err == nil {
-			b.err = err
-		}
-		b.mu.Unlock()
-	}
-	return n, err
-}
-
-func (b *trackedBody) Close() error { return b.rc.Close() }
-
-// failure returns the body's first read error, or nil.
-func (b *trackedBody) failure() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.err
+	// body is the request body, counted, with its first read error, so
+	// that handleError can tell a body that broke (too large, caller
+	// gone, bad chunking) from Jira failing.
+	body brokerhttp.TrackedBody
 }
 
 // Observer is told about every request a Proxy finished: the status sent
@@ -117,7 +83,7 @@ func (p *Proxy) audit(r *http.Request, ex *exchange, aborted bool) {
 		attrs = append(attrs, slog.String("code", string(ex.code)))
 	}
 	attrs = append(attrs,
-		slog.Int64("bytes_in", ex.body.n.Load()),
+		slog.Int64("bytes_in", ex.body.BytesRead()),
 		slog.Int64("bytes_out", ex.Bytes),
 		slog.Duration("duration", time.Since(ex.start)),
 	)

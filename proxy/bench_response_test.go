@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/copybuf"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 )
 
@@ -59,7 +60,7 @@ func benchFilter(b *testing.B, mode string) {
 	}
 	req := (&http.Request{}).WithContext(context.WithValue(context.Background(), exchangeKey{}, ex))
 	rd := bytes.NewReader(body)
-	buf := make([]byte, bufferSize)
+	buf := make([]byte, copybuf.Size)
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -102,7 +103,7 @@ func BenchmarkGzipRewrite(b *testing.B) {
 	zw.Write(body)
 	zw.Close()
 	b.Logf("issue: %d bytes, %d gzipped", len(body), zipped.Len())
-	buf := make([]byte, bufferSize)
+	buf := make([]byte, copybuf.Size)
 	b.Run("identity", func(b *testing.B) {
 		rd := bytes.NewReader(body)
 		b.ReportAllocs()

@@ -19,7 +19,7 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		ex = &exchange{StatusRecorder: brokerhttp.StatusRecorder{ResponseWriter: w}}
 	}
 	ex.cause = err
-	code, msg := p.classify(r.Context(), err, ex.body.failure())
+	code, msg := p.classify(r.Context(), err, ex.body.Err())
 	if code == "" {
 		ex.canceled = true
 		p.log.Debug("caller went away before Jira answered", "request_id", ex.requestID)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/copybuf"
+	"github.com/oxsecurity/oxbroker/internal/hostport"
 	"github.com/oxsecurity/oxbroker/internal/replace"
 	"github.com/oxsecurity/oxbroker/jira"
 )
@@ -148,7 +149,7 @@ func newProxy(site config.Site, opts Options) (*Proxy, error) {
 		host:         base.Host,
 		basePath:     strings.TrimRight(base.Path, "/"),
 		baseRawPath:  strings.TrimRight(base.EscapedPath(), "/"),
-		hostport:     HostPort(base),
+		hostport:     hostport.Of(base),
 		caFile:       site.TLS.CAFile,
 		timeout:      cmp.Or(site.Timeout, DefaultTimeout),
 		maxBody:      cmp.Or(int64(site.MaxBody), DefaultMaxBody),
@@ -182,7 +183,7 @@ func newProxy(site config.Site, opts Options) (*Proxy, error) {
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      p.transport,
-		BufferPool:     copyBuffers,
+		BufferPool:     copybuf.Pool{}, // shared by all proxies, whatever the site
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.handleError,
 		// ReverseProxy reports here mostly body copies cut short, usually
@@ -250,18 +251,6 @@ func checkAuth(a config.Auth) error {
 	return nil
 }
 
-// HostPort returns the host:port of Jira at u: u's host with the
-// scheme's default port (443 for https, 80 else) made explicit.
-func HostPort(u *url.URL) string {
-	if u.Port() != "" {
-		return u.Host
-	}
-	if u.Scheme == "https" {
-		return net.JoinHostPort(u.Hostname(), "443")
-	}
-	return net.JoinHostPort(u.Hostname(), "80")
-}
-
 // Close closes the idle connections to Jira. It does not wait for the
 // requests in flight; the server in front of the Proxy does that.
 func (p *Proxy) Close() {
@@ -289,7 +278,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// through it to close the connection once the limit is hit (when
 		// the server is brokerhttp.GuardBodies, as the agent's is, that
 		// closes it anyway: the body was not read to its end).
-		ex.body.rc = http.MaxBytesReader(w, r.Body, p.maxBody)
+		ex.body.ReadCloser = http.MaxBytesReader(w, r.Body, p.maxBody)
 		r.Body = &ex.body
 	}
 

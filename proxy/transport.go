@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/oxsecurity/oxbroker/config"
@@ -95,30 +94,6 @@ func parseProxyURL(s string) (*url.URL, error) {
 		return nil, errors.New("proxy: URL has no host")
 	}
 	return u, nil
-}
-
-// bufferSize is the size of the buffers that copy response bodies.
-const bufferSize = 32 << 10
-
-// bufferPool is an httputil.BufferPool of bufferSize buffers.
-type bufferPool struct{ pool sync.Pool }
-
-// copyBuffers is shared by all proxies, whatever the site.
-var copyBuffers = &bufferPool{}
-
-func (b *bufferPool) Get() []byte {
-	if p, ok := b.pool.Get().(*[]byte); ok {
-		return *p
-	}
-	return make([]byte, bufferSize)
-}
-
-func (b *bufferPool) Put(buf []byte) {
-	if cap(buf) != bufferSize {
-		return
-	}
-	buf = buf[:bufferSize]
-	b.pool.Put(&buf)
 }
 
 // NewClient returns an HTTP client that reaches the site's network the way

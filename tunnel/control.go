@@ -10,6 +10,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/internal/clip"
 )
 
 // Message is a control message. Its JSON form is an object with a "type"
@@ -156,7 +158,7 @@ func DecodeMessage(b []byte) (Message, error) {
 	case "":
 		return nil, errors.New("control message: no type")
 	default:
-		return nil, fmt.Errorf("%w %q", ErrUnknownMessage, truncate(env.Type, 32))
+		return nil, fmt.Errorf("%w %q", ErrUnknownMessage, clip.String(env.Type, 32))
 	}
 	if err := json.Unmarshal(b, m); err != nil {
 		return nil, fmt.Errorf("control message %s: %w", env.Type, err)
@@ -178,13 +180,6 @@ func deref(m Message) Message {
 		return *v
 	}
 	return m
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 // controlWriteTimeout bounds one control write: a peer that does not read

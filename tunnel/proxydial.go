@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/internal/hostport"
 )
 
 // ErrProxyAuth is returned when the HTTP proxy refuses the tunnel with 407.
@@ -79,18 +81,6 @@ func (e *ProxyError) AuthRequired() bool {
 	return e.Step == ProxyRefused && e.StatusCode == http.StatusProxyAuthRequired
 }
 
-// ProxyHostPort is the host:port of an HTTP proxy URL, with the default
-// port of its scheme (443 for https, 80 else) when it names none.
-func ProxyHostPort(proxy *url.URL) string {
-	if proxy.Port() != "" {
-		return proxy.Host
-	}
-	if proxy.Scheme == "https" {
-		return net.JoinHostPort(proxy.Hostname(), "443")
-	}
-	return net.JoinHostPort(proxy.Hostname(), "80")
-}
-
 // DialProxy opens a TCP tunnel to addr through an HTTP CONNECT proxy
 // (http:// or https://), with Basic proxy authentication when the proxy
 // URL carries user information. It is how the agent reaches the gateway
@@ -99,11 +89,11 @@ func ProxyHostPort(proxy *url.URL) string {
 // proxy's 200 arrives.
 func DialProxy(ctx context.Context, proxy *url.URL, addr string) (net.Conn, error) {
 	fail := func(step ProxyStep, err error) *ProxyError {
-		return &ProxyError{Proxy: proxy.Redacted(), ProxyAddr: ProxyHostPort(proxy), Addr: addr, Step: step,
+		return &ProxyError{Proxy: proxy.Redacted(), ProxyAddr: hostport.Of(proxy), Addr: addr, Step: step,
 			Credentials: proxy.User != nil, Err: err}
 	}
 	d := net.Dialer{KeepAlive: 15 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", ProxyHostPort(proxy))
+	conn, err := d.DialContext(ctx, "tcp", hostport.Of(proxy))
 	if err != nil {
 		return nil, fail(ProxyConnect, err)
 	}

@@ -11,8 +11,8 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 	"github.com/oxsecurity/oxbroker/internal/netfail"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
@@ -177,7 +177,7 @@ func checkAuth(ctx context.Context, ad *tunnel.Dialer, cfg *config.Agent, opts O
 			"Run the check again in a minute.")
 	case errors.As(err, &rej):
 		return failed("broker id "+cfg.Broker.ID,
-			sentence(fmt.Sprintf("The gateway refused the session (%s): %s", rej.Reject.Code, brokerhttp.Truncate(rej.Reject.Message, 200))),
+			sentence(fmt.Sprintf("The gateway refused the session (%s): %s", rej.Reject.Code, clip.String(rej.Reject.Message, 200))),
 			"Upgrade oxbroker to the version OX recommends.")
 	case err != nil:
 		return failed("broker id "+cfg.Broker.ID, sentence("The gateway did not answer the hello: "+trimPeriod(netfail.RootCause(err).Error())),

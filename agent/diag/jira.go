@@ -16,6 +16,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 	"github.com/oxsecurity/oxbroker/proxy"
 )
 
@@ -274,7 +275,7 @@ func jiraMessage(resp *http.Response) string {
 	if len(body.ErrorMessages) > 0 {
 		msg = body.ErrorMessages[0]
 	}
-	return brokerhttp.Truncate(trimPeriod(strings.TrimSpace(msg)), 160)
+	return clip.String(trimPeriod(strings.TrimSpace(msg)), 160)
 }
 
 func randomHex(n int) string {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/internal/hostport"
 	"github.com/oxsecurity/oxbroker/internal/netfail"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
@@ -79,7 +80,7 @@ func proxyAddr(pu *url.URL) string {
 	if (pu.Scheme == "socks5" || pu.Scheme == "socks5h") && pu.Port() == "" {
 		return net.JoinHostPort(pu.Hostname(), "1080")
 	}
-	return tunnel.ProxyHostPort(pu)
+	return hostport.Of(pu)
 }
 
 // peer names the address connected to, with the IP when addr is a name.

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/hostport"
 	"github.com/oxsecurity/oxbroker/internal/netfail"
-	"github.com/oxsecurity/oxbroker/proxy"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
@@ -81,7 +81,7 @@ func SiteTarget(site config.Site, u *url.URL) Target {
 		proxyKey = "HTTP_PROXY"
 	}
 	return Target{
-		Addr:         proxy.HostPort(u),
+		Addr:         hostport.Of(u),
 		ProxyKey:     proxyKey,
 		what:         "Jira",
 		host:         u.Hostname(),

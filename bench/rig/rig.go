@@ -8,14 +8,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/freeport"
+	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
@@ -76,21 +76,16 @@ func FreeGatewayAddrs() (GatewayAddrs, error) {
 // GatewayConfig returns the gateway's YAML config: one broker with the
 // rig's broker and connector tokens (hashed), logging at level.
 func (r *Rig) GatewayConfig(a GatewayAddrs, level string) []byte {
-	return fmt.Appendf(nil, `listen:
-  tunnel: %s
-  api: %s
-  admin: %q
-tls:
-  cert_file: %s
-  key_file: %s
-brokers:
-  - id: %s
-    token: %s
-    connector_tokens: [%s]
-log:
-  level: %s
-`, a.Tunnel, a.API, a.Admin, r.Certs.Cert, r.Certs.Key, BrokerID,
-		gateway.HashToken(r.BrokerToken), gateway.HashToken(r.ConnectorToken), level)
+	return gatewayyaml.YAML(r.gatewayYAML(a, level))
+}
+
+func (r *Rig) gatewayYAML(a GatewayAddrs, level string) gatewayyaml.Config {
+	return gatewayyaml.Config{
+		Tunnel: a.Tunnel, API: a.API, Admin: a.Admin,
+		CertFile: r.Certs.Cert, KeyFile: r.Certs.Key,
+		Brokers:  []gatewayyaml.Broker{{ID: BrokerID, Token: r.BrokerToken, ConnectorTokens: []string{r.ConnectorToken}}},
+		LogLevel: level,
+	}
 }
 
 // Agent varies the agent's config.
@@ -167,15 +162,11 @@ func (r *Rig) Hello(jiraURL string) tunnel.Hello {
 // TCP and UDP, as the gateway's tunnel listener needs.
 func FreeTunnelAddr() (string, error) {
 	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		addr, err := FreeAddr()
 		if err != nil {
 			return "", err
 		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
+		if freeport.Free(addr, true) {
 			return addr, nil
 		}
 	}
@@ -183,14 +174,7 @@ func FreeTunnelAddr() (string, error) {
 }
 
 // FreeAddr returns a free loopback TCP address.
-func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+func FreeAddr() (string, error) { return freeport.Loopback() }
 
 // Replica is what a gateway of a cluster adds to GatewayAddrs.
 type Replica struct {
@@ -203,13 +187,14 @@ type Replica struct {
 // ReplicaConfig returns the config of one gateway replica sharing a Redis
 // registry with the others: GatewayConfig's, plus the cluster settings.
 func (r *Rig) ReplicaConfig(a Replica, level string) []byte {
-	base := string(r.GatewayConfig(a.GatewayAddrs, level))
-	base = strings.Replace(base, "\ntls:\n", fmt.Sprintf("\n  internal: %s\ntls:\n", a.Internal), 1)
-	return fmt.Appendf([]byte(base), `registry:
+	c := r.gatewayYAML(a.GatewayAddrs, level)
+	c.Internal = a.Internal
+	c.More = fmt.Sprintf(`registry:
   type: redis
-  url: %s
-  advertise: http://%s
+  url: %q
+  advertise: %q
 cluster:
-  secret_file: %s
-`, a.RedisURL, a.Internal, a.SecretFile)
+  secret_file: %q
+`, a.RedisURL, "http://"+a.Internal, a.SecretFile)
+	return gatewayyaml.YAML(c)
 }

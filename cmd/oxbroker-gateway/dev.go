@@ -14,6 +14,7 @@ import (
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 )
 
 type devFlags struct {
@@ -78,21 +79,14 @@ func runDev(c *cobra.Command, f devFlags) error {
 	if _, err := config.ParseAgent([]byte(devAgentYAML(dir, "127.0.0.1:8443", "ca.crt", f)), placeholder); err != nil {
 		return cli.UsageError{Err: fmt.Errorf("these flags make an agent.yaml the agent would refuse:\n%w", err)}
 	}
-	gwYAML := fmt.Sprintf(`# Written by "oxbroker-gateway dev". Tokens are stored as hashes only.
-listen:
-  tunnel: %q
-  api: %q
-  admin: ""
-tls:
-  cert_file: %q
-  key_file: %q
-brokers:
-  - id: dev
-    token: %s
-    connector_tokens: [%s]
-`, f.tunnel, f.api, certs.Cert, certs.Key, gateway.HashToken(brokerToken), gateway.HashToken(connectorToken))
+	gwYAML := gatewayyaml.YAML(gatewayyaml.Config{
+		Comment: `Written by "oxbroker-gateway dev". Tokens are stored as hashes only.`,
+		Tunnel:  f.tunnel, API: f.api, Admin: "",
+		CertFile: certs.Cert, KeyFile: certs.Key,
+		Brokers: []gatewayyaml.Broker{{ID: "dev", Token: brokerToken, ConnectorTokens: []string{connectorToken}}},
+	})
 	gwPath := filepath.Join(dir, "gateway.yaml")
-	if err := write("gateway.yaml", gwYAML, 0o600); err != nil {
+	if err := write("gateway.yaml", string(gwYAML), 0o600); err != nil {
 		return err
 	}
 	cfg, err := config.LoadGateway(gwPath, nil)

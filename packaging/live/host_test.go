@@ -3,7 +3,6 @@
 package live
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -19,13 +18,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/freeport"
+	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
+	"github.com/oxsecurity/oxbroker/internal/syncbuf"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 )
 
@@ -116,20 +117,14 @@ func token(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
-// gatewayConfig is the config of a gateway with broker acme.
+// gatewayConfig is the config of a gateway with broker acme, its
+// certificate and key in dir.
 func (h *host) gatewayConfig(tunnel, api, admin, dir string) string {
-	return fmt.Sprintf(`listen:
-  tunnel: %s
-  api: %s
-  admin: %s
-tls:
-  cert_file: %s/tls.crt
-  key_file: %s/tls.key
-brokers:
-  - id: acme
-    token: %s
-    connector_tokens: [%s]
-`, tunnel, api, admin, dir, dir, gateway.HashToken(h.brokerToken), gateway.HashToken(h.connectorToken))
+	return string(gatewayyaml.YAML(gatewayyaml.Config{
+		Tunnel: tunnel, API: api, Admin: admin,
+		CertFile: dir + "/tls.crt", KeyFile: dir + "/tls.key",
+		Brokers: []gatewayyaml.Broker{{ID: "acme", Token: h.brokerToken, ConnectorTokens: []string{h.connectorToken}}},
+	}))
 }
 
 // agentConfig is an agent config in the form of docs/operations.md's
@@ -285,40 +280,13 @@ func sessionIDs(st gateway.BrokerStatus) string {
 func freeAddr(t *testing.T, udp bool) string {
 	t.Helper()
 	for range 1000 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(30000+mrand.IntN(2000)))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
+		if addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(30000+mrand.IntN(2000))); freeport.Free(addr, udp) {
+			return addr
 		}
-		if udp {
-			u, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				l.Close()
-				continue
-			}
-			u.Close()
-		}
-		l.Close()
-		return addr
 	}
 	t.Fatal("no free port in [30000, 32000)")
 	return ""
 }
 
 // syncBuffer is a bytes.Buffer for a process's output, read while it runs.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = syncbuf.Buffer
