@@ -48,13 +48,13 @@ const (
 )
 
 // cluster is this replica's part in forwarding: the secret, its id, the
-// client that forwards to other replicas, the nonces of the requests it
+// transport that forwards to other replicas, the nonces of the requests it
 // took, and the routes to pass over.
 type cluster struct {
-	secret []byte
-	id     string // this replica's random id, as its session records name it
-	client *http.Transport
-	nonces *nonceCache
+	secret    []byte
+	id        string // this replica's random id, as its session records name it
+	transport *http.Transport
+	nonces    *nonceCache
 
 	mu   sync.Mutex           // guards skip
 	skip map[string]time.Time // "replica <advertise>" or "session <id>" -> until
@@ -76,7 +76,7 @@ func newCluster(secretFile string, log *slog.Logger) (*cluster, error) {
 		secret: secret,
 		id:     newID(),
 		nonces: newNonceCache(replayEntries),
-		client: &http.Transport{
+		transport: &http.Transport{
 			// Never through a proxy from the environment: replicas talk
 			// directly, on the private network.
 			Proxy:               nil,

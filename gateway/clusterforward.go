@@ -40,7 +40,7 @@ func (g *Gateway) send(req *http.Request, rt *routed, remotePath string) (*http.
 			return rt.session.transport.RoundTrip(req)
 		}
 		gb := newGuardedBody(body)
-		resp, err := g.cluster.client.RoundTrip(g.cluster.remoteRequest(req, rt, remotePath, gb))
+		resp, err := g.cluster.transport.RoundTrip(g.cluster.remoteRequest(req, rt, remotePath, gb))
 		switch {
 		case err == nil && isRefused(resp):
 			// The other replica has another secret, or a clock more than

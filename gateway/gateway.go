@@ -159,10 +159,10 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// broker returns the broker id, from the config or else from the shared
-// registry; nil when there is none. An error means that the registry
-// could not say.
-func (g *Gateway) broker(ctx context.Context, id string) (*brokerAuth, error) {
+// brokerAuth returns what authenticates broker id (its token hashes), from
+// the config or else from the shared registry; nil when there is none. An
+// error means that the registry could not say.
+func (g *Gateway) brokerAuth(ctx context.Context, id string) (*brokerAuth, error) {
 	if b := g.brokers[id]; b != nil {
 		return b, nil
 	}
@@ -380,7 +380,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	}
 	g.shared.close()
 	if g.cluster != nil {
-		g.cluster.client.CloseIdleConnections()
+		g.cluster.transport.CloseIdleConnections()
 	}
 	stopLines()
 	<-linesDone

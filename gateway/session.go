@@ -51,7 +51,7 @@ func (g *Gateway) serveSession(ctx context.Context, s tunnel.Session) {
 		g.reject(s, ctrl, tunnel.RejectUnauthorized, fmt.Sprintf("too many failed authentications from this address; retry in %d s", retrySeconds(wait)))
 		return
 	}
-	b, err := g.broker(ctx, hello.BrokerID)
+	b, err := g.brokerAuth(ctx, hello.BrokerID)
 	if err != nil {
 		// A broker outside the config, and the registry cannot say: no
 		// reject, which an agent would take for a wrong token and back

@@ -49,7 +49,7 @@ type Listener struct {
 	cancel   context.CancelFunc
 	sessions chan Session
 	closing  chan struct{}
-	closeMu  sync.Once
+	stopOnce sync.Once      // stops accepting once
 	wg       sync.WaitGroup // accept loops and handshakes
 	sem      chan struct{}  // pending TCP handshakes
 
@@ -150,7 +150,7 @@ func (l *Listener) Accept(ctx context.Context) (Session, error) {
 // to end. Sessions already accepted go on, QUIC ones included: their
 // owner closes them, then calls Close.
 func (l *Listener) StopAccepting() {
-	l.closeMu.Do(func() {
+	l.stopOnce.Do(func() {
 		close(l.closing)
 		l.cancel()
 		l.tcp.Close()
