@@ -80,6 +80,16 @@ type routed struct {
 	publicBase string
 }
 
+// proxyCall sends a routed call through the reverse proxy, its answer's
+// flushes delayed (brokerhttp.DelayedFlush): the agent's chunked answers
+// would otherwise cost a write per chunk.
+func (g *Gateway) proxyCall(rw *brokerhttp.StatusRecorder, r *http.Request) {
+	df := brokerhttp.NewDelayedFlush(rw.ResponseWriter, brokerhttp.FlushDelay)
+	defer df.Stop()
+	rw.ResponseWriter = df
+	g.proxy.ServeHTTP(rw, r)
+}
+
 func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	reqID := newID()
@@ -137,7 +147,7 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 			}{br, rt.body}
 		}
 	}
-	g.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rt)))
+	g.proxyCall(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rt)))
 }
 
 // route authorizes a connector call for broker and site and finds the

@@ -75,7 +75,7 @@ func (g *Gateway) internalHandler() http.Handler {
 		if check {
 			g.runCheck(rw, r, rt)
 		} else {
-			g.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rt)))
+			g.proxyCall(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rt)))
 		}
 		g.log.Info("forwarded request", "request_id", reqID, "broker", broker, "site", site, "check", check,
 			"method", r.Method, "status", rw.Status, "bytes", rw.Bytes, "from", r.RemoteAddr,

@@ -290,6 +290,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ex.links = p.publicBase(r, ex.requestID)
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
+	// Jira's chunked answers would be flushed on every write (a tunnel
+	// frame and a system call each): flush within a few ms instead.
+	df := brokerhttp.NewDelayedFlush(ex.ResponseWriter, brokerhttp.FlushDelay)
+	defer df.Stop()
+	ex.ResponseWriter = df
 	p.rp.ServeHTTP(ex, r)
 	finished = true
 }

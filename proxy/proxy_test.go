@@ -1101,3 +1101,41 @@ func TestSlowBodiesFreeTheirSlots(t *testing.T) {
 		t.Errorf("after the stalled bodies: got %d %s, want 200", resp.StatusCode, body)
 	}
 }
+
+// TestTricklingAnswerStreams: the proxy delays the flushes of a chunked
+// answer (brokerhttp.DelayedFlush) but does not hold them: the first part
+// of an answer reaches the caller while Jira is still writing the rest.
+func TestTricklingAnswerStreams(t *testing.T) {
+	firstSeen := make(chan struct{})
+	up := newUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"part":1}`+"\n")
+		http.NewResponseController(w).Flush()
+		select { // the rest only once the caller has the first part
+		case <-firstSeen:
+		case <-time.After(10 * time.Second):
+		}
+		io.WriteString(w, `{"part":2}`+"\n")
+	})
+	f := newFront(t, testSite(up.URL), Options{})
+	req, _ := http.NewRequest("GET", "http://"+f.addr+"/rest/api/3/myself", nil)
+	req.Header.Set(brokerhttp.HeaderSite, "jira-test")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	start := time.Now()
+	line, err := br.ReadString('\n')
+	if err != nil || line != `{"part":1}`+"\n" {
+		t.Fatalf("first part: got %q, %v", line, err)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("the first part came only after %s: the proxy held it until Jira finished", waited)
+	}
+	close(firstSeen)
+	if rest, _ := io.ReadAll(br); string(rest) != `{"part":2}`+"\n" {
+		t.Errorf("second part: got %q", rest)
+	}
+}

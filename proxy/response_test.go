@@ -252,8 +252,10 @@ func TestLinksRewritten(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", k, got, v)
 		}
 	}
-	if resp.ContentLength != -1 || resp.Header.Get("Content-Length") != "" {
-		t.Errorf("Content-Length %d (%q) kept on a rewritten body", resp.ContentLength, resp.Header.Get("Content-Length"))
+	// Jira's Content-Length is dropped; the server may count the rewritten
+	// body itself (it fits in its buffer), and then it must be its length.
+	if resp.ContentLength != -1 && resp.ContentLength != int64(len(body)) {
+		t.Errorf("Content-Length %d on a rewritten body of %d bytes", resp.ContentLength, len(body))
 	}
 	if n := obs.rewritten(); n != 6 {
 		t.Errorf("links counted: got %d, want 6", n)
