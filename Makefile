@@ -8,7 +8,7 @@ CMDS    := ./cmd/oxbroker ./cmd/oxbroker-gateway ./cmd/jira-standin
 # Path normalisation, the allowlist and the yamux frame guard, the
 # security boundaries a stranger reaches, get 25 s.
 FUZZTIME ?= 15s
-FUZZ_TARGETS := ./tunnel:FuzzReadFrame ./tunnel:FuzzDecodeMessage ./tunnel:FuzzFrameGuard ./gateway:FuzzFramingScanner ./config:FuzzParseAgent ./proxy:FuzzCheckPath ./jira:FuzzAllowlistMatch ./internal/replace:FuzzReader
+FUZZ_TARGETS := ./tunnel:FuzzReadFrame ./tunnel:FuzzDecodeMessage ./tunnel:FuzzFrameGuard ./gateway:FuzzFramingScanner ./config:FuzzParseAgent ./proxy:FuzzCheckPath ./jira:FuzzAllowlistMatch ./internal/replace:FuzzReader ./tunnel/streamhttp:FuzzClientLikeTransport
 
 .PHONY: build test unit fuzz check fmt vet cross tidy demo clean package package-test helm live-test
 

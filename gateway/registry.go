@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -22,7 +21,7 @@ type agentSession struct {
 	since    time.Time
 	// transport sends HTTP over streams of sess; idle streams are kept for
 	// reuse like idle TCP connections.
-	transport *http.Transport
+	transport *streamhttp.Client
 	inflight  inflightCount
 
 	mu    sync.Mutex // guards sites
@@ -31,7 +30,7 @@ type agentSession struct {
 
 func newAgentSession(id, brokerID string, h tunnel.Hello, s tunnel.Session) *agentSession {
 	as := &agentSession{id: id, brokerID: brokerID, hello: h, sess: s, since: time.Now(), sites: h.Sites}
-	as.transport = streamhttp.NewTransport(s)
+	as.transport = streamhttp.NewClient(s)
 	return as
 }
 

@@ -85,6 +85,10 @@ func (r *Rig) gatewayYAML(a GatewayAddrs, level string) gatewayyaml.Config {
 		CertFile: r.Certs.Cert, KeyFile: r.Certs.Key,
 		Brokers:  []gatewayyaml.Broker{{ID: BrokerID, Token: r.BrokerToken, ConnectorTokens: []string{r.ConnectorToken}}},
 		LogLevel: level,
+		// The simulated agents all belong to the rig's one broker, where
+		// a real gateway's belong to thousands: the per-broker cap is
+		// raised to its maximum, the other limits are the shipped ones.
+		More: "limits:\n  sessions_per_broker: 10000\n",
 	}
 }
 
@@ -189,7 +193,7 @@ type Replica struct {
 func (r *Rig) ReplicaConfig(a Replica, level string) []byte {
 	c := r.gatewayYAML(a.GatewayAddrs, level)
 	c.Internal = a.Internal
-	c.More = fmt.Sprintf(`registry:
+	c.More += fmt.Sprintf(`registry:
   type: redis
   url: %q
   advertise: %q
