@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -108,9 +109,14 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 		}
 		g.metrics.requests.WithLabelValues(label, strconv.Itoa(rw.Status)).Inc()
 		g.metrics.duration.Observe(time.Since(start).Seconds())
-		g.log.Info("request", append([]any{"request_id", reqID, "broker", clip.String(broker, 64), "site", clip.String(site, 64),
-			"method", r.Method, "status", rw.Status, "bytes", rw.Bytes,
-			"duration", time.Since(start).Round(time.Microsecond).String()}, rt.logAttrs()...)...)
+		// One line per call: attributes on the stack, no boxing.
+		if ctx := r.Context(); g.log.Enabled(ctx, slog.LevelInfo) {
+			var buf [10]slog.Attr
+			attrs := append(buf[:0], slog.String("request_id", reqID), slog.String("broker", clip.String(broker, 64)),
+				slog.String("site", clip.String(site, 64)), slog.String("method", r.Method), slog.Int("status", rw.Status),
+				slog.Int64("bytes", rw.Bytes), slog.String("duration", time.Since(start).Round(time.Microsecond).String()))
+			g.log.LogAttrs(ctx, slog.LevelInfo, "request", rt.appendLogAttrs(attrs)...)
+		}
 	}()
 
 	if !brokerhttp.ValidName(broker) || !brokerhttp.ValidName(site) || !hasPath {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -19,15 +20,25 @@ func (rt *routed) release() {
 
 // logAttrs names the route in the request's log line.
 func (rt *routed) logAttrs() []any {
+	attrs := rt.appendLogAttrs(nil)
+	out := make([]any, len(attrs))
+	for i, a := range attrs {
+		out[i] = a
+	}
+	return out
+}
+
+// appendLogAttrs appends the route's attributes to dst.
+func (rt *routed) appendLogAttrs(dst []slog.Attr) []slog.Attr {
 	switch {
 	case rt == nil:
-		return []any{"session", ""}
+		return append(dst, slog.String("session", ""))
 	case rt.remote != nil:
-		return []any{"session", rt.remote.Session, "forwarded_to", rt.remote.Advertise}
+		return append(dst, slog.String("session", rt.remote.Session), slog.String("forwarded_to", rt.remote.Advertise))
 	case rt.session != nil:
-		return []any{"session", rt.session.id}
+		return append(dst, slog.String("session", rt.session.id))
 	}
-	return []any{"session", ""}
+	return append(dst, slog.String("session", ""))
 }
 
 // routeError is a call that found no route; it becomes a broker error.
