@@ -104,9 +104,9 @@ func (b *browser) waitFor(what, cond string, timeout time.Duration) time.Duratio
 }
 
 // screenshot saves the whole page as name (a PNG) in docs/images with
-// -screenshots, else in the test's temporary directory, and returns the
-// path.
-func (b *browser) screenshot(name string) string {
+// -screenshots when forDocs, else in the test's temporary directory, and
+// returns the path.
+func (b *browser) screenshot(name string, forDocs bool) string {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
@@ -115,7 +115,7 @@ func (b *browser) screenshot(name string) string {
 		b.t.Fatalf("screenshot: %v", err)
 	}
 	dir := b.t.TempDir()
-	if *screenshots {
+	if *screenshots && forDocs {
 		dir = filepath.Join("..", "docs", "images")
 	}
 	path := filepath.Join(dir, name)

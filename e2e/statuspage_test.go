@@ -82,7 +82,7 @@ func TestStatusPages(t *testing.T) {
 		}
 	}
 	b.waitFor("the site's last check", `document.querySelectorAll('#site-jira tr.step').length >= 4`, 5*time.Second)
-	shot := b.screenshot("status-agent.png")
+	shot := b.screenshot("status-agent.png", true)
 	agentDOM := eval[string](b, `document.documentElement.outerHTML`)
 
 	// The gateway's page: the broker online with its two sessions. A
@@ -97,7 +97,7 @@ func TestStatusPages(t *testing.T) {
 		[...document.querySelectorAll('#broker-acme tr.session td.transport')].every(td => td.textContent.trim() == "quic")`, 5*time.Second)
 	b.waitFor("the site's remote check", `document.querySelectorAll('#broker-acme #check-jira tr.step').length >= 4`, 5*time.Second)
 	b.waitFor("the calls of the last hour", `document.querySelector('#broker-acme').innerText.includes('path_not_allowed 1')`, 5*time.Second)
-	gwShot := b.screenshot("status-gateway.png")
+	gwShot := b.screenshot("status-gateway.png", true)
 	gatewayDOM := eval[string](b, `document.documentElement.outerHTML`)
 
 	// A phone's width: the agent's page still fits.
@@ -106,7 +106,7 @@ func TestStatusPages(t *testing.T) {
 	if w := eval[float64](b, `document.documentElement.scrollWidth`); w > 400 {
 		t.Errorf("at 390 px the page is %v px wide; tables should scroll inside their box", w)
 	}
-	phone := b.screenshot("status-agent-phone.png")
+	phone := b.screenshot("status-agent-phone.png", false)
 	t.Logf("screenshots: %s, %s, %s", shot, gwShot, phone)
 
 	// Every byte both pages and their APIs serve, and what the browser
