@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -151,7 +152,7 @@ func (a *Agent) StatusReport() StatusReport {
 	}
 	a.board.mu.Lock()
 	rep.Check = a.board.lastRun
-	checks := a.board.siteCheck
+	checks := maps.Clone(a.board.siteCheck) // recordSite writes the map; the records themselves are never changed
 	a.board.mu.Unlock()
 	for _, slot := range r.order {
 		st := slot.state.Load()

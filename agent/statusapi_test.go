@@ -1,11 +1,15 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/agent/diag"
 	"github.com/oxsecurity/oxbroker/config"
 )
 
@@ -47,5 +51,49 @@ func TestSiteStatus(t *testing.T) {
 	}
 	if s := siteStatus(config.Site{Name: "c", CloudSite: "acme"}, "https://api.atlassian.com/ex/jira/abc", now); s.UpstreamHost != "api.atlassian.com" || s.Expiry != "" {
 		t.Errorf("cloud site: got %+v", s)
+	}
+}
+
+// TestStatusReportWhileChecksArrive: the page reads the sites' last checks
+// while remote checks record theirs (run with -race), and the handler
+// serves the page and its API without a tunnel.
+func TestStatusReportWhileChecksArrive(t *testing.T) {
+	a, err := New(context.Background(), expiryConfig(t, t.TempDir(), "", "2031-01-01", ""), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.router.Load().close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			a.board.recordSite(diag.SiteReport{Site: fmt.Sprintf("site%d", i%3), OK: true, Results: []diag.Result{}}, "gateway")
+		}
+	}()
+	for range 50 {
+		a.StatusReport()
+	}
+	<-done
+	rep := a.StatusReport()
+	if len(rep.Sites) != 2 || rep.Sites[0].Check == nil || rep.Sites[0].Check.By != "gateway" || rep.Sites[0].Expiry != "ok" {
+		t.Errorf("got %+v", rep.Sites)
+	}
+	if rep.Ready || len(rep.Reasons) == 0 {
+		t.Errorf("without a tunnel: ready %v, reasons %q", rep.Ready, rep.Reasons)
+	}
+
+	h := a.StatusHandler()
+	for _, tt := range []struct{ path, want string }{
+		{"/", `id="site-site0"`},
+		{"/api/status", `"broker": "acme"`},
+		{"/api/calls", `[]`},
+		{"/assets/page.js", "X-Oxbroker-Request"},
+		{"/assets/style.css", "--good"},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", tt.path, nil))
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), tt.want) {
+			t.Errorf("GET %s: %d, want 200 with %q:\n%.400s", tt.path, rec.Code, tt.want, rec.Body.String())
+		}
 	}
 }
