@@ -142,8 +142,11 @@ func (b *statusBoard) observeCall(broker string, status int, code string, forwar
 	}
 }
 
+// classOf is the outcome of a call the broker did not answer itself:
+// the status class of Jira's answer, or canceled when the connector went
+// away (499, the gateway's mark for it, or no status at all).
 func classOf(status int) string {
-	if status >= 200 && status < 600 {
+	if status >= 200 && status < 600 && status != 499 {
 		return strconv.Itoa(status/100) + "xx"
 	}
 	return "canceled"
