@@ -18,9 +18,10 @@ build:
 test: unit fuzz
 
 # The gateway's cluster tests run a real Redis (redis-server, Debian's
-# package); need.sh installs it when it is missing.
+# package), and the status pages' tests a headless Chromium (chromium);
+# need.sh installs them when they are missing.
 unit:
-	./scripts/need.sh redis-server:redis-server
+	./scripts/need.sh redis-server:redis-server chromium:chromium
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 fuzz:

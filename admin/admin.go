@@ -1,7 +1,10 @@
 // Package admin serves the operator endpoints of both programs on their
 // admin listener: /healthz (the process is alive), /readyz (it can do its
 // job: for the agent, at least one tunnel is up; for the gateway, its
-// listeners are up) and /metrics (Prometheus, with Go runtime metrics).
+// listeners are up) and /metrics (Prometheus, with Go runtime metrics),
+// open to anyone who reaches the listener; and, behind a guard
+// (page.go), the program's status page and its API, which admin/ui
+// renders.
 package admin
 
 import (

@@ -80,6 +80,8 @@ type Agent struct {
 
 	live   atomic.Int32   // sessions up
 	drains sync.WaitGroup // sessions draining after goaway or a reconnecting reload
+
+	board statusBoard // what the status page shows beyond the config (statusapi.go)
 }
 
 // New checks cfg, loads the agent id from state_dir, resolves Cloud IDs
@@ -104,7 +106,8 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 		opts.LookupNetIP = net.DefaultResolver.LookupNetIP
 	}
 	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics),
-		lines: lograte.New(10, 10*time.Second, 16), controls: make(map[*tunnel.ControlLoop]struct{})}
+		lines: lograte.New(10, 10*time.Second, 16), controls: make(map[*tunnel.ControlLoop]struct{}),
+		board: statusBoard{started: time.Now()}}
 	a.opts.Tunnel = a.withLimitHook(opts.Tunnel)
 	a.spread = newSpread(a.metrics.gateways)
 	var err error
@@ -240,6 +243,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.cancelGen = cancel
 		n, addrs, d := a.cfg.Gateway.Connections, a.addrs, a.dialer
 		a.mu.Unlock()
+		a.board.conns.resize(n)
 		viaProxy := d.Proxy != nil
 		if viaProxy {
 			a.log.Info("dialing the gateway through a proxy; transport is tcp", "proxy", d.Proxy.Redacted())
@@ -276,17 +280,19 @@ func (a *Agent) keepConnected(ctx context.Context, idx int, names []string, viaP
 		case len(eps) == 0:
 			log.Warn("tunnel down: cannot resolve the gateway address", "err", err)
 			d = r.after(false, 0, err)
+			a.board.conns.down(idx, err, d)
 		default:
 			if err != nil {
 				log.Warn("some gateway addresses do not resolve; using the others", "err", err)
 			}
 			ep := a.spread.pick(eps, last, tried)
+			a.board.conns.dialing(idx, ep)
 			log = log.With("gateway", ep.addr)
 			if ep.name != ep.addr {
 				log = log.With("gateway_name", ep.name)
 			}
 			start := time.Now()
-			welcomed, err := a.session(ctx, log, ep)
+			welcomed, err := a.session(ctx, log, ep, idx)
 			a.spread.release(ep)
 			if ctx.Err() != nil {
 				return
@@ -306,6 +312,7 @@ func (a *Agent) keepConnected(ctx context.Context, idx int, names []string, viaP
 				log.Warn("tunnel down", "err", err)
 			}
 			d = r.after(welcomed, time.Since(start), err)
+			a.board.conns.down(idx, err, d)
 		}
 		a.metrics.reconnects.Inc()
 		log.Info("reconnecting", "in", d.Round(time.Millisecond).String())
@@ -323,8 +330,9 @@ var errGoAway = errors.New("gateway sent goaway")
 // session dials one session to ep and serves it until it ends, ctx ends,
 // or the gateway sends goaway; on goaway the old session drains in the
 // background while the caller dials the replacement. welcomed says whether
-// the gateway accepted the session.
-func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (welcomed bool, err error) {
+// the gateway accepted the session. idx is the connection's, for the
+// status page.
+func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint, idx int) (welcomed bool, err error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	a.mu.Lock()
@@ -342,6 +350,7 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint) (wel
 	}
 	log = log.With("session", welcome.SessionID, "transport", s.Transport())
 	log.Info("tunnel up", "gateway_version", welcome.GatewayVersion)
+	a.board.conns.up(idx, s, welcome.SessionID)
 	a.live.Add(1)
 	a.metrics.tunnels.WithLabelValues(s.Transport()).Inc()
 	a.spread.sessionUp(ep.addr)

@@ -23,10 +23,13 @@ type metrics struct {
 	links      *prometheus.CounterVec
 	reflected  *prometheus.CounterVec
 	limits     *prometheus.CounterVec
+
+	calls *callLog // the recent calls and each site's traffic, for the status page (calls.go)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		calls: newCallLog(),
 		tunnels: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "oxbroker_tunnel_connections",
 			Help: "Tunnel sessions to the gateway that are up, by transport.",

@@ -37,7 +37,9 @@ func (a *Agent) CheckSite(ctx context.Context, name, requestID string) (diag.Sit
 	if st.down == nil {
 		site.URL = st.url
 	}
-	return diag.CheckSite(ctx, site, diag.SiteOptions{Proxy: st.proxy, Logger: a.log, CloudID: DiscoverCloudID, RequestID: requestID}), true
+	rep := diag.CheckSite(ctx, site, diag.SiteOptions{Proxy: st.proxy, Logger: a.log, CloudID: DiscoverCloudID, RequestID: requestID})
+	a.board.recordSite(rep, "gateway")
+	return rep, true
 }
 
 // serveOp answers a request the gateway makes to the agent itself, marked

@@ -84,6 +84,9 @@ func (a *Agent) setDefaults(set map[string]bool) {
 	if !set["admin.listen"] {
 		a.Admin.Listen = defaultAgentAdmin
 	}
+	if !set["admin.page"] {
+		a.Admin.Page = true
+	}
 	a.Log.setDefaults(set)
 }
 
@@ -96,6 +99,9 @@ func (g *Gateway) setDefaults(set map[string]bool) {
 	}
 	if !set["listen.admin"] {
 		g.Listen.Admin = defaultGatewayAdmin
+	}
+	if !set["admin.page"] {
+		g.Admin.Page = true
 	}
 	if !set["registry.type"] {
 		g.Registry.Type = RegistryMemory

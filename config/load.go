@@ -61,6 +61,7 @@ func ParseGateway(data []byte, lookupEnv func(string) (string, bool)) (*Gateway,
 	if err != nil {
 		return nil, err
 	}
+	d.readToken("admin.auth", g.Admin.Auth.TokenFile, &g.Admin.Auth.Token, readGatewayTokenFile)
 	g.setDefaults(d.set)
 	return finish(&g, d, g.Validate())
 }
@@ -81,6 +82,7 @@ func parseAgent(data []byte, lookupEnv func(string) (string, bool), readFile tok
 		auth := &a.Sites[i].Auth
 		d.readToken("sites["+strconv.Itoa(i)+"].auth", auth.TokenFile, &auth.Token, readFile)
 	}
+	d.readToken("admin.auth", a.Admin.Auth.TokenFile, &a.Admin.Auth.Token, readFile)
 	a.setDefaults(d.set)
 	a.warnings = withLines(d.warnings, d.lines)
 	return finish(&a, d, a.Validate())
@@ -133,6 +135,11 @@ const maxTokenFile = 64 << 10
 
 // readTokenFile reads an agent's token file (ReadSecretFile).
 func readTokenFile(name string) ([]byte, string, error) { return ReadSecretFile(name, AgentGroup) }
+
+// readGatewayTokenFile reads a gateway's token file (ReadSecretFile).
+func readGatewayTokenFile(name string) ([]byte, string, error) {
+	return ReadSecretFile(name, GatewayGroup)
+}
 
 // ReadSecretFile reads a file that holds a secret (a token file, the
 // gateway's cluster secret) of a program whose service runs as group

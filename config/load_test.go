@@ -341,7 +341,7 @@ func TestDefaultsOnlyForAbsentKeys(t *testing.T) {
 		{"null", "admin: {listen: ~}", "127.0.0.1:9108"},
 		{"empty mapping", "admin: {}", "127.0.0.1:9108"},
 		{"explicit empty is off", `admin: {listen: ""}`, ""},
-		{"set", "admin: {listen: ':9000'}", ":9000"},
+		{"set", "admin: {listen: '127.0.0.1:9000'}", "127.0.0.1:9000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

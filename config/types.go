@@ -142,9 +142,53 @@ type AllowRule struct {
 	Path    string   `mapstructure:"path"`
 }
 
-// Admin is the admin listener (/healthz /readyz /metrics).
+// Admin is the agent's admin listener: /healthz /readyz /metrics, and
+// the status page and its API (AdminPage).
 type Admin struct {
 	Listen string `mapstructure:"listen"`
+	// Page, Hosts and Auth are AdminPage's.
+	Page  bool      `mapstructure:"page"`
+	Hosts []string  `mapstructure:"hosts"`
+	Auth  AdminAuth `mapstructure:"auth"`
+}
+
+// PageAccess is who may see the agent's status page.
+func (a Admin) PageAccess() AdminPage { return AdminPage{Page: a.Page, Hosts: a.Hosts, Auth: a.Auth} }
+
+// AdminPage is who may see the status page and its API on an admin
+// listener (the agent's admin:, the gateway's admin:). /healthz, /readyz
+// and /metrics are not part of it: they answer anyone, as before.
+type AdminPage struct {
+	// Page serves the status page and its API at / (default true); false
+	// leaves only /healthz, /readyz and /metrics on the listener.
+	Page bool `mapstructure:"page"`
+	// Hosts are more host names under which the page may be reached
+	// (behind a reverse proxy, or a DNS name of the machine): a request
+	// whose Host is none of these, the listen address's host or a
+	// loopback name is refused (DNS rebinding).
+	Hosts []string `mapstructure:"hosts"`
+	// Auth is required when the listener is not on a loopback address.
+	Auth AdminAuth `mapstructure:"auth"`
+}
+
+// Admin auth types accepted in AdminAuth.Type.
+const (
+	AdminAuthNone   = ""
+	AdminAuthBearer = "bearer"
+	AdminAuthBasic  = "basic"
+)
+
+// AdminAuth is how callers of the status page and its API authenticate:
+// bearer, a token (a browser sends it as the password of Basic, with any
+// user name); or basic, a user name and a bcrypt hash of the password.
+type AdminAuth struct {
+	Type      string `mapstructure:"type"`
+	Token     Secret `mapstructure:"token"`
+	TokenFile string `mapstructure:"token_file"`
+	Username  string `mapstructure:"username"`
+	// PasswordHash is a bcrypt hash ($2a$, $2b$ or $2y$), such as
+	// htpasswd -nbB makes.
+	PasswordHash Secret `mapstructure:"password_hash"`
 }
 
 // Log configures logging.
@@ -169,7 +213,9 @@ type Gateway struct {
 	Registry       Registry      `mapstructure:"registry"`
 	Cluster        Cluster       `mapstructure:"cluster"`
 	Limits         Limits        `mapstructure:"limits"`
-	Log            Log           `mapstructure:"log"`
+	// Admin is who may see the status page on listen.admin.
+	Admin AdminPage `mapstructure:"admin"`
+	Log   Log       `mapstructure:"log"`
 }
 
 // GatewayListen holds the gateway's listen addresses.

@@ -71,6 +71,7 @@ func (a *Agent) Validate() error {
 	}
 
 	errs.check("admin.listen", optional(a.Admin.Listen, listenAddr))
+	a.Admin.PageAccess().validate(&errs, "admin", "admin.listen", a.Admin.Listen)
 	a.Log.validate(&errs)
 	return merge(reflect.TypeFor[Agent](), nil, errs).orErrNil()
 }
@@ -194,6 +195,7 @@ func (g *Gateway) Validate() error {
 	errs.check("limits.unauthenticated_sessions", limit(g.Limits.UnauthenticatedSessions, 65536))
 	errs.check("limits.sessions_per_broker", limit(g.Limits.SessionsPerBroker, 10000))
 	errs.check("limits.sites_per_broker", limit(g.Limits.SitesPerBroker, 100000))
+	g.Admin.validate(&errs, "admin", "listen.admin", g.Listen.Admin)
 	g.Log.validate(&errs)
 	return merge(reflect.TypeFor[Gateway](), nil, errs).orErrNil()
 }

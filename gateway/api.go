@@ -108,6 +108,9 @@ func (g *Gateway) serveConnector(w http.ResponseWriter, r *http.Request) {
 			label = broker
 		}
 		g.metrics.requests.WithLabelValues(label, strconv.Itoa(rw.Status)).Inc()
+		if label != "unknown" {
+			g.board.observeCall(broker, rw.Status, rw.Header().Get(brokerhttp.HeaderError), rt != nil && rt.remote != nil)
+		}
 		g.metrics.duration.Observe(time.Since(start).Seconds())
 		// One line per call: attributes on the stack, no boxing.
 		if ctx := r.Context(); g.log.Enabled(ctx, slog.LevelInfo) {
@@ -343,6 +346,16 @@ func (g *Gateway) serveBroker(w http.ResponseWriter, r *http.Request) {
 		brokerhttp.WriteError(w, code, msg, "")
 		return
 	}
+	st := g.brokerStatus(r.Context(), broker)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(st)
+}
+
+// brokerStatus is what GET /v1/brokers/{broker} and the status page say
+// of a broker: its sessions here and, in a cluster, on the other replicas
+// as far as the registry knows, and the sites they serve.
+func (g *Gateway) brokerStatus(ctx context.Context, broker string) BrokerStatus {
 	st := BrokerStatus{Broker: broker, Sessions: []SessionStatus{}, Sites: []string{}}
 	seen := map[string]bool{}
 	add := func(ss SessionStatus) {
@@ -363,7 +376,7 @@ func (g *Gateway) serveBroker(w http.ResponseWriter, r *http.Request) {
 		add(ss)
 	}
 	// The sessions of the other replicas, as far as the registry knows.
-	recs, _ := g.shared.lookup(r.Context(), broker)
+	recs, _ := g.shared.lookup(ctx, broker)
 	for _, rec := range recs {
 		add(SessionStatus{ID: rec.Session, AgentID: rec.AgentID, Version: rec.Version, Hostname: rec.Hostname,
 			Transport: rec.Transport, Since: rec.Since, Sites: rec.Sites, Replica: rec.Advertise})
@@ -371,7 +384,5 @@ func (g *Gateway) serveBroker(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(st.Sites)
 	sort.Slice(st.Sessions, func(i, j int) bool { return st.Sessions[i].Since.Before(st.Sessions[j].Since) })
 	st.Online = len(st.Sessions) > 0
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(st)
+	return st
 }

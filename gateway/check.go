@@ -109,6 +109,9 @@ func (g *Gateway) runCheck(rw http.ResponseWriter, r *http.Request, rt *routed) 
 		brokerhttp.WriteError(rw, brokerhttp.BrokerOffline, fmt.Sprintf("the agent answered the check with %s", resp.Status), rt.requestID)
 		return
 	}
+	if resp.StatusCode == http.StatusOK {
+		g.board.recordCheck(rt.broker, rt.site, rt.requestID, body)
+	}
 	h := rw.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

@@ -66,6 +66,7 @@ type Gateway struct {
 	proxy   *httputil.ReverseProxy
 	public  *publicBase // what Ox-Broker-Public-Base says
 	metrics *metrics
+	board   *statusBoard // what the status page shows (statusapi.go)
 
 	tunnelLn   *tunnel.Listener
 	apiLn      net.Listener
@@ -123,6 +124,7 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 		shared:   memoryRegistry{},
 		failures: newFailureLimiter(failureBurst, failureEvery, failureSources),
 		metrics:  newMetrics(opts.Metrics),
+		board:    newStatusBoard(),
 		lines:    newLines(),
 		rare:     newRareLines(),
 		live:     brokerCount{n: make(map[string]int)},

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 )
 
 // exchange is the ResponseWriter the Proxy hands on: it records what the
@@ -27,6 +28,7 @@ type exchange struct {
 
 	// Set in the handler's goroutine only.
 	code     brokerhttp.Code // a broker error, if one was answered
+	reason   string          // why it was answered, without the caller's path (Call.Reason)
 	cause    error           // why the upstream request failed
 	canceled bool            // the caller went away
 
@@ -49,6 +51,47 @@ type Observer interface {
 	ObserveRequest(site string, status int, code brokerhttp.Code, d time.Duration)
 }
 
+// Call is one finished request as the agent's status page lists it: what
+// the audit line says, less the path of a refused request. It never holds
+// a path (issue keys, account ids), a query (JQL), a header or a body.
+type Call struct {
+	Start  time.Time
+	Site   string
+	Method string // as the caller sent it, clipped
+	// Operation and Template are the Jira operation and the path template
+	// the request matched; both empty for a path the allowlist does not
+	// know.
+	Operation string
+	Template  string
+	Status    int             // sent; 0 if the caller went away first
+	Code      brokerhttp.Code // the broker's error code, if the broker answered itself
+	// Reason says why the broker answered itself (Code is set): the
+	// allowlist's reason, or the error message, never the caller's path.
+	Reason    string
+	Duration  time.Duration
+	BytesIn   int64
+	BytesOut  int64
+	RequestID string // the gateway's, clipped
+	Canceled  bool   // the caller went away
+}
+
+// CallObserver is told about every finished request with its details;
+// an Observer may implement it. It is called concurrently.
+type CallObserver interface {
+	ObserveCall(Call)
+}
+
+// call is what the exchange tells a CallObserver.
+func (ex *exchange) call(site, method string, d time.Duration) Call {
+	return Call{
+		Start: ex.start, Site: site, Method: clip.String(method, 16),
+		Operation: ex.operation, Template: ex.template,
+		Status: ex.Status, Code: ex.code, Reason: ex.reason, Duration: d,
+		BytesIn: ex.body.BytesRead(), BytesOut: ex.Bytes,
+		RequestID: clip.String(ex.requestID, 64), Canceled: ex.canceled,
+	}
+}
+
 // maxLoggedPath bounds the length of a refused raw path in the audit log.
 const maxLoggedPath = 256
 
@@ -57,7 +100,11 @@ const maxLoggedPath = 256
 // (http.ErrAbortHandler) when Jira's response breaks off mid-body.
 func (p *Proxy) audit(r *http.Request, ex *exchange, aborted bool) {
 	if p.observer != nil {
-		p.observer.ObserveRequest(p.site, ex.Status, ex.code, time.Since(ex.start))
+		d := time.Since(ex.start)
+		p.observer.ObserveRequest(p.site, ex.Status, ex.code, d)
+		if o, ok := p.observer.(CallObserver); ok {
+			o.ObserveCall(ex.call(p.site, r.Method, d))
+		}
 	}
 	ctx := r.Context()
 	p.reportFiltered(ctx, ex)

@@ -327,8 +327,11 @@ func (p *Proxy) check(r *http.Request, ex *exchange) (brokerhttp.Code, string) {
 		// A refused call of a known operation is logged by its template
 		// too; an unknown path is logged as it came, for the audit.
 		var de *jira.DeniedError
-		if errors.As(err, &de) && de.Template != "" {
-			ex.template, ex.operation = de.Template, de.OperationID
+		if errors.As(err, &de) {
+			if de.Template != "" {
+				ex.template, ex.operation = de.Template, de.OperationID
+			}
+			ex.reason = deniedReason(de) // the message holds the caller's path
 		}
 		return brokerhttp.PathNotAllowed, err.Error()
 	}
@@ -337,6 +340,19 @@ func (p *Proxy) check(r *http.Request, ex *exchange) (brokerhttp.Code, string) {
 		return brokerhttp.TooLarge, p.tooLargeMessage()
 	}
 	return "", ""
+}
+
+// deniedReason says why the allowlist refused a request without the
+// request's path: the reason, and the scopes or keys that would allow it.
+func deniedReason(de *jira.DeniedError) string {
+	r := "allowlist: " + de.Reason.String()
+	switch {
+	case de.Reason == jira.ReasonMissingScope && len(de.RequiredScopes) > 0:
+		r += " (needs " + strings.Join(de.RequiredScopes, ", ") + ")"
+	case de.Reason == jira.ReasonMethodNotAllowed && len(de.Methods) > 0:
+		r += " (the path takes " + strings.Join(de.Methods, ", ") + ")"
+	}
+	return r
 }
 
 func (p *Proxy) tooLargeMessage() string {
@@ -372,6 +388,9 @@ func (p *Proxy) release() { <-p.sem }
 // refuse answers with a broker error.
 func (p *Proxy) refuse(ex *exchange, code brokerhttp.Code, msg string) {
 	ex.code = code
+	if ex.reason == "" {
+		ex.reason = msg
+	}
 	brokerhttp.WriteError(ex, code, msg, ex.requestID)
 }
 

@@ -107,10 +107,12 @@ type frameGuard struct {
 
 	localMax atomic.Uint32                 // the highest id of a stream we opened
 	mux      atomic.Pointer[yamux.Session] // for its stream count; nil until set
+
+	pings *pingClock // times our pings by their answers (rtt.go)
 }
 
 func newFrameGuard(lim guardLimits) *frameGuard {
-	return &frameGuard{lim: lim, now: time.Now, pingTokens: pingBurst}
+	return &frameGuard{lim: lim, now: time.Now, pingTokens: pingBurst, pings: newPingClock()}
 }
 
 // yamux frame types and flags (yamux spec.md).
@@ -119,6 +121,7 @@ const (
 	typePing         = 2
 	typeGoAway       = 3
 	flagSYN          = 1
+	flagACK          = 2
 )
 
 // scan follows the frames in b, the next bytes from the peer.
@@ -163,6 +166,9 @@ func (g *frameGuard) frame() string {
 	case typePing:
 		if flags&flagSYN != 0 && !g.takePing() {
 			return LimitPings
+		}
+		if flags&flagACK != 0 {
+			g.pings.answered(binary.BigEndian.Uint32(h[lengthOffset:]))
 		}
 	case typeData, typeWindowUpdate:
 		if h[1] == typeData {
@@ -226,8 +232,12 @@ func (g *frameGuard) known(id uint32) bool {
 	return id <= g.localMax.Load()
 }
 
-// sent notes a frame header we write: a SYN opens one of our streams.
+// sent notes a frame header we write: a SYN opens one of our streams; a
+// ping starts its clock.
 func (g *frameGuard) sent(h []byte) {
+	if h[0] == muxVersion {
+		g.pings.sentFrame(h)
+	}
 	if h[0] != muxVersion || (h[1] != typeData && h[1] != typeWindowUpdate) {
 		return
 	}

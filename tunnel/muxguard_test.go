@@ -26,10 +26,7 @@ func muxFrame(typ byte, flags uint16, id, length uint32) []byte {
 	return h
 }
 
-const (
-	flagACK = 2
-	flagFIN = 4
-)
+const flagFIN = 4
 
 // TestFrameGuard feeds the guard frames as a peer sends them, one byte at
 // a time and all at once, and checks which frame ends the session.

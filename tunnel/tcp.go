@@ -14,9 +14,10 @@ import (
 
 // yamuxSession is a Session over TLS over TCP, multiplexed by yamux.
 type yamuxSession struct {
-	mux  *yamux.Session
-	conn net.Conn
-	opts Options
+	mux   *yamux.Session
+	conn  net.Conn
+	opts  Options
+	pings *pingClock // the keepalives' round trips (rtt.go)
 }
 
 var _ Session = (*yamuxSession)(nil)
@@ -73,7 +74,7 @@ func newYamux(conn net.Conn, client bool, o Options) (*yamuxSession, error) {
 		return nil, err
 	}
 	mc.guard.mux.Store(mux)
-	return &yamuxSession{mux: mux, conn: conn, opts: o}, nil
+	return &yamuxSession{mux: mux, conn: conn, opts: o, pings: mc.guard.pings}, nil
 }
 
 func dialTCP(ctx context.Context, addr string, tlsConf *tls.Config, proxy *url.URL, o Options) (Session, error) {

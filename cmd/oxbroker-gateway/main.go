@@ -65,7 +65,12 @@ func runCmd() *cobra.Command {
 				return cli.Reported(err)
 			}
 			if cfg.Listen.Admin != "" {
-				srv, err := admin.Listen(cfg.Listen.Admin, admin.Handler(reg, g.Ready), log)
+				h, err := admin.WithPage(admin.Handler(reg, g.Ready), g.StatusHandler(), cfg.Listen.Admin, cfg.Admin)
+				if err != nil {
+					log.Error("cannot start", "err", err)
+					return cli.Reported(err)
+				}
+				srv, err := admin.Listen(cfg.Listen.Admin, h, log)
 				if err != nil {
 					log.Error("cannot start", "err", err)
 					return cli.Reported(err)

@@ -98,8 +98,12 @@ func runCmd() *cobra.Command {
 				return cli.Reported(err)
 			}
 			if cfg.Admin.Listen != "" {
-				ready := a.Readiness
-				srv, err := admin.Listen(cfg.Admin.Listen, admin.Handler(reg, ready), log)
+				h, err := admin.WithPage(admin.Handler(reg, a.Readiness), a.StatusHandler(), cfg.Admin.Listen, cfg.Admin.PageAccess())
+				if err != nil {
+					log.Error("cannot start", "err", err)
+					return cli.Reported(err)
+				}
+				srv, err := admin.Listen(cfg.Admin.Listen, h, log)
 				if err != nil {
 					log.Error("cannot start", "err", err)
 					return cli.Reported(err)

@@ -33,10 +33,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{/*
 The gateway's config: .Values.config with the listen addresses and file
 paths of this chart. listen.admin is on every address, not 127.0.0.1, so
-that the kubelet's probes reach it.
+that the kubelet's probes reach it; the status page there needs admin.auth,
+so without config.admin it is off (admin.page: false).
 */}}
 {{- define "oxbroker-gateway.config" -}}
 {{- $cfg := deepCopy .Values.config -}}
+{{- if not (hasKey $cfg "admin") -}}
+{{- $_ := set $cfg "admin" (dict "page" false) -}}
+{{- end -}}
 {{- $listen := dict "tunnel" (printf ":%v" .Values.ports.tunnel) "api" (printf ":%v" .Values.ports.api) "admin" (printf ":%v" .Values.ports.admin) -}}
 {{- $_ := set $cfg "tls" (dict "cert_file" "/etc/oxbroker-gateway/tls/tls.crt" "key_file" "/etc/oxbroker-gateway/tls/tls.key" "api_tls" .Values.tls.apiTLS) -}}
 {{- if include "oxbroker-gateway.redis" . -}}
