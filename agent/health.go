@@ -33,13 +33,15 @@ type siteHealth struct {
 const (
 	probeTimeout = 10 * time.Second
 	// refusalsInRow is how many calls in a row answered 401, 403 or 404
-	// make the agent probe the site again; refusalProbeGap is the least
-	// time between two such probes of a site.
-	refusalsInRow   = 3
-	refusalProbeGap = time.Minute
+	// make the agent probe the site again.
+	refusalsInRow = 3
 	// probeQueue bounds the probe requests waiting for the prober.
 	probeQueue = 16
 )
+
+// refusalProbeGap is the least time between a probe of a site and one that
+// refusals in a row ask for; tests shorten it.
+var refusalProbeGap = time.Minute
 
 // probeRetry paces the probes of a site whose probe failed in a way that
 // may mend by itself (Jira down, a timeout); tests shorten it.
