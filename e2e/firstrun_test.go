@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -321,13 +320,7 @@ func TestReloadNewBrokerTokenMovesOver(t *testing.T) {
 // announces no sites (nothing is routed to the session).
 func waitAccepted(t *testing.T, e *env, token string) {
 	t.Helper()
-	pem, err := os.ReadFile(e.certs.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	d := &tunnel.Dialer{Transport: tunnel.DialTCP, TLS: &tls.Config{RootCAs: roots}}
+	d := &tunnel.Dialer{Transport: tunnel.DialTCP, TLS: &tls.Config{RootCAs: gatewayRoots(t, e)}}
 	hello := tunnel.Hello{Protocol: tunnel.ProtocolVersion, BrokerID: "acme", Token: token, AgentID: "test", Sites: []tunnel.SiteInfo{}}
 	var last error
 	if _, ok := waitUntil(15*time.Second, func() bool {
