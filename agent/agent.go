@@ -198,7 +198,7 @@ func (a *Agent) Readiness() (bool, string) {
 		ok = false
 		line := "no tunnel to the gateway is up"
 		if f := a.gatewayProblem(); f != nil {
-			line += ": " + f.Cause + " Fix: " + f.Fix
+			line += ": " + problemLine(f.Cause, f.Fix)
 		}
 		why = append(why, line)
 	}

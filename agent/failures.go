@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/agent/diag"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
@@ -65,6 +66,10 @@ func (a *Agent) report(log *slog.Logger, g *generation, f *failure, err error, w
 		log.Warn(f.msg+"; reconnecting", "in", in, "cause", f.Cause, "fix", f.Fix, "err", err)
 	}
 }
+
+// problemLine is a failure's cause and fix as one line of /readyz and
+// the service status: the cause may quote a peer (a certificate's names).
+func problemLine(cause, fix string) string { return clip.Line(cause+" Fix: "+fix, 1024) }
 
 // gatewayProblem is why no session of the serving generation is up, in
 // the check's words; nil when one is, or no attempt has failed yet.

@@ -245,7 +245,7 @@ func (r *router) down() []string {
 	var out []string
 	for _, s := range r.order {
 		if st := s.state.Load(); st.down != nil {
-			out = append(out, fmt.Sprintf("site %s: %s", s.cfg.Name, strings.TrimPrefix(st.down.Error(), errSiteDown.Error()+": ")))
+			out = append(out, fmt.Sprintf("site %s: %s", s.cfg.Name, clip.Line(strings.TrimPrefix(st.down.Error(), errSiteDown.Error()+": "), 1024)))
 		}
 	}
 	return out
@@ -257,7 +257,7 @@ func (r *router) unhealthy() []string {
 	var out []string
 	for _, s := range r.order {
 		if h := s.health.Load(); h != nil && h.problem != nil && s.state.Load().down == nil {
-			out = append(out, fmt.Sprintf("site %s: unhealthy: %s Fix: %s", s.cfg.Name, h.problem.Cause, h.problem.Fix))
+			out = append(out, fmt.Sprintf("site %s: unhealthy: %s", s.cfg.Name, problemLine(h.problem.Cause, h.problem.Fix)))
 		}
 	}
 	return out

@@ -32,7 +32,7 @@ func (a *Agent) Status() Status {
 	ok, why := a.Readiness()
 	st := Status{Tunnels: int(a.live.Load()), Wanted: wanted, Ready: ok, Reason: why}
 	if f := a.gatewayProblem(); f != nil {
-		st.Gateway = f.Cause + " Fix: " + f.Fix
+		st.Gateway = problemLine(f.Cause, f.Fix)
 	}
 	r := a.router.Load()
 	st.Sites = append(r.down(), r.unhealthy()...)

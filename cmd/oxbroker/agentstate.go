@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 )
 
 // agentState is what the running agent says of itself on its admin
@@ -56,7 +57,12 @@ func askAgent(ctx context.Context, addr string) (agentState, error) {
 // ready: <why>" on its first line, then a line per site that is down or
 // unhealthy.
 func parseReadyz(status int, body string) (agentState, error) {
+	// The answer is printed: each line is made one line of text without
+	// control characters, whoever listens at the address.
 	lines := strings.Split(strings.TrimRight(body, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = clip.Line(l, 1024)
+	}
 	st := agentState{known: true, sites: lines[1:]}
 	first := lines[0]
 	switch why, notReady := strings.CutPrefix(first, "not ready: "); {

@@ -55,6 +55,9 @@ func loadConfig(c *cobra.Command, path string) (*config.Agent, error) {
 	if err == nil {
 		err = agent.CheckAllowlists(cfg)
 	}
+	if err == nil {
+		err = agent.CheckCAFiles(cfg)
+	}
 	if err != nil {
 		fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\n", path, err)
 		return nil, cli.Reported(err)

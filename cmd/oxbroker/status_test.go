@@ -96,6 +96,7 @@ func TestParseReadyz(t *testing.T) {
 			"not connected: The gateway refused broker id \"acme\" or its token. Fix: Check broker.id.", nil, false},
 		{"no tunnel yet", 503, "not ready: no tunnel to the gateway is up\n", "not connected: no tunnel to the gateway is up yet", nil, false},
 		{"every site down", 503, "not ready: site jira: the Cloud ID of acme cannot be read\n", "not ready: site jira: the Cloud ID of acme cannot be read", nil, true},
+		{"a terminal escape from whoever answers", 200, "ready\nsite x: \x1b]0;owned\x07\n", "connected", []string{"site x:  ]0;owned "}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, err := parseReadyz(tc.status, tc.body)
