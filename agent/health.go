@@ -15,7 +15,10 @@ import (
 
 // A site's health is what its probe found: the light part of `oxbroker
 // check` (the way to Jira, TLS, and the credentials at the REST base,
-// diag.SiteOptions.Light), run through the proxy that serves the site. The
+// diag.SiteOptions.Light), through a proxy built from the settings the
+// site serves with, as `oxbroker check` builds one: the probe's calls are
+// the agent's own, not OX's, so they count in no metric and in no
+// site's refusals in a row. The
 // agent probes every site when Run starts, after each reload, and when
 // Jira answers refusalsInRow calls of OX in a row with 401, 403 or 404.
 // A site that fails its probe still serves: the probe only says, in the
@@ -113,9 +116,9 @@ func (a *Agent) probeUntilJudged(ctx context.Context, r *router, slot *siteSlot)
 	}
 }
 
-// probeSite runs the probe of slot with the proxy that serves it. ok is
-// false for a site that is down (its Cloud ID cannot be read; that is
-// logged and shown already), which has no proxy to probe with.
+// probeSite runs the probe of slot with the settings it serves with (its
+// upstream URL resolved). ok is false for a site that is down (its Cloud
+// ID cannot be read; that is logged and shown already).
 func probeSite(ctx context.Context, slot *siteSlot, log *slog.Logger) (siteHealth, bool) {
 	st := slot.state.Load()
 	if st.down != nil || st.proxy == nil {
@@ -124,7 +127,7 @@ func probeSite(ctx context.Context, slot *siteSlot, log *slog.Logger) (siteHealt
 	slot.lastProbe.Store(time.Now().UnixNano())
 	site := slot.cfg
 	site.URL = st.url
-	rep := diag.CheckSite(ctx, site, diag.SiteOptions{Timeout: probeTimeout, Proxy: st.proxy, Logger: log, Light: true, RequestID: "probe"})
+	rep := diag.CheckSite(ctx, site, diag.SiteOptions{Timeout: probeTimeout, Logger: log, Light: true, RequestID: "probe"})
 	i := slices.IndexFunc(rep.Results, func(r diag.Result) bool { return r.Status == diag.StatusFail })
 	if i < 0 {
 		return siteHealth{}, true
