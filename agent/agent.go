@@ -42,20 +42,6 @@ type Options struct {
 	// each dial; nil means net.DefaultResolver.LookupNetIP. Tests make a
 	// name resolve to loopback addresses with it.
 	LookupNetIP func(ctx context.Context, network, host string) ([]netip.Addr, error)
-	// RepeatLasting is how often a failure that retrying cannot mend is
-	// logged again while it lasts (default 5 minutes; tests shorten it).
-	RepeatLasting time.Duration
-	// SwitchWait bounds how long a reload's new gateway settings may take
-	// to connect before the agent says that it keeps serving on the old
-	// ones (default 20 s; tests shorten it).
-	SwitchWait time.Duration
-}
-
-func (o Options) switchWait() time.Duration {
-	if o.SwitchWait > 0 {
-		return o.SwitchWait
-	}
-	return switchWait
 }
 
 // Reconnect timing (tunnel/spec.md, "Reconnects").
@@ -75,7 +61,7 @@ type Agent struct {
 	metrics *metrics
 	lines   *lograte.Limiter // log lines the gateway can drive
 	// lastingLines are the failures that retrying cannot mend: a line per
-	// cause, then one every RepeatLasting with the count held back.
+	// cause, then one every repeatLasting with the count held back.
 	lastingLines *lograte.Limiter
 	spread       *spread // where the connections are
 	// router serves requests; Reload swaps it, and requests already
@@ -119,12 +105,8 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 	if opts.LookupNetIP == nil {
 		opts.LookupNetIP = net.DefaultResolver.LookupNetIP
 	}
-	repeat := opts.RepeatLasting
-	if repeat <= 0 {
-		repeat = repeatLasting
-	}
 	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics),
-		lines: lograte.New(10, 10*time.Second, 16), lastingLines: lograte.New(1, repeat, 64),
+		lines: lograte.New(10, 10*time.Second, 16), lastingLines: lograte.New(1, repeatLasting, 64),
 		probes: make(chan probeRequest, probeQueue), controls: make(map[*tunnel.ControlLoop]struct{})}
 	a.opts.Tunnel = a.withLimitHook(opts.Tunnel)
 	a.spread = newSpread(a.metrics.gateways)
@@ -187,8 +169,9 @@ func (a *Agent) Ready() bool {
 
 // Readiness reports whether the agent can serve, for /readyz: at least one
 // tunnel session is up and at least one site can serve. The reason names
-// what is wrong, and, when the agent is ready, the sites that are down all
-// the same, one line each.
+// what is wrong (without a tunnel: the last failure to reach the gateway,
+// cause and fix), then the sites that are down or failed their probe, one
+// line each.
 func (a *Agent) Readiness() (bool, string) {
 	r := a.router.Load()
 	down := r.down()

@@ -162,7 +162,7 @@ const switchWait = 20 * time.Second
 // switchWait, watchSwitch says so, with the cause and the fix, and keeps
 // waiting: a fixed gateway side or a further reload may still mend it.
 func (a *Agent) watchSwitch(g *generation) {
-	timer := time.NewTimer(a.opts.switchWait())
+	timer := time.NewTimer(switchWait)
 	defer timer.Stop()
 	timeout := timer.C
 	for {

@@ -137,7 +137,7 @@ func probeSite(ctx context.Context, slot *siteSlot, log *slog.Logger) (siteHealt
 
 // setHealth records h as slot's health and logs a change: a failure that
 // retrying cannot mend is an error, logged once per cause and then at
-// most every RepeatLasting; another failure is a warning; a site that
+// most every repeatLasting; another failure is a warning; a site that
 // passes after failing says so.
 func (a *Agent) setHealth(slot *siteSlot, h siteHealth) {
 	prev := slot.health.Swap(&h)
