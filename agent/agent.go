@@ -9,10 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
-	"os"
-	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +22,7 @@ import (
 	"github.com/oxsecurity/oxbroker/internal/certpool"
 	"github.com/oxsecurity/oxbroker/internal/clip"
 	"github.com/oxsecurity/oxbroker/internal/lograte"
+	"github.com/oxsecurity/oxbroker/internal/proxyenv"
 	"github.com/oxsecurity/oxbroker/tunnel"
 	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
 )
@@ -63,22 +60,27 @@ type Agent struct {
 	agentID string
 	metrics *metrics
 	lines   *lograte.Limiter // log lines the gateway can drive
-	spread  *spread          // where the connections are
+	// lastingLines are the failures that retrying cannot mend: a line per
+	// cause, then one every repeatLasting with the count held back.
+	lastingLines *lograte.Limiter
+	spread       *spread // where the connections are
 	// router serves requests; Reload swaps it, and requests already
 	// routed finish on the proxy they started on.
 	router atomic.Pointer[router]
+	probes chan probeRequest // sites to probe, for Run's prober
 
-	mu        sync.Mutex // guards the fields below, which Reload changes
-	cfg       *config.Agent
-	dialer    *tunnel.Dialer
-	addrs     []string
-	hello     tunnel.Hello
-	controls  map[*tunnel.ControlLoop]struct{} // control streams of live sessions
-	cancelGen context.CancelCauseFunc          // ends the current connection loops
+	mu       sync.Mutex // guards the fields below, which Reload changes
+	cfg      *config.Agent
+	active   *generation // the connections that serve
+	pending  *generation // a reload's new gateway settings, not welcomed yet; nil when none
+	runCtx   context.Context
+	stopping bool                             // Run is waiting for gens: no generation may start
+	controls map[*tunnel.ControlLoop]struct{} // control streams of live sessions
 
 	expiryMu sync.Mutex // serialises publishExpiry: a reset and its sets are one change
 
-	live   atomic.Int32   // sessions up
+	live   atomic.Int32   // sessions up, of every generation
+	gens   sync.WaitGroup // the connections of every generation
 	drains sync.WaitGroup // sessions draining after goaway or a reconnecting reload
 
 	board statusBoard // what the status page shows beyond the config (statusapi.go)
@@ -106,7 +108,8 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 		opts.LookupNetIP = net.DefaultResolver.LookupNetIP
 	}
 	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics),
-		lines: lograte.New(10, 10*time.Second, 16), controls: make(map[*tunnel.ControlLoop]struct{}),
+		lines: lograte.New(10, 10*time.Second, 16), lastingLines: lograte.New(1, repeatLasting, 64),
+		probes: make(chan probeRequest, probeQueue), controls: make(map[*tunnel.ControlLoop]struct{}),
 		board: statusBoard{started: time.Now()}}
 	a.opts.Tunnel = a.withLimitHook(opts.Tunnel)
 	a.spread = newSpread(a.metrics.gateways)
@@ -114,66 +117,48 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 	if a.agentID, err = loadAgentID(cfg.StateDir); err != nil {
 		return nil, err
 	}
-	if a.dialer, err = NewDialer(cfg.Gateway, a.opts.Tunnel); err != nil {
+	if a.active, err = a.newGeneration(settingsOf(cfg)); err != nil {
 		return nil, err
 	}
-	r, err := newRouter(ctx, cfg.Sites, routerOptions{broker: cfg.Broker.ID, log: a.log, metrics: a.metrics, up: a.sendSites})
+	r, err := newRouter(ctx, cfg.Sites, a.routerOptions(cfg, nil))
 	if err != nil {
 		return nil, err
 	}
 	a.router.Store(r)
-	a.setConfig(cfg)
+	a.cfg = cfg
 	a.publishExpiry(cfg.Sites)
 	return a, nil
 }
 
-// setConfig derives the hello and addresses from cfg. Callers hold a.mu
-// or own a exclusively. The hello's sites are the router's at each dial.
-func (a *Agent) setConfig(cfg *config.Agent) {
-	host, _ := os.Hostname()
-	a.cfg = cfg
-	a.addrs = nil
-	for _, addr := range append([]string{cfg.Gateway.Address}, cfg.Gateway.Addresses...) {
-		if !slices.Contains(a.addrs, addr) {
-			a.addrs = append(a.addrs, addr)
-		}
-	}
-	a.hello = tunnel.Hello{
-		Protocol:     tunnel.ProtocolVersion,
-		BrokerID:     cfg.Broker.ID,
-		Token:        cfg.Broker.Token.Reveal(),
-		AgentID:      a.agentID,
-		AgentVersion: a.opts.Version,
-		Hostname:     host,
-		OS:           runtime.GOOS + "/" + runtime.GOARCH,
-	}
+// routerOptions are the options of a router for cfg; prev is the router
+// in force at a reload, nil at start.
+func (a *Agent) routerOptions(cfg *config.Agent, prev *router) routerOptions {
+	return routerOptions{broker: cfg.Broker.ID, log: a.log, metrics: a.metrics, observer: calls{a}, prev: prev, up: a.sendSites}
 }
 
 // NewDialer builds the agent's tunnel dialer for g: the gateway
 // certificate is checked against the system roots plus gateway.ca_file,
-// always; the proxy is gateway.proxy, or else HTTPS_PROXY. `oxbroker check`
-// dials with it too.
+// always; the proxy is gateway.proxy, or else HTTPS_PROXY (GatewayProxy).
+// `oxbroker check` dials with it too.
 func NewDialer(g config.GatewayDial, o tunnel.Options) (*tunnel.Dialer, error) {
+	choice, err := GatewayProxy(g)
+	if err != nil {
+		return nil, err
+	}
+	return newDialer(g, o, choice)
+}
+
+func newDialer(g config.GatewayDial, o tunnel.Options, proxy proxyenv.Choice) (*tunnel.Dialer, error) {
 	roots, err := certpool.Load("gateway.ca_file", g.CAFile, nil)
 	if err != nil {
 		return nil, err
 	}
-	d := &tunnel.Dialer{
+	return &tunnel.Dialer{
 		Transport: g.Transport,
 		TLS:       &tls.Config{RootCAs: roots, ServerName: g.ServerName, MinVersion: tls.VersionTLS12},
+		Proxy:     proxy.URL,
 		Options:   o,
-	}
-	switch {
-	case g.Proxy != "":
-		if d.Proxy, err = url.Parse(g.Proxy); err != nil {
-			return nil, fmt.Errorf("gateway.proxy: %w", err)
-		}
-	default:
-		if d.Proxy, err = tunnel.ProxyFromEnvironment(g.Address); err != nil {
-			return nil, fmt.Errorf("HTTPS_PROXY: %w", err)
-		}
-	}
-	return d, nil
+	}, nil
 }
 
 // AgentID is the persistent id of this agent.
@@ -187,20 +172,26 @@ func (a *Agent) Ready() bool {
 
 // Readiness reports whether the agent can serve, for /readyz: at least one
 // tunnel session is up and at least one site can serve. The reason names
-// what is wrong, and, when the agent is ready, the sites that are down all
-// the same, one line each.
+// what is wrong (without a tunnel: the last failure to reach the gateway,
+// cause and fix), then the sites that are down or failed their probe, one
+// line each.
 func (a *Agent) Readiness() (bool, string) {
-	down := a.router.Load().down()
+	r := a.router.Load()
+	down := r.down()
 	var why []string
 	ok := true
 	if a.live.Load() == 0 {
 		ok = false
-		why = append(why, "no tunnel to the gateway is up")
+		line := "no tunnel to the gateway is up"
+		if f := a.gatewayProblem(); f != nil {
+			line += ": " + problemLine(f.Cause, f.Fix)
+		}
+		why = append(why, line)
 	}
-	if len(down) > 0 && len(down) == len(a.router.Load().order) {
+	if len(down) > 0 && len(down) == len(r.order) {
 		ok = false
 	}
-	return ok, strings.Join(append(why, down...), "\n")
+	return ok, strings.Join(append(append(why, down...), r.unhealthy()...), "\n")
 }
 
 // sendSites tells the gateway, on every session, the sites of the router
@@ -222,68 +213,70 @@ func (a *Agent) sendSites() {
 
 // Run keeps gateway.connections sessions up until ctx ends, then drains:
 // sessions stop taking streams, in-flight requests get DrainTimeout to
-// finish, and Run returns once every goroutine it started has ended.
+// finish, and Run returns once every goroutine it started has ended. It
+// probes each site at start (and Reload after each reload).
 func (a *Agent) Run(ctx context.Context) error {
-	linesCtx, stopLines := context.WithCancel(context.Background())
-	linesDone := make(chan struct{})
-	go func() {
-		defer close(linesDone)
-		a.lines.Run(linesCtx)
-	}()
+	bg, stopBg := context.WithCancel(context.Background())
+	var bgDone sync.WaitGroup
+	bgDone.Go(func() { a.lines.Run(bg) })
+	bgDone.Go(func() { a.lastingLines.Run(bg) })
 	defer func() {
-		stopLines()
-		<-linesDone
+		stopBg()
+		bgDone.Wait()
 	}()
-	// Each pass of this loop is one generation of connections; a Reload
-	// that changes the broker or gateway settings ends it, and the next
-	// generation dials with the new settings.
-	for ctx.Err() == nil {
-		gen, cancel := context.WithCancelCause(ctx)
-		a.mu.Lock()
-		a.cancelGen = cancel
-		n, addrs, d := a.cfg.Gateway.Connections, a.addrs, a.dialer
-		a.mu.Unlock()
-		a.board.conns.resize(n)
-		viaProxy := d.Proxy != nil
-		if viaProxy {
-			a.log.Info("dialing the gateway through a proxy; transport is tcp", "proxy", d.Proxy.Redacted())
-		}
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() { a.keepConnected(gen, i, addrs, viaProxy) })
-		}
-		wg.Wait()
-		cancel(nil)
-	}
+	probing := make(chan struct{})
+	go func() {
+		defer close(probing)
+		a.runProbes(ctx)
+	}()
+	a.requestProbe(probeRequest{})
+
+	a.mu.Lock()
+	a.runCtx = ctx
+	a.startGeneration(a.active)
+	a.mu.Unlock()
+
+	<-ctx.Done()
+	a.mu.Lock()
+	a.stopping = true
+	a.mu.Unlock()
+	a.gens.Wait()
 	a.drains.Wait()
+	<-probing
 	a.router.Load().close()
 	return nil
 }
 
-// keepConnected is one of the agent's connections: pick an endpoint,
-// dial, serve, redial. Each dial resolves the gateway addresses afresh and
-// goes where the agent's other connections are not, and never back to the
-// endpoint just left when there is another (docs/operations.md, "How the
-// agent's connections spread").
-func (a *Agent) keepConnected(ctx context.Context, idx int, names []string, viaProxy bool) {
+// keepConnected is one of the connections of g: pick an endpoint, dial,
+// serve, redial, until g ends. Each dial resolves the gateway addresses
+// afresh and goes where the agent's other connections are not, and never
+// back to the endpoint just left when there is another (docs/operations.md,
+// "How the agent's connections spread").
+func (a *Agent) keepConnected(g *generation, idx int) {
+	ctx := g.ctx
 	clog := a.log.With("conn", idx)
 	r := newRetry()
+	viaProxy := g.dialer.Proxy != nil
 	var last string            // the endpoint of the last attempt
 	tried := map[string]bool{} // endpoints tried since the last welcome
 	for ctx.Err() == nil {
 		log := clog
-		var d time.Duration
-		eps, err := resolve(ctx, a.opts.LookupNetIP, names, viaProxy)
+		var (
+			d   time.Duration
+			f   *failure
+			err error
+		)
+		eps, rerr := resolve(ctx, a.opts.LookupNetIP, g.addrs, viaProxy)
 		switch {
 		case ctx.Err() != nil:
 			return
 		case len(eps) == 0:
-			log.Warn("tunnel down: cannot resolve the gateway address", "err", err)
-			d = r.after(false, 0, err)
+			d, err = r.after(false, 0, rerr), rerr
+			f = &failure{"tunnel down: cannot resolve the gateway address", diag.GatewayTarget(g.set.gw, g.addrs[0]).Resolve(rerr)}
 			a.board.conns.down(idx, err, d)
 		default:
-			if err != nil {
-				log.Warn("some gateway addresses do not resolve; using the others", "err", err)
+			if rerr != nil {
+				log.Warn("some gateway addresses do not resolve; using the others", "err", rerr)
 			}
 			ep := a.spread.pick(eps, last, tried)
 			a.board.conns.dialing(idx, ep)
@@ -292,7 +285,7 @@ func (a *Agent) keepConnected(ctx context.Context, idx int, names []string, viaP
 				log = log.With("gateway_name", ep.name)
 			}
 			start := time.Now()
-			welcomed, err := a.session(ctx, log, ep, idx)
+			welcomed, serr := a.session(ctx, g, log, ep, idx)
 			a.spread.release(ep)
 			if ctx.Err() != nil {
 				return
@@ -302,20 +295,19 @@ func (a *Agent) keepConnected(ctx context.Context, idx int, names []string, viaP
 			}
 			tried[ep.addr], last = true, ep.addr
 			var rej *tunnel.RejectError
-			switch {
-			case errors.Is(err, errGoAway):
-			case errors.As(err, &rej) && rej.Reject.Code == tunnel.RejectUnauthorized:
-				log.Error("the gateway refused the broker id or token; check broker.id and broker.token", "message", rej.Reject.Message)
-			case errors.As(err, &rej) && rej.Reject.Code == tunnel.RejectShutdown:
+			if errors.As(serr, &rej) && rej.Reject.Code == tunnel.RejectShutdown {
 				log.Info("the gateway is shutting down and did not take the session")
-			case err != nil:
-				log.Warn("tunnel down", "err", err)
 			}
-			d = r.after(welcomed, time.Since(start), err)
+			d, err = r.after(welcomed, time.Since(start), serr), serr
+			f = explainEnd(g, ep, welcomed, time.Since(start), serr)
 			a.board.conns.down(idx, err, d)
 		}
 		a.metrics.reconnects.Inc()
-		log.Info("reconnecting", "in", d.Round(time.Millisecond).String())
+		if f != nil {
+			a.report(log, g, f, err, d)
+		} else {
+			log.Info("reconnecting", "in", d.Round(time.Millisecond).String())
+		}
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
@@ -332,14 +324,12 @@ var errGoAway = errors.New("gateway sent goaway")
 // background while the caller dials the replacement. welcomed says whether
 // the gateway accepted the session. idx is the connection's, for the
 // status page.
-func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint, idx int) (welcomed bool, err error) {
+func (a *Agent) session(ctx context.Context, g *generation, log *slog.Logger, ep endpoint, idx int) (welcomed bool, err error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	a.mu.Lock()
-	d, hello := a.dialer, a.hello
+	hello := g.hello
 	hello.Sites = a.router.Load().infos()
-	a.mu.Unlock()
-	s, err := d.DialName(dctx, ep.addr, ep.host)
+	s, err := g.dialer.DialName(dctx, ep.addr, ep.host)
 	if err != nil {
 		return false, err
 	}
@@ -349,7 +339,9 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint, idx 
 		return false, err
 	}
 	log = log.With("session", welcome.SessionID, "transport", s.Transport())
-	log.Info("tunnel up", "gateway_version", welcome.GatewayVersion)
+	log.Info("tunnel up", "gateway_version", welcome.GatewayVersion, "via", g.proxy.String())
+	g.welcome()
+	g.live.Add(1)
 	a.board.conns.up(idx, s, welcome.SessionID)
 	a.live.Add(1)
 	a.metrics.tunnels.WithLabelValues(s.Transport()).Inc()
@@ -405,6 +397,7 @@ func (a *Agent) session(ctx context.Context, log *slog.Logger, ep endpoint, idx 
 		s.Close()
 		<-served
 		loop.Wait()
+		g.live.Add(-1)
 		a.live.Add(-1)
 		a.metrics.tunnels.WithLabelValues(s.Transport()).Dec()
 		a.spread.sessionDown(ep.addr)

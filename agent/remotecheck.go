@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/oxsecurity/oxbroker/agent/diag"
 	"github.com/oxsecurity/oxbroker/brokerhttp"
-	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/internal/clip"
 )
 
@@ -20,15 +18,13 @@ import (
 // requests, and the calls to Jira carry request ids that start with
 // requestID. It reports false when the agent has no such site.
 func (a *Agent) CheckSite(ctx context.Context, name, requestID string) (diag.SiteReport, bool) {
-	a.mu.Lock()
-	cfg, r := a.cfg, a.router.Load()
-	a.mu.Unlock()
-	i := slices.IndexFunc(cfg.Sites, func(s config.Site) bool { return s.Name == name })
-	slot := r.sites[name]
-	if i < 0 || slot == nil {
+	slot := a.router.Load().sites[name]
+	if slot == nil {
 		return diag.SiteReport{}, false
 	}
-	site := cfg.Sites[i]
+	// The settings the site serves with: a reload's, or the previous ones
+	// when the reload's failed their probe.
+	site := slot.cfg
 	// The proxy that serves the site's requests, and the upstream it really
 	// uses (a cloud_site resolved when the router was built, or a site's
 	// last good settings); a site that is down is checked from its config,

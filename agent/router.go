@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +16,7 @@ import (
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/internal/clip"
+	"github.com/oxsecurity/oxbroker/internal/proxyenv"
 	"github.com/oxsecurity/oxbroker/jira"
 	"github.com/oxsecurity/oxbroker/proxy"
 	"github.com/oxsecurity/oxbroker/tunnel"
@@ -43,12 +46,22 @@ type router struct {
 	ctx    context.Context // ends the background discoveries
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background discoveries
+
+	observer proxy.Observer // of the proxies the router builds
 }
 
 // siteSlot is one site of a router.
 type siteSlot struct {
-	cfg   config.Site
+	cfg   config.Site // the settings the site serves with
 	state atomic.Pointer[siteState]
+
+	// The site's health (health.go): its last probe, nil before the
+	// first; whether a probe runs; when the last one started (unix ns);
+	// the calls Jira refused in a row since.
+	health    atomic.Pointer[siteHealth]
+	probing   atomic.Bool
+	lastProbe atomic.Int64
+	refusals  atomic.Int32
 }
 
 // siteState is what a site serves with: a proxy and its upstream URL, or
@@ -66,6 +79,9 @@ type routerOptions struct {
 	broker  string
 	log     *slog.Logger
 	metrics *metrics
+	// observer sees every finished call of the sites' proxies (the
+	// metrics and the sites' health); nil is metrics alone.
+	observer proxy.Observer
 	// prev is the router in force, at a reload; nil at start. Its sites
 	// lend their last good settings to the same sites of the new router
 	// when the new settings cannot be used.
@@ -81,7 +97,10 @@ var errSiteDown = errors.New("site is down")
 // cloud_site whose Cloud ID cannot be read is down, with a background
 // retry, at start and at reload alike.
 func newRouter(ctx context.Context, sites []config.Site, o routerOptions) (*router, error) {
-	r := &router{sites: make(map[string]*siteSlot, len(sites)), log: o.log, up: o.up, broker: o.broker}
+	if o.observer == nil {
+		o.observer = o.metrics
+	}
+	r := &router{sites: make(map[string]*siteSlot, len(sites)), log: o.log, up: o.up, broker: o.broker, observer: o.observer}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	for _, site := range sites {
 		slot := &siteSlot{cfg: site}
@@ -92,6 +111,9 @@ func newRouter(ctx context.Context, sites []config.Site, o routerOptions) (*rout
 			if ps := o.prev.sites[site.Name]; ps != nil {
 				if st := ps.state.Load(); st.down == nil {
 					last = st
+				}
+				if reflect.DeepEqual(ps.cfg, site) {
+					slot.health.Store(ps.health.Load()) // the same settings: the same health until probed
 				}
 			}
 		}
@@ -111,11 +133,11 @@ func newRouter(ctx context.Context, sites []config.Site, o routerOptions) (*rout
 					"site", site.Name, "cloud_site", site.CloudSite, "err", err,
 					"fix", "check that this machine reaches "+site.CloudSite+" (the site's proxy and tls settings apply)")
 				slot.state.Store(&siteState{down: down})
-				r.rediscover(slot, o.metrics)
+				r.rediscover(slot)
 				continue
 			}
 		}
-		p, err := proxy.New(site, proxy.Options{Logger: o.log, Observer: o.metrics, Broker: o.broker})
+		p, err := proxy.New(site, proxy.Options{Logger: o.log, Observer: o.observer, Broker: o.broker})
 		if err != nil {
 			if last == nil {
 				r.close()
@@ -127,8 +149,33 @@ func newRouter(ctx context.Context, sites []config.Site, o routerOptions) (*rout
 			continue
 		}
 		slot.state.Store(&siteState{proxy: p, url: site.URL})
+		if o.prev == nil || o.prev.sites[site.Name] == nil || !reflect.DeepEqual(o.prev.sites[site.Name].cfg, slot.cfg) {
+			logSiteProxy(o.log, site)
+		}
 	}
 	return r, nil
+}
+
+// logSiteProxy says how the site's calls reach Jira: through which proxy,
+// and why (the site's proxy setting, HTTPS_PROXY), or why directly.
+func logSiteProxy(log *slog.Logger, site config.Site) {
+	u, err := url.Parse(site.URL)
+	if err != nil {
+		return
+	}
+	if c, err := proxyenv.For(site.Proxy, "proxy", u); err == nil {
+		log.Info("site reaches Jira "+c.String(), "site", site.Name, "url", site.URL)
+	}
+}
+
+// keep makes the site name of r serve with prev's slot of the same name
+// (its settings, proxy and health), for a site whose new settings failed
+// their probe in a way retrying cannot mend.
+func (r *router) keep(name string, prev *siteSlot) {
+	slot := r.sites[name]
+	slot.cfg = prev.cfg
+	slot.state.Store(prev.state.Load())
+	slot.health.Store(prev.health.Load())
 }
 
 // sameCloudSite reports whether a and b read their Cloud ID from the same
@@ -146,7 +193,7 @@ var (
 
 // rediscover reads slot's Cloud ID again in the background, with backoff,
 // until it succeeds or the router closes; then the site serves.
-func (r *router) rediscover(slot *siteSlot, m *metrics) {
+func (r *router) rediscover(slot *siteSlot) {
 	r.wg.Go(func() {
 		b := discoveryBackoff
 		site := slot.cfg
@@ -168,7 +215,7 @@ func (r *router) rediscover(slot *siteSlot, m *metrics) {
 				continue
 			}
 			site.URL = jira.CloudURL(site.AtlassianAPI, id)
-			p, err := proxy.New(site, proxy.Options{Logger: r.log, Observer: m, Broker: r.broker})
+			p, err := proxy.New(site, proxy.Options{Logger: r.log, Observer: r.observer, Broker: r.broker})
 			if err != nil { // the settings were good when the router was built
 				slot.state.Store(&siteState{down: fmt.Errorf("%w: %w", errSiteDown, err)})
 				r.log.Error("site is down", "site", site.Name, "err", err)
@@ -198,7 +245,19 @@ func (r *router) down() []string {
 	var out []string
 	for _, s := range r.order {
 		if st := s.state.Load(); st.down != nil {
-			out = append(out, fmt.Sprintf("site %s: %s", s.cfg.Name, strings.TrimPrefix(st.down.Error(), errSiteDown.Error()+": ")))
+			out = append(out, fmt.Sprintf("site %s: %s", s.cfg.Name, clip.Line(strings.TrimPrefix(st.down.Error(), errSiteDown.Error()+": "), 1024)))
+		}
+	}
+	return out
+}
+
+// unhealthy lists the sites that failed their last probe, with the cause
+// and the fix, for /readyz and the service's status.
+func (r *router) unhealthy() []string {
+	var out []string
+	for _, s := range r.order {
+		if h := s.health.Load(); h != nil && h.problem != nil && s.state.Load().down == nil {
+			out = append(out, fmt.Sprintf("site %s: unhealthy: %s", s.cfg.Name, problemLine(h.problem.Cause, h.problem.Fix)))
 		}
 	}
 	return out

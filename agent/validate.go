@@ -3,8 +3,10 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/certpool"
 	"github.com/oxsecurity/oxbroker/jira"
 )
 
@@ -33,4 +35,25 @@ func CheckAllowlists(cfg *config.Agent) error {
 		return nil
 	}
 	return all
+}
+
+// CheckCAFiles reads the CA files the config names (gateway.ca_file,
+// sites[].tls.ca_file) as the agent will at start, so that `config
+// validate` refuses one that is missing, unreadable or holds no PEM
+// certificate rather than the service failing to start on it.
+func CheckCAFiles(cfg *config.Agent) error {
+	var errs config.Errors
+	check := func(key, file string) {
+		if _, err := certpool.Load(key, file, nil); err != nil {
+			errs = append(errs, config.FieldError{Path: key, Message: strings.TrimPrefix(err.Error(), key+": ")})
+		}
+	}
+	check("gateway.ca_file", cfg.Gateway.CAFile)
+	for i, s := range cfg.Sites {
+		check(fmt.Sprintf("sites[%d].tls.ca_file", i), s.TLS.CAFile)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
 }

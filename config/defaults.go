@@ -36,6 +36,11 @@ const (
 // given; the allowlist is built from them unless a site sets its own.
 var defaultScopes = []string{"read:jira-user", "read:jira-work", "write:jira-work"}
 
+// DefaultAgentAdmin is the agent's admin.listen when the config sets
+// none; `oxbroker service status` asks the agent there when it cannot
+// read the config.
+const DefaultAgentAdmin = defaultAgentAdmin
+
 // DefaultAgentPath is where the agent looks for its config when no
 // --config is given: /etc/oxbroker/config.yaml on Linux and other Unix
 // systems, %ProgramData%\OXBroker\config.yaml on Windows and

@@ -18,7 +18,7 @@ import (
 func LoadAgent(path string, lookupEnv func(string) (string, bool)) (*Agent, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, deniedError(path, err)
 	}
 	a, err := ParseAgent(data, lookupEnv)
 	return a, withFile(path, err)
@@ -29,7 +29,7 @@ func LoadAgent(path string, lookupEnv func(string) (string, bool)) (*Agent, erro
 func LoadGateway(path string, lookupEnv func(string) (string, bool)) (*Gateway, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, deniedError(path, err)
 	}
 	g, err := ParseGateway(data, lookupEnv)
 	return g, withFile(path, err)
@@ -149,7 +149,7 @@ func readGatewayTokenFile(name string) ([]byte, string, error) {
 func ReadSecretFile(name, serviceGroup string) ([]byte, string, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return nil, "", err
+		return nil, "", deniedError(name, err)
 	}
 	defer f.Close()
 	access, err := checkSecretFile(name, serviceGroup, f)

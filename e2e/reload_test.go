@@ -2,13 +2,13 @@ package e2e
 
 import (
 	"fmt"
+	"net/http/httptest"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/jira/jiratest"
 )
 
 func sessionIDs(e *env) []string {
@@ -26,6 +26,14 @@ func sessionIDs(e *env) []string {
 // the next request with no signal at all.
 func TestReloadKeepsTunnels(t *testing.T) {
 	e := newEnv(t)
+	// A Jira that accepts the rotated token as well: the agent takes a new
+	// Jira token only once Jira accepts it (e2e/firstrun_test.go).
+	rotated := randomToken("jira-rotated-")
+	e.jira = jiratest.New(jiratest.Options{Credentials: []jiratest.Credential{
+		{Scheme: jiratest.SchemeBearer, Token: e.jiraToken}, {Scheme: jiratest.SchemeBearer, Token: rotated}}})
+	jira := httptest.NewServer(e.jira)
+	t.Cleanup(jira.Close)
+	e.jiraURL = jira.URL
 	e.startGateway()
 	e.writeFile("jira.token", e.jiraToken+"\n")
 	o := agentOpts{transport: "quic", tokenFile: true}
@@ -68,12 +76,11 @@ func TestReloadKeepsTunnels(t *testing.T) {
 	e.agentConfig(o)
 
 	// Token rotation through the file: no signal, the watcher reloads.
-	rotated := randomToken("jira-rotated-")
 	e.jira.Reset()
 	e.writeFile("jira.token", rotated+"\n")
 	deadline = time.Now().Add(10 * time.Second)
 	for {
-		e.jiraCall("GET", "/rest/api/3/myself", "") // 401 from Jira once the new token is used
+		e.jiraCall("GET", "/rest/api/3/myself", "")
 		reqs := e.jira.Requests()
 		if len(reqs) > 0 && reqs[len(reqs)-1].Header.Get("Authorization") == "Bearer "+rotated {
 			break
@@ -85,35 +92,5 @@ func TestReloadKeepsTunnels(t *testing.T) {
 	}
 	if after := sessionIDs(e); !slices.Equal(before, after) {
 		t.Fatalf("sessions changed across the token rotation: before %v, after %v", before, after)
-	}
-}
-
-// TestReloadNewBrokerTokenReconnects: a changed broker token is a new
-// identity; the agent dials new sessions with it.
-func TestReloadNewBrokerTokenReconnects(t *testing.T) {
-	e := newEnv(t)
-	e.startGateway()
-	o := agentOpts{transport: "tcp"}
-	a := e.startAgent(o)
-	e.waitSessions(2, "tcp", 15*time.Second)
-	before := sessionIDs(e)
-	o.brokerToken = "wrong-after-rotation"
-	e.agentConfig(o)
-	a.cmd.Process.Signal(syscall.SIGHUP)
-	a.waitOutput(t, "reconnecting with the new gateway or broker settings", 10*time.Second)
-	a.waitOutput(t, "refused the broker id or token", 10*time.Second)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, _ := e.jiraCall("GET", "/rest/api/3/myself", "")
-		if resp.StatusCode == 502 && resp.Header.Get(brokerhttp.HeaderError) == string(brokerhttp.BrokerOffline) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("old sessions %v still serve after the broker token changed", before)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if strings.Contains(a.out.String(), "wrong-after-rotation") {
-		t.Fatal("the broker token was logged")
 	}
 }

@@ -74,3 +74,24 @@ func Uncomment(example []byte) []byte {
 	}
 	return []byte(strings.Join(out, "\n"))
 }
+
+// UncommentBlock returns example with one more block uncommented, as an
+// administrator would: the one whose first line is "#" followed by first
+// (such as "  - name: jira-dc", a site of its own after prose), and the
+// lines after it that start with "#  ".
+func UncommentBlock(example []byte, first string) []byte {
+	lines := strings.Split(string(example), "\n")
+	in := false
+	for i, line := range lines {
+		switch {
+		case strings.TrimSuffix(line, "\r") == "#"+first || strings.HasPrefix(line, "#"+first+" "):
+			in = true
+		case in && strings.HasPrefix(line, "#  "):
+		default:
+			in = false
+			continue
+		}
+		lines[i] = line[1:]
+	}
+	return []byte(strings.Join(lines, "\n"))
+}

@@ -14,7 +14,9 @@ import (
 
 // TestAgentExample: as shipped, the example is not a config (so the
 // service cannot start on it by mistake); uncommented, it is a valid one
-// on every OS, so that it keeps up with the config schema.
+// on every OS, so that it keeps up with the config schema; its Data
+// Center site, uncommented too (one "#" off each line), is a valid second
+// site: its lines uncomment cleanly.
 func TestAgentExample(t *testing.T) {
 	dir := t.TempDir()
 	token := filepath.Join(dir, "token")
@@ -23,7 +25,8 @@ func TestAgentExample(t *testing.T) {
 	}
 	// The example's token files are in /etc/oxbroker and the like: point
 	// the two keys at a file that exists, through the documented overrides.
-	env := map[string]string{"OXBROKER_BROKER_TOKEN_FILE": token, "OXBROKER_SITES_0_AUTH_TOKEN_FILE": token}
+	env := map[string]string{"OXBROKER_BROKER_TOKEN_FILE": token, "OXBROKER_SITES_0_AUTH_TOKEN_FILE": token,
+		"OXBROKER_SITES_1_AUTH_TOKEN_FILE": token}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	for _, goos := range []string{"linux", "windows", "darwin"} {
 		t.Run(goos, func(t *testing.T) {
@@ -55,6 +58,21 @@ func TestAgentExample(t *testing.T) {
 			}
 			if dirs := exampleDirs[goos]; cfg.StateDir != dirs.State {
 				t.Errorf("state_dir: got %q, want %q", cfg.StateDir, dirs.State)
+			}
+			if cfg.Gateway.CAFile == "" {
+				t.Error("the example has no gateway.ca_file")
+			}
+
+			both := UncommentBlock(uncommented, "  - name: jira-dc")
+			if cfg, err = config.ParseAgent(both, lookup); err == nil {
+				err = agent.CheckAllowlists(cfg)
+			}
+			if err != nil {
+				t.Fatalf("the example with the Data Center site: %v\n%s", err, both)
+			}
+			if len(cfg.Sites) != 2 || cfg.Sites[1].Name != "jira-dc" || cfg.Sites[1].Auth.Type != config.AuthBearer ||
+				cfg.Sites[1].URL != "https://jira.acme.local" || cfg.Sites[1].TLS.CAFile == "" {
+				t.Errorf("got sites %+v; did a line of the Data Center site stay commented?", cfg.Sites)
 			}
 		})
 	}

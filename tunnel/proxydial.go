@@ -18,12 +18,6 @@ import (
 // ErrProxyAuth is returned when the HTTP proxy refuses the tunnel with 407.
 var ErrProxyAuth = errors.New("proxy requires authentication (407): set user:password in gateway.proxy")
 
-// ProxyFromEnvironment returns the proxy that HTTPS_PROXY/https_proxy and
-// NO_PROXY select for a TLS connection to addr, or nil for none.
-func ProxyFromEnvironment(addr string) (*url.URL, error) {
-	return http.ProxyFromEnvironment(&http.Request{URL: &url.URL{Scheme: "https", Host: addr}})
-}
-
 // ProxyStep is the part of DialProxy that failed.
 type ProxyStep string
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/config"
-	"github.com/oxsecurity/oxbroker/internal/clip"
 	"github.com/oxsecurity/oxbroker/internal/netfail"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
@@ -168,17 +167,11 @@ func checkAuth(ctx context.Context, ad *tunnel.Dialer, cfg *config.Agent, opts O
 	ctrl, welcome, err := tunnel.ClientHandshake(ctx, s, hello)
 	var rej *tunnel.RejectError
 	switch {
-	case errors.As(err, &rej) && rej.Reject.Code == tunnel.RejectUnauthorized:
-		return failed("broker id "+cfg.Broker.ID,
-			fmt.Sprintf("The gateway refused broker id %q or its token.", cfg.Broker.ID),
-			"Check broker.id and broker.token (or the file in broker.token_file) against what OX issued.")
 	case errors.As(err, &rej) && rej.Reject.Code == tunnel.RejectShutdown:
 		return warned("broker id "+cfg.Broker.ID, "The gateway is restarting and did not take the session.",
 			"Run the check again in a minute.")
 	case errors.As(err, &rej):
-		return failed("broker id "+cfg.Broker.ID,
-			sentence(fmt.Sprintf("The gateway refused the session (%s): %s", rej.Reject.Code, clip.String(rej.Reject.Message, 200))),
-			"Upgrade oxbroker to the version OX recommends.")
+		return failedWith("broker id "+cfg.Broker.ID, Rejected(cfg.Broker.ID, rej.Reject))
 	case err != nil:
 		return failed("broker id "+cfg.Broker.ID, sentence("The gateway did not answer the hello: "+trimPeriod(netfail.RootCause(err).Error())),
 			"Run the check again; if it keeps failing while the checks above pass, report it to OX.")

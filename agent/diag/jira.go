@@ -34,6 +34,7 @@ const (
 type jiraCaller struct {
 	p         *proxy.Proxy
 	requestID string // the start of each call's request id
+	userAgent string // "" is oxbroker-check
 }
 
 // get sends GET path through the proxy exactly as a request from the
@@ -46,7 +47,7 @@ func (j jiraCaller) get(ctx context.Context, path string) *http.Response {
 	}
 	req.RequestURI = path
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "oxbroker-check")
+	req.Header.Set("User-Agent", ifEmpty(j.userAgent, "oxbroker-check"))
 	req.Header.Set(brokerhttp.HeaderRequestID, j.requestID+"-"+randomHex(4))
 	w := &memoryWriter{header: make(http.Header)}
 	rec := &brokerhttp.StatusRecorder{ResponseWriter: w}
@@ -96,7 +97,7 @@ func brokerErrorOutcome(detail string, code brokerhttp.Code, msg string, site co
 		if site.TLS.CAFile != "" {
 			fix = "Check that tls.ca_file (" + site.TLS.CAFile + ") holds the CA that signed Jira's certificate."
 		}
-		return failed(detail, cause, fix)
+		return lasting(failed(detail, cause, fix))
 	case brokerhttp.UpstreamUnreachable:
 		return failed(detail, cause, "Check the url's host name, DNS, and the firewall or proxy between this machine and Jira.")
 	case brokerhttp.UpstreamTimeout:
@@ -109,7 +110,10 @@ func brokerErrorOutcome(detail string, code brokerhttp.Code, msg string, site co
 
 // checkCredentials calls myself with the site's credentials and says who
 // the token is. It returns the REST API version that answered.
-func checkCredentials(ctx context.Context, j jiraCaller, site config.Site, u *url.URL) (string, outcome) {
+//
+// light (the agent's probe) makes an allowlist that refuses the call a
+// warning: the probe cannot judge the site, and the site is not at fault.
+func checkCredentials(ctx context.Context, j jiraCaller, site config.Site, u *url.URL, light bool) (string, outcome) {
 	version := "3"
 	path := fmt.Sprintf(myselfPath, version)
 	resp := j.get(ctx, path)
@@ -121,7 +125,11 @@ func checkCredentials(ctx context.Context, j jiraCaller, site config.Site, u *ur
 	}
 	detail := "GET " + path
 	if code, msg := brokerError(resp); code != "" {
-		return version, brokerErrorOutcome(detail, code, msg, site)
+		o := brokerErrorOutcome(detail, code, msg, site)
+		if light && code == brokerhttp.PathNotAllowed {
+			o.status = StatusWarn
+		}
+		return version, o
 	}
 	jiraMsg := jiraMessage(resp)
 	switch resp.StatusCode {
@@ -129,19 +137,19 @@ func checkCredentials(ctx context.Context, j jiraCaller, site config.Site, u *ur
 	case http.StatusUnauthorized:
 		cause := "Jira refused the token (401 Unauthorized)."
 		if reason := resp.Header.Get("X-Seraph-LoginReason"); strings.Contains(reason, "AUTHENTICATION_DENIED") {
-			return version, failed(detail, "Jira locked the account after failed logins (it asks for a CAPTCHA).",
-				"Log in to Jira once in a browser as this account to clear the CAPTCHA, then check auth.token.")
+			return version, lasting(failed(detail, "Jira locked the account after failed logins (it asks for a CAPTCHA).",
+				"Log in to Jira once in a browser as this account to clear the CAPTCHA, then check auth.token."))
 		}
-		return version, failed(detail, cause, unauthorizedFix(site, u))
+		return version, lasting(failed(detail, cause, unauthorizedFix(site, u)))
 	case http.StatusForbidden:
-		return version, failed(detail, sentence("Jira refused the account access (403 Forbidden"+ifSet(jiraMsg, ": "+jiraMsg)+")"),
-			"Give the account access to Jira: the Jira User role for a service account (Atlassian Admin > Directory > Service accounts), or a Jira licence for a person.")
+		return version, lasting(failed(detail, sentence("Jira refused the account access (403 Forbidden"+ifSet(jiraMsg, ": "+jiraMsg)+")"),
+			"Give the account access to Jira: the Jira User role for a service account (Atlassian Admin > Directory > Service accounts), or a Jira licence for a person."))
 	case http.StatusTooManyRequests:
 		return version, warned(detail, "Jira is rate-limiting this account (429 Too Many Requests).",
 			"Run the check again after a while ("+ifEmpty(resp.Header.Get("Retry-After"), "?")+" seconds).")
 	case http.StatusNotFound:
-		return version, failed(detail, fmt.Sprintf("No Jira REST API at %s (404 Not Found on versions 3 and 2).", site.URL),
-			"Set url to the Jira base URL: https://jira.example.com for Data Center, https://api.atlassian.com/ex/jira/<cloudId> for a service account.")
+		return version, lasting(failed(detail, fmt.Sprintf("No Jira REST API at %s (404 Not Found on versions 3 and 2).", site.URL),
+			"Set url to the Jira base URL: https://jira.example.com for Data Center, https://api.atlassian.com/ex/jira/<cloudId> for a service account."))
 	default:
 		return version, failed(detail, sentence(fmt.Sprintf("Jira answered %s%s", resp.Status, ifSet(jiraMsg, ": "+jiraMsg))),
 			"Check that url is the Jira base URL and that Jira is healthy, then run the check again.")
@@ -155,8 +163,8 @@ func checkCredentials(ctx context.Context, j jiraCaller, site config.Site, u *ur
 		Active       *bool  `json:"active"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&me); err != nil {
-		return version, failed(detail, "The answer to myself is not Jira's JSON, so url probably points at another web server.",
-			"Set url to the Jira base URL (for a service account: https://api.atlassian.com/ex/jira/<cloudId>).")
+		return version, lasting(failed(detail, "The answer to myself is not Jira's JSON, so url probably points at another web server.",
+			"Set url to the Jira base URL (for a service account: https://api.atlassian.com/ex/jira/<cloudId>)."))
 	}
 	who := fmt.Sprintf("%q", ifEmpty(me.DisplayName, me.Name))
 	switch me.AccountType {
@@ -173,7 +181,7 @@ func checkCredentials(ctx context.Context, j jiraCaller, site config.Site, u *ur
 	}
 	detail = fmt.Sprintf("the token is %s, via REST API %s", who, version)
 	if me.Active != nil && !*me.Active {
-		return version, failed(detail, "Jira says the account is deactivated.", "Reactivate the account in Jira or Atlassian Admin, or use another account's token.")
+		return version, lasting(failed(detail, "Jira says the account is deactivated.", "Reactivate the account in Jira or Atlassian Admin, or use another account's token."))
 	}
 	if exp := site.Auth.Expires; !exp.IsZero() {
 		switch left := time.Until(exp.Time); {

@@ -54,6 +54,10 @@ type Result struct {
 	Cause      string `json:"cause,omitempty"`
 	Fix        string `json:"fix,omitempty"`
 	DurationMS int64  `json:"duration_ms"`
+	// Lasting marks a failure that retrying cannot mend (Words.Lasting):
+	// the agent's probe of a site keeps the site's last good settings
+	// over new ones that fail so.
+	Lasting bool `json:"-"`
 }
 
 // CloudIDFunc reads the Cloud ID of a site's cloud_site as the running
@@ -96,6 +100,11 @@ type SiteOptions struct {
 	// RequestID starts the request ids of the calls to Jira, for the audit
 	// log: the gateway's id for a remote check; "check" when empty.
 	RequestID string
+	// Light runs the light part of the checks, the agent's probe of a
+	// site: the way to Jira, TLS and the credentials at the REST base,
+	// without the permissions; an allowlist that refuses the credentials
+	// call is then a warning, as the probe cannot judge the site.
+	Light bool
 }
 
 // Check tests the agent's way to the gateway (DNS, TCP or the HTTP proxy,
@@ -160,7 +169,10 @@ func allOK(rs []Result) bool {
 }
 
 // outcome is what one check found.
-type outcome struct{ status, detail, cause, fix string }
+type outcome struct {
+	status, detail, cause, fix string
+	lasting                    bool // Words.Lasting
+}
 
 func passed(format string, a ...any) outcome {
 	return outcome{status: StatusPass, detail: fmt.Sprintf(format, a...)}
@@ -179,7 +191,17 @@ func warned(detail, cause, fix string) outcome {
 }
 
 // failedWith is a failure worded by w.
-func failedWith(detail string, w Words) outcome { return failed(detail, w.Cause, w.Fix) }
+func failedWith(detail string, w Words) outcome {
+	o := failed(detail, w.Cause, w.Fix)
+	o.lasting = w.Lasting
+	return o
+}
+
+// lasting marks o as a failure that retrying cannot mend.
+func lasting(o outcome) outcome {
+	o.lasting = true
+	return o
+}
 
 // chain runs the checks of one target in order. Once one fails, or the
 // run is out of time, the checks after it are skipped.
@@ -203,7 +225,7 @@ func (c *chain) step(name string, limit time.Duration, f func(ctx context.Contex
 	o := f(ctx)
 	cancel()
 	c.results = append(c.results, Result{Name: name, Status: o.status, Detail: o.detail, Cause: o.cause, Fix: o.fix,
-		DurationMS: time.Since(start).Milliseconds()})
+		DurationMS: time.Since(start).Milliseconds(), Lasting: o.lasting && o.status == StatusFail})
 	if o.status == StatusFail {
 		c.stopped = "not run: " + name + " failed"
 	}

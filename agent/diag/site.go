@@ -95,13 +95,18 @@ func checkSite(ctx context.Context, site config.Site, opts SiteOptions) SiteRepo
 			ownProxy = true
 		}
 		j := jiraCaller{p: p, requestID: ifEmpty(opts.RequestID, "check")}
+		if opts.Light {
+			j.userAgent = jira.ProbeUserAgent
+		}
 		var o outcome
-		apiVersion, o = checkCredentials(ctx, j, site, u)
+		apiVersion, o = checkCredentials(ctx, j, site, u, opts.Light)
 		return o
 	})
-	c.step("permissions", httpLimit, func(ctx context.Context) outcome {
-		return checkPermissions(ctx, jiraCaller{p: p, requestID: ifEmpty(opts.RequestID, "check")}, site, apiVersion)
-	})
+	if !opts.Light {
+		c.step("permissions", httpLimit, func(ctx context.Context) outcome {
+			return checkPermissions(ctx, jiraCaller{p: p, requestID: ifEmpty(opts.RequestID, "check")}, site, apiVersion)
+		})
+	}
 	if ownProxy {
 		p.Close()
 	}

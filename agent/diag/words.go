@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/clip"
 	"github.com/oxsecurity/oxbroker/internal/hostport"
 	"github.com/oxsecurity/oxbroker/internal/netfail"
 	"github.com/oxsecurity/oxbroker/tunnel"
@@ -20,6 +21,12 @@ import (
 type Words struct {
 	Cause string
 	Fix   string
+	// Lasting is true for a failure that retrying cannot mend: only a
+	// change of a setting, a file or the server's side can (an unknown
+	// CA, a refused token, a name DNS does not know). The agent logs such
+	// a failure as an error, once and then at most every few minutes,
+	// rather than a warning at each retry.
+	Lasting bool
 }
 
 // Target is a server the agent reaches — the gateway or a site's Jira —
@@ -115,9 +122,11 @@ func (t Target) Explain(err error, took time.Duration) Words {
 
 // Resolve words a failed DNS lookup of t's host.
 func (t Target) Resolve(err error) Words {
+	f := netfail.Classify(err)
 	return Words{
-		Cause: sentence(dnsCause(netfail.Classify(err), t.host)),
-		Fix:   fmt.Sprintf("Check the host name in %s and this machine's DNS settings (try: nslookup %s).", t.addrKey, t.host),
+		Cause:   sentence(dnsCause(f, t.host)),
+		Fix:     fmt.Sprintf("Check the host name in %s and this machine's DNS settings (try: nslookup %s).", t.addrKey, t.host),
+		Lasting: f.Kind == netfail.NoSuchHost,
 	}
 }
 
@@ -128,7 +137,7 @@ func (t Target) Connect(err error, took time.Duration) Words {
 	if errors.As(err, &pe) {
 		return t.proxyFailure(pe, took)
 	}
-	return Words{sentence(netCause(netfail.Classify(err), t.Addr, took)), t.connectFix}
+	return Words{sentence(netCause(netfail.Classify(err), t.Addr, took)), t.connectFix, false}
 }
 
 // proxyFailure words a failure of the HTTP proxy on the way to t.
@@ -137,27 +146,27 @@ func (t Target) proxyFailure(pe *tunnel.ProxyError, took time.Duration) Words {
 	switch pe.Step {
 	case tunnel.ProxyConnect:
 		return Words{sentence("Cannot connect to the proxy: " + netCause(netfail.Classify(pe.Err), pe.ProxyAddr, took)),
-			"Check the proxy's host and port in " + src + "."}
+			"Check the proxy's host and port in " + src + ".", false}
 	case tunnel.ProxyTLS:
 		return Words{sentence("The TLS handshake with the proxy failed: " + trimPeriod(netfail.RootCause(pe.Err).Error())),
-			"Check " + src + ": most proxies are http://, not https://."}
+			"Check " + src + ": most proxies are http://, not https://.", true}
 	case tunnel.ProxyWrite, tunnel.ProxyRead:
 		return Words{sentence(fmt.Sprintf("The proxy did not answer CONNECT %s: %s", pe.Addr, netCause(netfail.Classify(pe.Err), pe.ProxyAddr, took))),
-			"Check that " + src + " names an HTTP proxy."}
+			"Check that " + src + " names an HTTP proxy.", false}
 	}
 	switch {
 	case pe.AuthRequired() && !pe.Credentials:
 		return Words{fmt.Sprintf("The proxy requires authentication (%s).", pe.Status),
-			"Set user:password in " + src + " (http://user:password@host:port)."}
+			"Set user:password in " + src + " (http://user:password@host:port).", true}
 	case pe.AuthRequired():
 		return Words{fmt.Sprintf("The proxy refused our credentials (%s).", pe.Status),
-			"The proxy refused our credentials: set the right user:password in " + src + "."}
+			"The proxy refused our credentials: set the right user:password in " + src + ".", true}
 	case pe.StatusCode == http.StatusBadGateway, pe.StatusCode == http.StatusServiceUnavailable, pe.StatusCode == http.StatusGatewayTimeout:
 		return Words{fmt.Sprintf("The proxy could not reach %s (%s).", pe.Addr, pe.Status),
-			"Check " + t.addrKey + ", and ask your network team whether the proxy may connect to " + pe.Addr + "."}
+			"Check " + t.addrKey + ", and ask your network team whether the proxy may connect to " + pe.Addr + ".", false}
 	}
 	return Words{fmt.Sprintf("The proxy refused to open a tunnel to %s (%s).", pe.Addr, pe.Status),
-		"Ask your network team to allow CONNECT to " + pe.Addr + " through the proxy."}
+		"Ask your network team to allow CONNECT to " + pe.Addr + " through the proxy.", true}
 }
 
 // Handshake words a failed TLS handshake with t.
@@ -167,14 +176,21 @@ func (t Target) Handshake(err error) Words {
 		return w
 	}
 	if f.Kind.TimedOut() {
-		return Words{fmt.Sprintf("%s accepts TCP but did not complete a TLS handshake in time.", t.Addr), t.slowTLSFix}
+		return Words{fmt.Sprintf("%s accepts TCP but did not complete a TLS handshake in time.", t.Addr), t.slowTLSFix, false}
 	}
-	return Words{sentence("The TLS handshake with " + t.what + " failed: " + trimPeriod(f.Reason)), t.handshakeFix}
+	return Words{sentence("The TLS handshake with " + t.what + " failed: " + trimPeriod(f.Reason)), t.handshakeFix, false}
 }
 
 // certificate words the TLS failures that say what is wrong with t's
-// certificate or with t's answer; ok is false for the others.
-func (t Target) certificate(f netfail.Failure) (w Words, ok bool) {
+// certificate or with t's answer; ok is false for the others. Each lasts
+// until the certificate, the CA file or the address changes.
+func (t Target) certificate(f netfail.Failure) (Words, bool) {
+	w, ok := t.certificateWords(f)
+	w.Lasting = ok
+	return w, ok
+}
+
+func (t Target) certificateWords(f netfail.Failure) (w Words, ok bool) {
 	whose := t.what + "'s"
 	caFix := fmt.Sprintf("Set %s to the CA that signed %s certificate.", t.caKey, whose)
 	if t.caFile != "" {
@@ -186,22 +202,22 @@ func (t Target) certificate(f netfail.Failure) (w Words, ok bool) {
 		if f.Cert != nil {
 			issuer = f.Cert.Issuer.String()
 		}
-		return Words{sentence(fmt.Sprintf("%s certificate at %s is signed by an unknown authority (issuer %q)", whose, t.Addr, issuer)), caFix}, true
+		return Words{sentence(fmt.Sprintf("%s certificate at %s is signed by an unknown authority (issuer %q)", whose, t.Addr, issuer)), caFix, false}, true
 	case netfail.WrongName:
-		return Words{sentence(fmt.Sprintf("%s certificate is not valid for %s: it names %s", whose, f.Host, certNames(f.Cert))), t.nameFix}, true
+		return Words{sentence(fmt.Sprintf("%s certificate is not valid for %s: it names %s", whose, f.Host, certNames(f.Cert))), t.nameFix, false}, true
 	case netfail.Expired:
 		span := ""
 		if f.Cert != nil {
 			span = fmt.Sprintf(" (valid %s to %s)", f.Cert.NotBefore.Format(time.DateOnly), f.Cert.NotAfter.Format(time.DateOnly))
 		}
 		return Words{sentence(fmt.Sprintf("%s certificate at %s has expired or is not yet valid%s", whose, t.Addr, span)),
-			"Have the certificate renewed, or correct this machine's clock if it is wrong."}, true
+			"Have the certificate renewed, or correct this machine's clock if it is wrong.", false}, true
 	case netfail.BadCertificate:
-		return Words{sentence(fmt.Sprintf("%s certificate at %s is invalid: %s", whose, t.Addr, trimPeriod(f.Reason))), caFix}, true
+		return Words{sentence(fmt.Sprintf("%s certificate at %s is invalid: %s", whose, t.Addr, trimPeriod(f.Reason))), caFix, false}, true
 	case netfail.NotTLS:
-		return Words{sentence(fmt.Sprintf("%s at %s did not answer with TLS", t.what, t.Addr)), t.notTLSFix}, true
+		return Words{sentence(fmt.Sprintf("%s at %s did not answer with TLS", t.what, t.Addr)), t.notTLSFix, false}, true
 	case netfail.TLSAlert:
-		return Words{sentence(fmt.Sprintf("%s at %s ended the TLS handshake: %s", t.what, t.Addr, f.Reason)), t.notTLSFix}, true
+		return Words{sentence(fmt.Sprintf("%s at %s ended the TLS handshake: %s", t.what, t.Addr, f.Reason)), t.notTLSFix, false}, true
 	}
 	return Words{}, false
 }
@@ -274,4 +290,28 @@ func ifEmpty(v, alt string) string {
 		return alt
 	}
 	return v
+}
+
+// Rejected words the gateway's refusal r of a hello for broker id:
+// refused credentials, a protocol it does not speak, or a broker over its
+// session limit. A gateway that is shutting down is no failure of the
+// agent's; callers word it themselves.
+func Rejected(id string, r tunnel.Reject) Words {
+	switch r.Code {
+	case tunnel.RejectUnauthorized:
+		return Words{fmt.Sprintf("The gateway refused broker id %q or its token.", id),
+			"Check broker.id and broker.token (or the file in broker.token_file) against what OX issued.", true}
+	case tunnel.RejectOverLimit:
+		return Words{sentence(fmt.Sprintf("The gateway refused the session: broker %s has as many sessions as it allows (%s)", id, clip.String(r.Message, 200))),
+			"Lower gateway.connections, or stop the other agents of this broker that should not run; OX can raise the limit.", false}
+	}
+	return Words{sentence(fmt.Sprintf("The gateway refused the session (%s): %s", clip.String(r.Code, 32), clip.String(r.Message, 200))),
+		"Upgrade oxbroker to the version OX recommends.", r.Code == tunnel.RejectProtocol}
+}
+
+// Ended words the end of a session with the gateway at addr that was up:
+// the network or the gateway closed it (err says how).
+func Ended(addr string, err error) Words {
+	return Words{sentence(fmt.Sprintf("The session with the gateway at %s ended: %s", addr, trimPeriod(netfail.RootCause(err).Error()))),
+		"Nothing to do if it comes back; if sessions keep ending, check the firewalls and proxies between this machine and the gateway (idle timeouts, TLS inspection).", false}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,9 +19,10 @@ import (
 
 func checkCmd() *cobra.Command {
 	var (
-		path    string
-		asJSON  bool
-		timeout time.Duration
+		path      string
+		asJSON    bool
+		asService bool
+		timeout   time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "check",
@@ -45,7 +48,11 @@ Each Jira site:
 
 All checks run at the same time and finish within --timeout. Run check as the
 service's user, with the same environment: ${NAME} references in the config are
-read from it. Tokens are never printed.
+read from it. --as-service does that on Linux: run as root, it runs the checks as
+user oxbroker, the user of the package's service (runuser -u oxbroker -- oxbroker
+check ... does the same). Run as root without it, check warns of each file the
+config names that user oxbroker could not read, with the chgrp/chmod that fixes
+it. Tokens are never printed.
 
 Exit status: 0 when no check failed (warnings allowed), 1 when the config is
 invalid or a check failed, 2 on a bad command line.`,
@@ -56,38 +63,75 @@ invalid or a check failed, 2 on a bad command line.`,
 			if timeout <= 0 {
 				return cli.Usagef(c, "--timeout must be positive, got %s", timeout)
 			}
+			if asService {
+				return checkAsService(c, path, timeout, asJSON)
+			}
 			cfg, err := loadConfig(c, path)
 			if err != nil {
 				return err
 			}
 			printWarnings(c.ErrOrStderr(), path, cfg)
-			rep := diag.Check(c.Context(), cfg, diag.Options{
-				Timeout: timeout,
-				Version: version,
-				AgentID: agent.ReadAgentID(cfg.StateDir),
-				Dialer:  agent.NewDialer,
-				CloudID: agent.DiscoverCloudID,
-			})
-			out := c.OutOrStdout()
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
-					return err
-				}
-			} else {
-				printReport(out, cfg, rep)
-			}
-			if !rep.OK {
-				return cli.Reported(errors.New("a check failed"))
-			}
-			return nil
+			warnServiceUser(c.ErrOrStderr(), path, cfg)
+			return runChecks(c, cfg, timeout, asJSON)
 		},
 	}
 	configFlag(c, &path)
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON instead of a table")
 	c.Flags().DurationVar(&timeout, "timeout", diag.DefaultTimeout, "time limit for all checks together")
+	c.Flags().BoolVar(&asService, "as-service", false, "run the checks as the service's user (Linux, as root)")
 	return c
+}
+
+// runChecks runs every check of cfg within timeout and prints the report:
+// a table, or JSON. It fails when a check failed.
+func runChecks(c *cobra.Command, cfg *config.Agent, timeout time.Duration, asJSON bool) error {
+	rep := diag.Check(c.Context(), cfg, diag.Options{
+		Timeout: timeout,
+		Version: version,
+		AgentID: agent.ReadAgentID(cfg.StateDir),
+		Dialer:  agent.NewDialer,
+		CloudID: agent.DiscoverCloudID,
+	})
+	out := c.OutOrStdout()
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(out, cfg, rep)
+	}
+	if !rep.OK {
+		return cli.Reported(errors.New("a check failed"))
+	}
+	return nil
+}
+
+// checkAsService runs this check again as the service's user (on Linux,
+// user oxbroker when it exists), with the same environment, so that a
+// file or a folder that user may not read fails as the service would.
+func checkAsService(c *cobra.Command, path string, timeout time.Duration, asJSON bool) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	args := []string{"check", "--config", abs, "--timeout", timeout.String()}
+	if asJSON {
+		args = append(args, "--json")
+	}
+	cmd, err := asServiceCmd(c.Context(), serviceUser(), args)
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = c.OutOrStdout(), c.ErrOrStderr()
+	var exit *exec.ExitError
+	if err := cmd.Run(); errors.As(err, &exit) {
+		return cli.Reported(fmt.Errorf("check as the service's user: %w", err))
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // Marks of the table, by status.

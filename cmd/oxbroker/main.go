@@ -9,11 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/oxsecurity/oxbroker/admin"
 	"github.com/oxsecurity/oxbroker/agent"
+	"github.com/oxsecurity/oxbroker/agent/diag"
 	"github.com/oxsecurity/oxbroker/cmd/internal/cli"
 	"github.com/oxsecurity/oxbroker/config"
 )
@@ -52,6 +54,9 @@ func loadConfig(c *cobra.Command, path string) (*config.Agent, error) {
 	cfg, err := config.LoadAgent(path, lookupEnv())
 	if err == nil {
 		err = agent.CheckAllowlists(cfg)
+	}
+	if err == nil {
+		err = agent.CheckCAFiles(cfg)
 	}
 	if err != nil {
 		fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\n", path, err)
@@ -139,22 +144,44 @@ func runCmd() *cobra.Command {
 
 func configCmd() *cobra.Command {
 	c := &cobra.Command{Use: "config", Short: "Validate or show the agent's config"}
-	var vpath, spath string
+	var (
+		vpath, spath string
+		connect      bool
+		timeout      time.Duration
+	)
 	validate := &cobra.Command{
 		Use:   "validate",
 		Short: "Check the config offline; prints one `key.path: message` line per problem",
-		Args:  cli.NoArgs,
+		Long: `Checks the config offline and prints one "key.path: message" line per problem, or
+"<file>: ok". Run as root, it also warns of each file the config names that the
+service's user (oxbroker) could not read, with the chgrp/chmod that fixes it.
+
+With --connect it then tries the config's settings as oxbroker check does (the
+gateway with the broker token, each site's Jira with its token) without touching
+the running service: run it before saving a new config over the one in use, whose
+changes the service takes at once.`,
+		Args: cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if timeout <= 0 {
+				return cli.Usagef(c, "--timeout must be positive, got %s", timeout)
+			}
 			cfg, err := loadConfig(c, vpath)
 			if err != nil {
 				return err
 			}
 			printWarnings(c.ErrOrStderr(), vpath, cfg)
+			warnServiceUser(c.ErrOrStderr(), vpath, cfg)
 			fmt.Fprintf(c.OutOrStdout(), "%s: ok\n", vpath)
+			if connect {
+				fmt.Fprintln(c.OutOrStdout())
+				return runChecks(c, cfg, timeout, false)
+			}
 			return nil
 		},
 	}
 	configFlag(validate, &vpath)
+	validate.Flags().BoolVar(&connect, "connect", false, "then try the settings: connect to the gateway and to each site's Jira, as oxbroker check does")
+	validate.Flags().DurationVar(&timeout, "timeout", diag.DefaultTimeout, "time limit of --connect")
 	show := &cobra.Command{
 		Use:   "show",
 		Short: "Print the effective config (defaults and overrides applied), secrets redacted",

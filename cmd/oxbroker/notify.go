@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -30,11 +29,6 @@ func superviseAgent(ctx context.Context, a *agent.Agent, log *slog.Logger) {
 	}, sdnotify.Options{ReadyWait: readyWait, Log: log})
 }
 
-// statusLine is systemctl status's "Status:" line for st.
-func statusLine(st agent.Status) string {
-	s := fmt.Sprintf("%d of %d tunnels to the gateway up", st.Tunnels, st.Wanted)
-	if st.Reason != "" {
-		s += "; " + st.Reason
-	}
-	return s
-}
+// statusLine is systemctl status's "Status:" line for st: the agent's
+// Summary, which `oxbroker service status` prints too.
+func statusLine(st agent.Status) string { return st.Summary() }

@@ -365,14 +365,22 @@ func controlCmd(h serviceHost, action, short string) *cobra.Command {
 }
 
 func statusCmd(h serviceHost) *cobra.Command {
-	return &cobra.Command{
+	var path, admin string
+	c := &cobra.Command{
 		Use:   "status",
-		Short: "Print whether the service is installed and running; exit 0 only if it runs",
-		Long: `Prints two lines:
+		Short: "Print whether the service is installed and running, and whether the agent is connected; exit 0 only if it runs and is not cut off",
+		Long: `Prints the service manager's state and the running agent's own:
   installed: yes|no
-  running|stopped|unknown
-and exits 0 when the service is running, 1 otherwise (stopped, not installed, or
-its state could not be read), so that a script can write
+  running, connected | running, not connected: <cause> Fix: <fix> | stopped | unknown
+then, indented, a line for each site that is down or failed its check (with the
+cause and the fix). The agent's state comes from its admin listener's /readyz
+(admin.listen of --config, or --admin; 127.0.0.1:9108 when the config cannot be
+read). When the agent cannot be asked (admin.listen is off), the second line is
+just "running" and stderr says why.
+
+Exits 0 when the service is running and not known to be cut off from the
+gateway, 1 otherwise (stopped, not installed, its state unreadable, or running
+but not connected), so that a script can write
   oxbroker service status >/dev/null || alert "oxbroker is down"
 Needs no privileges, except on macOS, where launchctl shows a daemon's state only
 to root: use sudo there, or a running daemon reads as stopped. For details:
@@ -398,14 +406,39 @@ oxbroker (macOS).`,
 			case st == service.StatusStopped:
 				state = "stopped"
 			}
-			fmt.Fprintf(c.OutOrStdout(), "installed: %s\n%s\n", installed, state)
 			if state != "running" {
+				fmt.Fprintf(c.OutOrStdout(), "installed: %s\n%s\n", installed, state)
 				return cli.Reported(errNotRunning)
+			}
+			if admin == "" {
+				admin = adminAddr(path)
+			}
+			var as agentState
+			if admin == "" {
+				fmt.Fprintf(c.ErrOrStderr(), "the agent's own state is unknown: admin.listen is off in %s\n", path)
+			} else if as, err = askAgent(c.Context(), admin); err != nil {
+				fmt.Fprintf(c.ErrOrStderr(), "the agent's own state is unknown: %v\n", err)
+			}
+			if as.known {
+				state += ", " + as.line
+			}
+			fmt.Fprintf(c.OutOrStdout(), "installed: %s\n%s\n", installed, state)
+			for _, site := range as.sites {
+				fmt.Fprintf(c.OutOrStdout(), "  %s\n", site)
+			}
+			if as.known && !as.connected {
+				return cli.Reported(errNotConnected)
 			}
 			return nil
 		},
 	}
+	configFlag(c, &path)
+	c.Flags().StringVar(&admin, "admin", "", "host:port of the agent's admin listener (default: admin.listen of --config)")
+	return c
 }
+
+// errNotConnected: the service runs, but the agent has no tunnel up.
+var errNotConnected = errors.New("the agent is not connected to the gateway")
 
 var errNotRunning = errors.New("service is not running")
 

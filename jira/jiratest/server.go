@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/jira"
 )
 
 // DefaultCloudID is the Cloud ID a Server has when Options.CloudID is empty.
@@ -117,8 +119,9 @@ type Server struct {
 	nextComment int
 	nextAttach  int
 
-	logMu sync.Mutex // guards log
-	log   []Request
+	logMu  sync.Mutex // guards log and probes
+	log    []Request
+	probes int // the agent's probes (jira.ProbeUserAgent) since New or Reset
 }
 
 // forcedResponse is what SetStatus makes a path answer.
@@ -186,7 +189,9 @@ func (s *Server) SetStatus(path string, status int, header map[string]string) {
 }
 
 // Requests returns a copy of the requests received since New or Reset, the
-// oldest first, at most Options.RequestLog of the most recent.
+// oldest first, at most Options.RequestLog of the most recent. The agent's
+// own probes of the site (User-Agent jira.ProbeUserAgent) are answered but
+// not among them: tests count the calls OX makes; Probes counts those.
 func (s *Server) Requests() []Request {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
@@ -199,14 +204,28 @@ func (s *Server) Requests() []Request {
 	return out
 }
 
+// Probes returns how many of the agent's probes the stand-in answered
+// since New or Reset.
+func (s *Server) Probes() int {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return s.probes
+}
+
 // Reset empties the request log.
 func (s *Server) Reset() {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
-	s.log = nil
+	s.log, s.probes = nil, 0
 }
 
 func (s *Server) record(r *http.Request) {
+	if r.Header.Get("User-Agent") == jira.ProbeUserAgent {
+		s.logMu.Lock()
+		s.probes++
+		s.logMu.Unlock()
+		return
+	}
 	req := Request{
 		Method:        r.Method,
 		Host:          r.Host,

@@ -3,6 +3,7 @@
 package live
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -214,6 +215,8 @@ func serviceInstall(t *testing.T, c *container, h *host, rel *release) {
 	c.shIn(t, h.jiraToken, `install -d -m 0700 /etc/credstore.encrypted
 		systemd-creds encrypt --name=jira-token - /etc/credstore.encrypted/jira-token`)
 	cfg := h.agentConfig(h.gw.tunnel, "/etc/oxbroker/gateway-ca.pem", "/etc/oxbroker/broker.token", "${CREDENTIALS_DIRECTORY}/jira-token", "/var/lib/oxbroker")
+	// An admin listener, for service status to ask the agent how it is.
+	cfg = strings.Replace(cfg, `listen: ""`, fmt.Sprintf("listen: %q", freeAddr(t, false)), 1)
 	c.shIn(t, cfg, "umask 027 && cat > /etc/oxbroker/config.yaml && chgrp oxbroker /etc/oxbroker/config.yaml")
 	if out, err := c.exec("", "grep", "-rl", h.jiraToken, "/etc", "/var/lib", "/srv"); err == nil {
 		t.Fatalf("the Jira token is on disk in clear:\n%s", out)
@@ -231,8 +234,8 @@ func serviceInstall(t *testing.T, c *container, h *host, rel *release) {
 	if st := h.broker(t, h.gw); !st.Online {
 		t.Fatalf("service start returned before the agent was online: %+v", st)
 	}
-	if got := c.sh(t, "oxbroker service status"); got != "installed: yes\nrunning\n" {
-		t.Errorf("service status: %q, want installed and running", got)
+	if got := c.sh(t, "oxbroker service status"); got != "installed: yes\nrunning, connected\n" {
+		t.Errorf("service status: %q, want installed, running and connected", got)
 	}
 	h.myself(t, h.gw) // the stand-in takes only the Jira token: it came from the credential
 	if score := c.exposure(t, "oxbroker.service"); score > maxExposure {

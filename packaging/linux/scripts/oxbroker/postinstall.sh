@@ -32,9 +32,11 @@ if [ "$action" = install ]; then
 	fi
 	cat <<'MSG'
 oxbroker: the service is enabled but not started, as /etc/oxbroker/config.yaml
-is only a commented example. Fill it in (the file says how), then:
-  sudo -u oxbroker oxbroker check --config /etc/oxbroker/config.yaml
-  sudo systemctl start oxbroker
+is only a commented example. Fill it in (the file says how), then, as root:
+  runuser -u oxbroker -- oxbroker check --config /etc/oxbroker/config.yaml
+  systemctl start oxbroker
+  oxbroker service status
+The whole first run: docs/operations.md, section "First run".
 MSG
 elif running; then
 	systemctl try-restart "$unit" || true
