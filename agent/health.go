@@ -165,7 +165,11 @@ type calls struct{ a *Agent }
 var (
 	_ proxy.Observer       = calls{}
 	_ proxy.FilterObserver = calls{}
+	_ proxy.CallObserver   = calls{}
 )
+
+// ObserveCall keeps the call for the status page (calls.go).
+func (c calls) ObserveCall(call proxy.Call) { c.a.metrics.ObserveCall(call) }
 
 func (c calls) ObserveRequest(site string, status int, code brokerhttp.Code, d time.Duration) {
 	c.a.metrics.ObserveRequest(site, status, code, d)

@@ -90,14 +90,25 @@ func eval[T any](b *browser, expr string) T {
 // returns how long that took; it fails the test after timeout.
 func (b *browser) waitFor(what, cond string, timeout time.Duration) time.Duration {
 	b.t.Helper()
+	took, ok := b.shows(cond, timeout)
+	if !ok {
+		html := eval[string](b, "document.body ? document.body.innerText : ''")
+		b.t.Fatalf("the page did not show %s within %s (%s); it shows:\n%s", what, timeout, cond, html)
+	}
+	return took
+}
+
+// shows waits until cond holds on the page, at most timeout, and says how
+// long it took and whether it held.
+func (b *browser) shows(cond string, timeout time.Duration) (time.Duration, bool) {
+	b.t.Helper()
 	start := time.Now()
 	for {
 		if eval[bool](b, "!!("+cond+")") {
-			return time.Since(start)
+			return time.Since(start), true
 		}
 		if time.Since(start) > timeout {
-			html := eval[string](b, "document.body ? document.body.innerText : ''")
-			b.t.Fatalf("the page did not show %s within %s (%s); it shows:\n%s", what, timeout, cond, html)
+			return time.Since(start), false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

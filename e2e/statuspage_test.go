@@ -40,13 +40,25 @@ func TestStatusPages(t *testing.T) {
 
 	// A call with an issue key and a JQL query, which must never show.
 	const key, query = "PRIVKEY-4711", "query=PRIVPROJ"
-	resp, body := e.jiraCall("GET", "/rest/api/3/project/search?"+query, "")
-	if resp.StatusCode != 200 {
-		t.Fatalf("call: %d %s", resp.StatusCode, body)
+	// The page shows a call within 2 s of its answer (it refreshes every
+	// second). A loaded machine can miss one refresh: three calls get a
+	// chance each, and one of them must make it.
+	var okID string
+	for try := 1; ; try++ {
+		resp, body := e.jiraCall("GET", "/rest/api/3/project/search?"+query, "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("call: %d %s", resp.StatusCode, body)
+		}
+		okID = resp.Header.Get("Ox-Broker-Request-Id")
+		took, ok := b.shows(fmt.Sprintf(`document.querySelector('tr.call[data-request-id=%q]')`, okID), 2*time.Second)
+		if ok {
+			t.Logf("call %d showed on the page %s after its answer", try, took.Round(time.Millisecond))
+			break
+		}
+		if try == 3 {
+			b.waitFor("a call in recent calls within 2 s of its answer (3 tries)", fmt.Sprintf(`document.querySelector('tr.call[data-request-id=%q]')`, okID), 0)
+		}
 	}
-	okID := resp.Header.Get("Ox-Broker-Request-Id")
-	took := b.waitFor("the call in recent calls", fmt.Sprintf(`document.querySelector('tr.call[data-request-id=%q]')`, okID), 2*time.Second)
-	t.Logf("the call showed on the page %s after its answer", took.Round(time.Millisecond))
 	row := eval[string](b, fmt.Sprintf(`document.querySelector('tr.call[data-request-id=%q]').innerText`, okID))
 	for _, want := range []string{"searchProjects", "/rest/api/3/project/search", "200", "GET"} {
 		if !strings.Contains(row, want) {
@@ -54,7 +66,7 @@ func TestStatusPages(t *testing.T) {
 		}
 	}
 	// Jira's own 404 for an issue key, shown by its template.
-	resp, body = e.jiraCall("GET", "/rest/api/3/issue/"+key, "")
+	resp, body := e.jiraCall("GET", "/rest/api/3/issue/"+key, "")
 	if resp.StatusCode != 404 || resp.Header.Get("Ox-Broker-Error") != "" {
 		t.Fatalf("call of a missing issue: %d %s", resp.StatusCode, body)
 	}
