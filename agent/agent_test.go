@@ -22,6 +22,7 @@ import (
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
@@ -35,18 +36,6 @@ type syncBuffer = syncbuf.Buffer
 
 func newLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // env is what an agent test needs around the agent: certificates, the
@@ -312,9 +301,9 @@ func TestAgentServesConnectorCalls(t *testing.T) {
 			gw := e.startGateway(t, "127.0.0.1:0")
 			a := startAgent(t, e, e.agentConfig(t, tr, gw.tunnel, 2, e.brokerToken))
 
-			waitFor(t, 10*time.Second, "agent ready", a.Ready)
+			testwait.For(t, 10*time.Second, "agent ready", a.Ready)
 			var st gateway.BrokerStatus
-			waitFor(t, 10*time.Second, "two sessions at the gateway", func() bool {
+			testwait.For(t, 10*time.Second, "two sessions at the gateway", func() bool {
 				st = gw.status(t, e.connectorToken)
 				return len(st.Sessions) == 2
 			})
@@ -363,14 +352,22 @@ func TestAgentServesConnectorCalls(t *testing.T) {
 }
 
 func TestRunReturnsAfterCancel(t *testing.T) {
-	closedPort := func(t *testing.T) string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	// silent is a UDP port that answers nothing: a QUIC dial to it waits
+	// for an answer; its first datagram says the dial has begun. Over TCP
+	// nothing listens on it, and the dial fails.
+	silent := func(t *testing.T) (string, <-chan struct{}) {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		addr := l.Addr().String()
-		l.Close()
-		return addr
+		t.Cleanup(func() { c.Close() })
+		got := make(chan struct{})
+		go func() {
+			if _, _, err := c.ReadFrom(make([]byte, 2048)); err == nil {
+				close(got)
+			}
+		}()
+		return c.LocalAddr().String(), got
 	}
 	tests := []struct {
 		name      string
@@ -385,7 +382,7 @@ func TestRunReturnsAfterCancel(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			addr := closedPort(t)
+			addr, dialling := silent(t)
 			var gw *testGateway
 			if tt.connected {
 				gw = e.startGateway(t, "127.0.0.1:0")
@@ -398,16 +395,20 @@ func TestRunReturnsAfterCancel(t *testing.T) {
 				goleak.IgnoreAnyFunction("github.com/oxsecurity/oxbroker/tunnel.(*Listener).Accept")}
 			a := startAgent(t, e, e.agentConfig(t, tt.transport, addr, 2, e.brokerToken))
 			if tt.connected {
-				waitFor(t, 10*time.Second, "agent ready", a.Ready)
+				testwait.For(t, 10*time.Second, "agent ready", a.Ready)
 				resp, b := gw.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
 				if resp.StatusCode != http.StatusOK {
 					t.Fatalf("call: got %d %s, want 200", resp.StatusCode, b)
 				}
 				e.client.CloseIdleConnections()
 			} else if tt.transport == "tcp" {
-				waitFor(t, 5*time.Second, "a failed dial", func() bool { return strings.Contains(a.logs.String(), "reconnecting") })
+				testwait.For(t, 5*time.Second, "a failed dial", func() bool { return strings.Contains(a.logs.String(), "reconnecting") })
 			} else {
-				time.Sleep(200 * time.Millisecond) // the QUIC dial is waiting for an answer
+				select {
+				case <-dialling: // the QUIC dial is waiting for an answer
+				case <-time.After(5 * time.Second):
+					t.Fatal("no QUIC dial within 5 s")
+				}
 			}
 
 			start := time.Now()
@@ -417,7 +418,7 @@ func TestRunReturnsAfterCancel(t *testing.T) {
 				t.Error("Ready after Run returned: got true, want false")
 			}
 			if tt.connected {
-				waitFor(t, 5*time.Second, "sessions gone at the gateway", func() bool {
+				testwait.For(t, 5*time.Second, "sessions gone at the gateway", func() bool {
 					return len(gw.status(t, e.connectorToken).Sessions) == 0
 				})
 				e.client.CloseIdleConnections()
@@ -433,7 +434,7 @@ func TestWrongBrokerToken(t *testing.T) {
 	e := newEnv(t)
 	gw := e.startGateway(t, "127.0.0.1:0")
 	a := startAgent(t, e, e.agentConfig(t, "tcp", gw.tunnel, 1, gateway.NewToken()))
-	waitFor(t, 5*time.Second, "the agent logs the refusal", func() bool {
+	testwait.For(t, 5*time.Second, "the agent logs the refusal", func() bool {
 		return strings.Contains(a.logs.String(), "the gateway refused the broker id or token")
 	})
 	if a.Ready() {
@@ -454,8 +455,8 @@ func TestStopDrainsInFlight(t *testing.T) {
 			e := newEnv(t)
 			gw := e.startGateway(t, "127.0.0.1:0")
 			a := startAgent(t, e, e.agentConfig(t, tr, gw.tunnel, 1, e.brokerToken))
-			waitFor(t, 10*time.Second, "agent ready", a.Ready)
-			waitFor(t, 5*time.Second, "session at the gateway", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 1 })
+			testwait.For(t, 10*time.Second, "agent ready", a.Ready)
+			testwait.For(t, 5*time.Second, "session at the gateway", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 1 })
 
 			e.jira.SetDelay(time.Second)
 			type result struct {
@@ -468,7 +469,7 @@ func TestStopDrainsInFlight(t *testing.T) {
 				resp, b, err := gw.do("GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
 				done <- result{resp, b, err}
 			}()
-			waitFor(t, 5*time.Second, "the request reaches Jira", func() bool { return len(e.jira.Requests()) == 1 })
+			testwait.For(t, 5*time.Second, "the request reaches Jira", func() bool { return len(e.jira.Requests()) == 1 })
 			a.stop(t, 10*time.Second)
 			select {
 			case r := <-done:
@@ -501,8 +502,8 @@ func TestGoAwayDrainsAndReconnects(t *testing.T) {
 			e := newEnv(t)
 			gw1 := e.startGateway(t, "127.0.0.1:0")
 			a := startAgent(t, e, e.agentConfig(t, tr, gw1.tunnel, 1, e.brokerToken))
-			waitFor(t, 10*time.Second, "agent ready", a.Ready)
-			waitFor(t, 5*time.Second, "session at the gateway", func() bool { return len(gw1.status(t, e.connectorToken).Sessions) == 1 })
+			testwait.For(t, 10*time.Second, "agent ready", a.Ready)
+			testwait.For(t, 5*time.Second, "session at the gateway", func() bool { return len(gw1.status(t, e.connectorToken).Sessions) == 1 })
 
 			const delay = 1500 * time.Millisecond
 			e.jira.SetDelay(delay)
@@ -516,7 +517,7 @@ func TestGoAwayDrainsAndReconnects(t *testing.T) {
 				resp, b, err := gw1.do("GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
 				done <- result{resp, b, err}
 			}()
-			waitFor(t, 5*time.Second, "the request reaches Jira", func() bool { return len(e.jira.Requests()) == 1 })
+			testwait.For(t, 5*time.Second, "the request reaches Jira", func() bool { return len(e.jira.Requests()) == 1 })
 
 			stopped := make(chan struct{})
 			go func() { defer close(stopped); gw1.stop(t) }()
@@ -537,13 +538,13 @@ func TestGoAwayDrainsAndReconnects(t *testing.T) {
 			if !strings.Contains(a.logs.String(), "gateway asked us to move") {
 				t.Error("the agent did not log the goaway")
 			}
-			waitFor(t, 10*time.Second, "Ready false with the gateway gone", func() bool { return !a.Ready() })
-			waitFor(t, 5*time.Second, "a reconnect attempt", func() bool { return strings.Contains(a.logs.String(), "reconnecting") })
+			testwait.For(t, 10*time.Second, "Ready false with the gateway gone", func() bool { return !a.Ready() })
+			testwait.For(t, 5*time.Second, "a reconnect attempt", func() bool { return strings.Contains(a.logs.String(), "reconnecting") })
 
 			// A new gateway on the same address gets the agent back.
 			gw2 := e.startGateway(t, gw1.tunnel)
-			waitFor(t, 15*time.Second, "agent ready again", a.Ready)
-			waitFor(t, 5*time.Second, "session at the new gateway", func() bool { return len(gw2.status(t, e.connectorToken).Sessions) == 1 })
+			testwait.For(t, 15*time.Second, "agent ready again", a.Ready)
+			testwait.For(t, 5*time.Second, "session at the new gateway", func() bool { return len(gw2.status(t, e.connectorToken).Sessions) == 1 })
 			resp, b := gw2.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
 			if resp.StatusCode != http.StatusOK {
 				t.Errorf("call through the new gateway: got %d %s, want 200", resp.StatusCode, b)
@@ -565,7 +566,7 @@ func TestTunnelOptionsApply(t *testing.T) {
 	u.Close()
 	a := startAgentWith(t, e, e.agentConfig(t, "quic", addr, 1, e.brokerToken),
 		Options{Tunnel: tunnel.Options{HandshakeTimeout: 300 * time.Millisecond}})
-	waitFor(t, 3*time.Second, "the QUIC dial fails at the 300 ms handshake timeout", func() bool {
+	testwait.For(t, 3*time.Second, "the QUIC dial fails at the 300 ms handshake timeout", func() bool {
 		return strings.Contains(a.logs.String(), "tunnel down")
 	})
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 	"github.com/oxsecurity/oxbroker/proxy"
 	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
@@ -257,7 +258,7 @@ func TestCheckAllPass(t *testing.T) {
 		})
 	}
 	// The check's sessions announce no site and are gone once it returns.
-	waitForCheck(t, 5*time.Second, func() bool { return len(checkBrokerStatus(t, cg).Sessions) == 0 })
+	testwait.For(t, 5*time.Second, "the check's session gone from the gateway", func() bool { return len(checkBrokerStatus(t, cg).Sessions) == 0 })
 }
 
 func TestCheckGatewayFailures(t *testing.T) {
@@ -608,7 +609,7 @@ func TestRemoteCheck(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); a.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitForCheck(t, 10*time.Second, func() bool { return len(checkBrokerStatus(t, cg).Sessions) == 1 })
+	testwait.For(t, 10*time.Second, "one session at the gateway", func() bool { return len(checkBrokerStatus(t, cg).Sessions) == 1 })
 
 	resp, body := checkCall(t, cg, "POST", "/v1/brokers/acme/sites/jira/check", cg.connectorToken, nil)
 	if resp.StatusCode != http.StatusOK {
@@ -684,17 +685,6 @@ func checkBrokerStatus(t *testing.T, cg *checkGW) gateway.BrokerStatus {
 		t.Fatalf("GET /v1/brokers/acme: %d %s", resp.StatusCode, b)
 	}
 	return st
-}
-
-func waitForCheck(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func checkMustURL(t *testing.T, s string) *url.URL {
