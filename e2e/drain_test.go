@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net/http"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 )
 
@@ -90,13 +92,7 @@ func (d *download) wait(t *testing.T, what string) {
 
 func waitBytes(t *testing.T, got *atomic.Int64, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for got.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("download did not start: %d bytes after 20 s", got.Load())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, 20*time.Second, fmt.Sprintf("the first %d bytes of the download", n), func() bool { return got.Load() >= n })
 }
 
 // TestDrainAgentSIGTERM: a 100 MiB download started before SIGTERM to the

@@ -25,11 +25,13 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
 	"github.com/oxsecurity/oxbroker/internal/freeport"
 	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 )
 
@@ -126,18 +128,21 @@ func (p *proc) kill() {
 // waitOutput waits until the process has printed s.
 func (p *proc) waitOutput(t *testing.T, s string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if strings.Contains(p.out.String(), s) {
-			return
-		}
+	exited := false
+	printed := func() bool {
 		select {
 		case <-p.done:
-			t.Fatalf("%s exited (%v) before printing %q:\n%s", p.name, p.cmd.ProcessState, s, p.out.String())
-		case <-time.After(50 * time.Millisecond):
+			exited = true
+		default:
 		}
+		return strings.Contains(p.out.String(), s) || exited
 	}
-	t.Fatalf("%s did not print %q within %s:\n%s", p.name, s, timeout, p.out.String())
+	if _, ok := testwait.Until(timeout, printed); !ok {
+		t.Fatalf("%s did not print %q within %s:\n%s", p.name, s, timeout, p.out.String())
+	}
+	if !strings.Contains(p.out.String(), s) {
+		t.Fatalf("%s exited (%v) before printing %q:\n%s", p.name, p.cmd.ProcessState, s, p.out.String())
+	}
 }
 
 // logs keeps the output of every process of the run, for the secret scan.
@@ -397,23 +402,27 @@ func (e *env) jiraCall(method, path, body string) (*http.Response, []byte) {
 	return e.call(method, "/b/acme/jira"+path, e.connectorToken, r)
 }
 
+// brokerOffline reports whether a call through the gateway answers 502
+// broker_offline.
+func (e *env) brokerOffline() bool {
+	resp, _ := e.jiraCall("GET", "/rest/api/3/myself", "")
+	return resp.StatusCode == 502 && resp.Header.Get(brokerhttp.HeaderError) == string(brokerhttp.BrokerOffline)
+}
+
 // waitSessions waits until the broker has n sessions, all on transport.
 func (e *env) waitSessions(n int, transport string, timeout time.Duration) gateway.BrokerStatus {
 	e.t.Helper()
-	deadline := time.Now().Add(timeout)
 	var st gateway.BrokerStatus
-	for time.Now().Before(deadline) {
+	if _, ok := testwait.Until(timeout, func() bool {
 		st = e.brokerStatus()
 		ok := len(st.Sessions) == n
 		for _, s := range st.Sessions {
 			ok = ok && (transport == "" || s.Transport == transport)
 		}
-		if ok {
-			return st
-		}
-		time.Sleep(100 * time.Millisecond)
+		return ok
+	}); !ok {
+		e.t.Fatalf("broker sessions: got %+v, want %d on %s", st.Sessions, n, transport)
 	}
-	e.t.Fatalf("broker sessions: got %+v, want %d on %s", st.Sessions, n, transport)
 	return st
 }
 

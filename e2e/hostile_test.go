@@ -24,7 +24,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
+	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 )
 
 // gatewayRoots trusts e's CA, as an agent with gateway.ca_file does.
@@ -305,12 +307,12 @@ func testTunnelPort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("new session after the attacks: %v", err)
 	}
-	ctrl, _, err := tunnel.ClientHandshake(ctx, s, tunnel.Hello{BrokerID: "acme", Token: e.brokerToken, AgentID: "probe"})
+	defer s.Close()
+	probe, err := sessiontest.Connect(t, s, tunnel.Hello{BrokerID: "acme", Token: e.brokerToken, AgentID: "probe"}, nil)
 	if err != nil {
 		t.Fatalf("hello after the attacks: %v", err)
 	}
-	ctrl.Close()
-	s.Close()
+	probe.Close()
 	rssAfter, _ := rssKiB(gw)
 	t.Logf("MEASURE %s: gateway RSS %d MiB before the attacks, %d MiB after", t.Name(), rssBefore>>10, rssAfter>>10)
 	if rssAfter > rssBefore+64<<10 {
@@ -341,9 +343,9 @@ func testStreamFlood(t *testing.T, tr string) {
 	e := newLowPortEnv(t)
 	f := newFakeGateway(t, e)
 	admin := lowPortAddr(t, false)
-	agent := e.startAgent(agentOpts{transport: tr, address: f.addr(), serverName: "127.0.0.1", admin: admin, connections: 1})
-	fs := f.next(20 * time.Second)
-	if code, err := fs.get("/rest/api/3/myself", 10*time.Second); err != nil || code != 200 {
+	agent := e.startAgent(agentOpts{transport: tr, address: f.Addr(), serverName: "127.0.0.1", admin: admin, connections: 1})
+	fs := f.Next(t, 20*time.Second)
+	if code, err := get(fs, "/rest/api/3/myself", 10*time.Second); err != nil || code != 200 {
 		t.Fatalf("before the flood: %d, %v", code, err)
 	}
 	rssBefore, _ := rssKiB(agent)
@@ -365,7 +367,7 @@ func testStreamFlood(t *testing.T, tr string) {
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= hostileStreams {
-				st, err := fs.s.OpenStream(ctx)
+				st, err := fs.Session.OpenStream(ctx)
 				if err != nil {
 					failed.Add(1)
 					continue
@@ -443,8 +445,8 @@ func testStreamFlood(t *testing.T, tr string) {
 	}
 
 	// Served again afterwards, on the same session.
-	took, ok := waitUntil(20*time.Second, func() bool {
-		code, err := fs.get("/rest/api/3/myself", 5*time.Second)
+	took, ok := testwait.Until(20*time.Second, func() bool {
+		code, err := get(fs, "/rest/api/3/myself", 5*time.Second)
 		return err == nil && code == 200
 	})
 	if !ok {

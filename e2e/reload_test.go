@@ -2,13 +2,14 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
 
 func sessionIDs(e *env) []string {
@@ -40,16 +41,13 @@ func TestReloadKeepsTunnels(t *testing.T) {
 	o.extraSites = fmt.Sprintf("  - name: jira2\n    url: %s\n    auth:\n      type: bearer\n      token: ${JIRA_TOKEN}\n", e.jiraURL)
 	e.agentConfig(o)
 	a.cmd.Process.Signal(syscall.SIGHUP)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, b := e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.connectorToken, nil)
-		if resp.StatusCode == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("jira2 after SIGHUP: %d %s", resp.StatusCode, b)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var resp *http.Response
+	var b []byte
+	if _, ok := testwait.Until(10*time.Second, func() bool {
+		resp, b = e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.connectorToken, nil)
+		return resp.StatusCode == 200
+	}); !ok {
+		t.Fatalf("jira2 after SIGHUP: %d %s", resp.StatusCode, b)
 	}
 	if after := sessionIDs(e); !slices.Equal(before, after) {
 		t.Fatalf("sessions changed across the reload: before %v, after %v", before, after)
@@ -71,18 +69,11 @@ func TestReloadKeepsTunnels(t *testing.T) {
 	rotated := randomToken("jira-rotated-")
 	e.jira.Reset()
 	e.writeFile("jira.token", rotated+"\n")
-	deadline = time.Now().Add(10 * time.Second)
-	for {
+	testwait.For(t, 10*time.Second, "the rotated Jira token used", func() bool {
 		e.jiraCall("GET", "/rest/api/3/myself", "") // 401 from Jira once the new token is used
 		reqs := e.jira.Requests()
-		if len(reqs) > 0 && reqs[len(reqs)-1].Header.Get("Authorization") == "Bearer "+rotated {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the rotated Jira token was not used within 10 s of the file change")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return len(reqs) > 0 && reqs[len(reqs)-1].Header.Get("Authorization") == "Bearer "+rotated
+	})
 	if after := sessionIDs(e); !slices.Equal(before, after) {
 		t.Fatalf("sessions changed across the token rotation: before %v, after %v", before, after)
 	}
@@ -102,16 +93,8 @@ func TestReloadNewBrokerTokenReconnects(t *testing.T) {
 	a.cmd.Process.Signal(syscall.SIGHUP)
 	a.waitOutput(t, "reconnecting with the new gateway or broker settings", 10*time.Second)
 	a.waitOutput(t, "refused the broker id or token", 10*time.Second)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, _ := e.jiraCall("GET", "/rest/api/3/myself", "")
-		if resp.StatusCode == 502 && resp.Header.Get(brokerhttp.HeaderError) == string(brokerhttp.BrokerOffline) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("old sessions %v still serve after the broker token changed", before)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if _, ok := testwait.Until(15*time.Second, e.brokerOffline); !ok {
+		t.Fatalf("old sessions %v still serve after the broker token changed", before)
 	}
 	if strings.Contains(a.out.String(), "wrong-after-rotation") {
 		t.Fatal("the broker token was logged")

@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/quic-go/quic-go"
 )
 
@@ -568,7 +569,7 @@ func testRogueAgent(t *testing.T) {
 		// The gateway closes those over the limit at once: well before
 		// its 10 s hello timeout.
 		closed := 0
-		waitUntil(3*time.Second, func() bool {
+		testwait.Until(3*time.Second, func() bool {
 			closed = 0
 			for _, c := range conns {
 				if c.Context().Err() != nil {
@@ -695,7 +696,7 @@ func testRogueAgent(t *testing.T) {
 			fmt.Fprintf(&invalid, `{"name":"Bad_%d"},`, i)
 		}
 		m.sendCtrl(controlFrame(`{"type":"sites","sites":[` + invalid.String() + `{"name":"last"}]}`))
-		waitUntil(30*time.Second, func() bool { return strings.Contains(gw.out.String(), "invalid=1000") })
+		testwait.Until(30*time.Second, func() bool { return strings.Contains(gw.out.String(), "invalid=1000") })
 		updated := lines("agent sites updated") - before
 		t.Logf("MEASURE %s: 10,000 sites messages: %d lines; 50,000 invalid names: %d lines; 1,000 invalid names: %d lines",
 			t.Name(), updated, lines("more sites than limits.sites_per_broker"), lines("sites with invalid names"))
@@ -728,7 +729,7 @@ func testRogueAgent(t *testing.T) {
 	}
 	e.mustServe("after the rogue agent")
 	// Every flood's count is told within an interval (10 s).
-	if _, ok := waitUntil(15*time.Second, func() bool { return strings.Contains(gw.out.String(), "suppressed=") }); !ok {
+	if _, ok := testwait.Until(15*time.Second, func() bool { return strings.Contains(gw.out.String(), "suppressed=") }); !ok {
 		t.Error("no log line counts the lines held back")
 	}
 	recordOutput("gateway metrics after the rogue agent", scrapeMetrics(t, e.adminAddr))

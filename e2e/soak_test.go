@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
@@ -86,7 +87,7 @@ func testSoakRestarts(t *testing.T, tr string) {
 			r.SetTCP(tunneltest.Pass())
 		}
 		// Back: both sessions up and a call served, before the next fault.
-		if _, ok := waitUntil(30*time.Second, func() bool {
+		if _, ok := testwait.Until(30*time.Second, func() bool {
 			return e.sessionCount() == 2 && e.connectorGet("/rest/api/3/myself", 5*time.Second).status == 200
 		}); !ok {
 			stop()
@@ -120,11 +121,10 @@ func testSoakRestarts(t *testing.T, tr string) {
 		t.Errorf("goroutines grew from %.0f to %.0f (tolerance %d)", before.goroutines, after.goroutines, goroutineTolerance)
 	}
 	later := after
-	if _, ok := waitUntil(yamuxCloseTimer+15*time.Second, func() bool {
+	if _, ok := testwait.Until(yamuxCloseTimer+15*time.Second, func() bool {
 		if later.heapInuse <= heapLimit(before) {
 			return true
 		}
-		time.Sleep(2 * time.Second)
 		later = idleFootprint(t, admin)
 		return false
 	}); !ok {

@@ -10,12 +10,14 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
 	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
@@ -132,21 +134,13 @@ func TestAgentKilledThenRestarted(t *testing.T) {
 				t.Fatalf("before kill: %d %s", resp.StatusCode, b)
 			}
 			a.kill()
-			killed := time.Now()
 			// QUIC learns of a dead peer only from its idle timeout (8 s);
 			// TCP from the closed socket at once.
-			deadline := killed.Add(20 * time.Second)
-			for {
-				resp, b := e.jiraCall("GET", "/rest/api/3/myself", "")
-				if resp.StatusCode == 502 && resp.Header.Get(brokerhttp.HeaderError) == string(brokerhttp.BrokerOffline) {
-					t.Logf("%s: broker_offline %s after kill -9", tr, time.Since(killed).Round(10*time.Millisecond))
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("20 s after kill -9: got %d %s, want 502 broker_offline", resp.StatusCode, b)
-				}
-				time.Sleep(100 * time.Millisecond)
+			took, ok := testwait.Until(20*time.Second, e.brokerOffline)
+			if !ok {
+				t.Fatal("20 s after kill -9: the broker is still served, want 502 broker_offline")
 			}
+			t.Logf("%s: broker_offline %s after kill -9", tr, took.Round(10*time.Millisecond))
 			e.startAgent(agentOpts{transport: tr})
 			e.waitSessions(2, tr, 15*time.Second)
 			if resp, b := e.jiraCall("GET", "/rest/api/3/myself", ""); resp.StatusCode != 200 {
@@ -156,6 +150,9 @@ func TestAgentKilledThenRestarted(t *testing.T) {
 	}
 }
 
+// reconnectingIn is the agent's log line that says when it dials next.
+var reconnectingIn = regexp.MustCompile(`msg=reconnecting .*in=([0-9.]+[a-zµ]+)`)
+
 // TestWrongBrokerToken: the gateway rejects the agent, which says why and
 // backs off to the cap instead of hammering the gateway.
 func TestWrongBrokerToken(t *testing.T) {
@@ -163,13 +160,20 @@ func TestWrongBrokerToken(t *testing.T) {
 	gw := e.startGateway()
 	a := e.startAgent(agentOpts{transport: "tcp", brokerToken: "not-the-token", connections: 1})
 	a.waitOutput(t, "refused the broker id or token", 15*time.Second)
-	time.Sleep(3 * time.Second)
-	if n := strings.Count(gw.out.String(), "agent authentication failed"); n != 1 {
-		t.Fatalf("gateway saw %d failed authentications in 3 s, want 1 (the agent must back off)", n)
+	// The agent says when it dials next: at the backoff's cap, 15 to 30 s.
+	a.waitOutput(t, "msg=reconnecting", 5*time.Second)
+	m := reconnectingIn.FindStringSubmatch(a.out.String())
+	if m == nil {
+		t.Fatalf("no reconnect delay in the agent's output:\n%s", a.out.String())
 	}
-	resp, b := e.jiraCall("GET", "/rest/api/3/myself", "")
-	if resp.StatusCode != 502 || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.BrokerOffline) {
-		t.Fatalf("got %d %s, want 502 broker_offline", resp.StatusCode, b)
+	if d, err := time.ParseDuration(m[1]); err != nil || d < 15*time.Second {
+		t.Fatalf("the agent dials again in %s after a refused token, want at least 15 s (the backoff's cap)", m[1])
+	}
+	if n := strings.Count(gw.out.String(), "agent authentication failed"); n != 1 {
+		t.Fatalf("gateway saw %d failed authentications, want 1 (the agent must back off)", n)
+	}
+	if !e.brokerOffline() {
+		t.Fatal("the broker is served with a refused token, want 502 broker_offline")
 	}
 	if strings.Contains(gw.out.String(), "not-the-token") || strings.Contains(a.out.String(), "not-the-token") {
 		t.Fatal("a broker token was logged")

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/tunnel"
+	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 )
 
 func TestHashToken(t *testing.T) {
@@ -453,12 +453,7 @@ func TestHelloFailuresShareTheBudget(t *testing.T) {
 	hello := func(h tunnel.Hello) error {
 		s := tg.dial(t, tunnel.TransportTCP)
 		defer s.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		ctrl, _, err := tunnel.ClientHandshake(ctx, s, h)
-		if err == nil {
-			ctrl.Close()
-		}
+		_, err := sessiontest.Connect(t, s, h, nil)
 		return err
 	}
 	wrong := tg.hello()
