@@ -121,14 +121,7 @@ func (e *env) tryStartGateway(t *testing.T, tunnelAddr string, wait time.Duratio
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(wait)
-	for {
-		err = tg.gw.Listen()
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testwait.Until(wait, func() bool { err = tg.gw.Listen(); return err == nil })
 	if err != nil {
 		return nil, err
 	}
