@@ -257,8 +257,14 @@ func (e *env) writeFile(name, content string) string {
 
 func (e *env) startGateway() *proc {
 	e.t.Helper()
+	return e.startGatewayBin(bins.gateway)
+}
+
+// startGatewayBin is startGateway with the gateway binary bin.
+func (e *env) startGatewayBin(bin string) *proc {
+	e.t.Helper()
 	cfg := e.writeFile("gateway.yaml", e.gatewayYAML(gatewayyaml.Config{Tunnel: e.tunnelAddr, API: e.apiAddr, Admin: e.adminAddr}))
-	e.gw = start(e.t, "gateway", bins.gateway, nil, "run", "--config", cfg)
+	e.gw = start(e.t, "gateway", bin, nil, "run", "--config", cfg)
 	e.gw.waitOutput(e.t, "gateway listening", 10*time.Second)
 	return e.gw
 }
@@ -310,8 +316,14 @@ type agentOpts struct {
 
 func (e *env) startAgent(o agentOpts) *proc {
 	e.t.Helper()
+	return e.startAgentBin(bins.agent, o)
+}
+
+// startAgentBin is startAgent with the agent binary bin.
+func (e *env) startAgentBin(bin string, o agentOpts) *proc {
+	e.t.Helper()
 	cfg := e.agentConfig(o)
-	return start(e.t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken}, "run", "--config", cfg)
+	return start(e.t, "agent", bin, []string{"JIRA_TOKEN=" + e.jiraToken}, "run", "--config", cfg)
 }
 
 // agentConfig writes agent.yaml and broker.token and returns the config path.
