@@ -21,6 +21,7 @@ import (
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/connectortest"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
 	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
@@ -156,23 +157,7 @@ func (tg *testGateway) stop(t *testing.T) {
 
 // do sends a connector request; safe outside the test goroutine.
 func (tg *testGateway) do(method, path, token string) (*http.Response, []byte, error) {
-	req, err := http.NewRequest(method, "http://"+tg.api+path, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := tg.client.Do(req)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: read body: %w", method, path, err)
-	}
-	return resp, b, nil
+	return connectortest.Call(context.Background(), tg.client, method, "http://"+tg.api+path, token, nil, "")
 }
 
 func (tg *testGateway) call(t *testing.T, method, path, token string) (*http.Response, []byte) {
@@ -440,41 +425,66 @@ func TestWrongBrokerToken(t *testing.T) {
 	a.stop(t, 3*time.Second)
 }
 
+// connected starts a gateway and an agent with one connection to it over
+// tr, and returns them once the session is up at both ends.
+func (e *env) connected(t *testing.T, tr string) (*testGateway, *runningAgent) {
+	t.Helper()
+	gw := e.startGateway(t, "127.0.0.1:0")
+	a := startAgent(t, e, e.agentConfig(t, tr, gw.tunnel, 1, e.brokerToken))
+	testwait.For(t, 10*time.Second, "agent ready", a.Ready)
+	testwait.For(t, 5*time.Second, "session at the gateway", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 1 })
+	return gw, a
+}
+
+// callResult is the outcome of a call made in the background.
+type callResult struct {
+	resp *http.Response
+	body []byte
+	err  error
+}
+
+// callInFlight calls GET myself through gw in the background, with Jira
+// answering after delay, and returns once Jira has the request: the
+// call is in flight. The channel gives its outcome.
+func (e *env) callInFlight(t *testing.T, gw *testGateway, delay time.Duration) <-chan callResult {
+	t.Helper()
+	e.jira.SetDelay(delay)
+	done := make(chan callResult, 1)
+	go func() {
+		resp, b, err := gw.do("GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
+		done <- callResult{resp, b, err}
+	}()
+	testwait.For(t, 5*time.Second, "the request reaches Jira", func() bool { return len(e.jira.Requests()) == 1 })
+	return done
+}
+
+// wantServed checks that the call in flight is answered 200 within
+// timeout.
+func wantServed(t *testing.T, done <-chan callResult, timeout time.Duration, when string) {
+	t.Helper()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("in-flight request: %v", r.err)
+		}
+		if r.resp.StatusCode != http.StatusOK {
+			t.Fatalf("in-flight request: got %d %s, want 200", r.resp.StatusCode, r.body)
+		}
+	case <-time.After(timeout):
+		t.Fatalf("the in-flight request had no answer %s %s", timeout, when)
+	}
+}
+
 // TestStopDrainsInFlight: a request in flight when Run's context ends
 // still gets its answer before Run returns.
 func TestStopDrainsInFlight(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			e := newEnv(t)
-			gw := e.startGateway(t, "127.0.0.1:0")
-			a := startAgent(t, e, e.agentConfig(t, tr, gw.tunnel, 1, e.brokerToken))
-			testwait.For(t, 10*time.Second, "agent ready", a.Ready)
-			testwait.For(t, 5*time.Second, "session at the gateway", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 1 })
-
-			e.jira.SetDelay(time.Second)
-			type result struct {
-				resp *http.Response
-				body []byte
-				err  error
-			}
-			done := make(chan result, 1)
-			go func() {
-				resp, b, err := gw.do("GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
-				done <- result{resp, b, err}
-			}()
-			testwait.For(t, 5*time.Second, "the request reaches Jira", func() bool { return len(e.jira.Requests()) == 1 })
+			gw, a := e.connected(t, tr)
+			done := e.callInFlight(t, gw, time.Second)
 			a.stop(t, 10*time.Second)
-			select {
-			case r := <-done:
-				if r.err != nil {
-					t.Fatalf("in-flight request: %v", r.err)
-				}
-				if r.resp.StatusCode != http.StatusOK {
-					t.Errorf("in-flight request: got %d %s, want 200", r.resp.StatusCode, r.body)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("the in-flight request had no answer 5 s after Run returned")
-			}
+			wantServed(t, done, 5*time.Second, "after Run returned")
 			// The real gateway acknowledged the agent's goaway once the
 			// call had finished (tunnel/spec.md), rather than leaving the
 			// agent to give up waiting.
@@ -493,39 +503,11 @@ func TestGoAwayDrainsAndReconnects(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			e := newEnv(t)
-			gw1 := e.startGateway(t, "127.0.0.1:0")
-			a := startAgent(t, e, e.agentConfig(t, tr, gw1.tunnel, 1, e.brokerToken))
-			testwait.For(t, 10*time.Second, "agent ready", a.Ready)
-			testwait.For(t, 5*time.Second, "session at the gateway", func() bool { return len(gw1.status(t, e.connectorToken).Sessions) == 1 })
-
-			const delay = 1500 * time.Millisecond
-			e.jira.SetDelay(delay)
-			type result struct {
-				resp *http.Response
-				body []byte
-				err  error
-			}
-			done := make(chan result, 1)
-			go func() {
-				resp, b, err := gw1.do("GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
-				done <- result{resp, b, err}
-			}()
-			testwait.For(t, 5*time.Second, "the request reaches Jira", func() bool { return len(e.jira.Requests()) == 1 })
-
+			gw1, a := e.connected(t, tr)
+			done := e.callInFlight(t, gw1, 1500*time.Millisecond)
 			stopped := make(chan struct{})
 			go func() { defer close(stopped); gw1.stop(t) }()
-
-			select {
-			case r := <-done:
-				if r.err != nil {
-					t.Fatalf("in-flight request: %v", r.err)
-				}
-				if r.resp.StatusCode != http.StatusOK {
-					t.Fatalf("in-flight request: got %d %s, want 200", r.resp.StatusCode, r.body)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("the in-flight request did not finish within 10 s of the goaway")
-			}
+			wantServed(t, done, 10*time.Second, "after the goaway")
 			e.jira.SetDelay(0)
 			<-stopped
 			if !strings.Contains(a.logs.String(), "gateway asked us to move") {

@@ -12,7 +12,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"sort"
@@ -24,6 +23,7 @@ import (
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/gateway"
 	"github.com/oxsecurity/oxbroker/gateway/redistest"
+	"github.com/oxsecurity/oxbroker/internal/connectortest"
 	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
@@ -142,21 +142,10 @@ func (c *cluster) call(r *replica, method, path, token, body string) callResult 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, _ := http.NewRequestWithContext(ctx, method, "http://"+r.api+path, rd)
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	resp, b, err := connectortest.Call(ctx, http.DefaultClient, method, "http://"+r.api+path, token, nil, body)
+	if resp == nil {
 		return callResult{err: err, took: time.Since(start)}
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
 	return callResult{status: resp.StatusCode, code: resp.Header.Get(brokerhttp.HeaderError),
 		requestID: resp.Header.Get(brokerhttp.HeaderRequestID), body: string(b), err: err, took: time.Since(start)}
 }
@@ -202,15 +191,11 @@ func metric(t *testing.T, r *replica, series string) float64 {
 // TestCluster runs the cluster scenarios at once, over both transports:
 // they spend their time waiting for processes and timeouts.
 func TestCluster(t *testing.T) {
-	var tests []namedTest
-	for _, tr := range transports {
-		tests = append(tests,
-			namedTest{"forwarded/" + tr, func(t *testing.T) { testClusterForwarded(t, tr) }},
-			namedTest{"kill9-replica/" + tr, func(t *testing.T) { testClusterKill9(t, tr) }},
-			namedTest{"drain-replica-under-load/" + tr, func(t *testing.T) { testClusterDrain(t, tr) }},
-			namedTest{"redis-down/" + tr, func(t *testing.T) { testClusterRedisDown(t, tr) }})
-	}
-	concurrently(t, tests)
+	concurrently(t, slices.Concat(
+		overTransports("forwarded", testClusterForwarded),
+		overTransports("kill9-replica", testClusterKill9),
+		overTransports("drain-replica-under-load", testClusterDrain),
+		overTransports("redis-down", testClusterRedisDown)))
 }
 
 // testClusterForwarded: calls through the replica without the session
@@ -349,16 +334,7 @@ func testClusterDrain(t *testing.T, tr string) {
 		})
 		moved <- took
 	}()
-	select {
-	case <-a.p.done:
-	case <-time.After(40 * time.Second):
-		stop()
-		t.Fatalf("%s did not exit within 40 s of SIGTERM", a.name)
-	}
-	exited := time.Now()
-	if code := a.p.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("exit code of %s after SIGTERM: got %d, want 0", a.name, code)
-	}
+	exited := a.p.terminated(t, 40*time.Second)
 	// Removed on the way out, not left to expire: gone from what B sees
 	// well within the records' TTL (B caches lookups for 250 ms).
 	var left []gateway.SessionStatus

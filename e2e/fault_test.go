@@ -9,7 +9,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/connectortest"
 	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
@@ -97,14 +97,10 @@ func (e *env) connectorGet(path string, timeout time.Duration) connectorResult {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+e.apiAddr+"/b/acme/jira"+path, nil)
-	req.Header.Set("Authorization", "Bearer "+e.connectorToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	resp, b, err := connectortest.Call(ctx, http.DefaultClient, "GET", "http://"+e.apiAddr+"/b/acme/jira"+path, e.connectorToken, nil, "")
+	if resp == nil {
 		return connectorResult{err: err, took: time.Since(start), end: time.Now()}
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
 	return connectorResult{status: resp.StatusCode, code: resp.Header.Get(brokerhttp.HeaderError), body: string(b),
 		err: err, took: time.Since(start), end: time.Now()}
 }
@@ -131,18 +127,25 @@ func concurrently(t *testing.T, tests []namedTest) {
 	wg.Wait()
 }
 
+// overTransports is one subtest of f per transport, named
+// prefix/transport (the transport alone for an empty prefix).
+func overTransports(prefix string, f func(t *testing.T, tr string)) []namedTest {
+	var tests []namedTest
+	for _, tr := range transports {
+		tests = append(tests, namedTest{strings.TrimPrefix(prefix+"/"+tr, "/"), func(t *testing.T) { f(t, tr) }})
+	}
+	return tests
+}
+
 // TestFault: the agent notices a dead path, a dead gateway and a
 // black-holed UDP, and comes back on its own; requests caught in a dying
 // tunnel fail fast with 502 broker_offline; 200 reconnect cycles leave no
 // growth. The scenarios run at once: they mostly wait for timeouts.
 func TestFault(t *testing.T) {
-	var tests []namedTest
-	for _, tr := range transports {
-		tests = append(tests,
-			namedTest{"recovery/blackhole/" + tr, func(t *testing.T) { testBlackholeRecovery(t, tr) }},
-			namedTest{"recovery/kill9-gateway/" + tr, func(t *testing.T) { testGatewayKill9(t, tr) }},
-			namedTest{"no-growth/" + tr, func(t *testing.T) { testNoGrowth(t, tr, noGrowthCycles) }})
-	}
+	tests := slices.Concat(
+		overTransports("recovery/blackhole", testBlackholeRecovery),
+		overTransports("recovery/kill9-gateway", testGatewayKill9),
+		overTransports("no-growth", func(t *testing.T, tr string) { testNoGrowth(t, tr, noGrowthCycles) }))
 	tests = append(tests,
 		namedTest{"recovery/quic-blackholed-auto-falls-back/mid-session", func(t *testing.T) { testAutoFallback(t, true) }},
 		namedTest{"recovery/quic-blackholed-auto-falls-back/at-start", func(t *testing.T) { testAutoFallback(t, false) }},
@@ -347,9 +350,7 @@ func testCutMidResponse(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+e.apiAddr+"/b/acme/jira/rest/api/3/attachment/content/"+id, nil)
-	req.Header.Set("Authorization", "Bearer "+e.connectorToken)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.getAttachment(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,11 +391,7 @@ func testCutMidResponse(t *testing.T) {
 // hostile one) on it.
 func newFakeGateway(t *testing.T, e *env) *sessiontest.Gateway {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(e.certs.Cert, e.certs.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := sessiontest.StartGateway(t, sessiontest.GatewayOptions{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	g, err := sessiontest.StartGateway(t, sessiontest.GatewayOptions{TLS: e.serverTLS(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -614,8 +611,9 @@ func (e *env) loadRequest(seq int, timeout time.Duration) (r loadResult) {
 }
 
 // steadyLoad calls the connector API rate times a second, each call with
-// a query ?seq=N that Jira's request log shows, until stop is called;
-// stop waits for the calls in flight and returns every result.
+// a query ?seq=N that Jira's request log shows, until stop is called (at
+// the latest when the test ends); stop waits for the calls in flight and
+// returns every result.
 func (e *env) steadyLoad(rate int, timeout time.Duration) (stop func() []loadResult) {
 	var (
 		mu      sync.Mutex // guards results
@@ -644,12 +642,14 @@ func (e *env) steadyLoad(rate int, timeout time.Duration) (stop func() []loadRes
 			}()
 		}
 	}()
-	return func() []loadResult {
+	stop = sync.OnceValue(func() []loadResult {
 		close(done)
 		wg.Wait()
 		slices.SortFunc(results, func(a, b loadResult) int { return a.seq - b.seq })
 		return results
-	}
+	})
+	e.t.Cleanup(func() { stop() })
+	return stop
 }
 
 // loadRate and the Jira delay of the zero-loss scenarios: 50 calls a
@@ -686,6 +686,20 @@ func describe(r loadResult) string {
 	return fmt.Sprintf("%d %s %q", r.status, r.code, r.message)
 }
 
+// terminateUnderLoad starts the zero-loss scenarios' steady load, sends p
+// a SIGTERM loadBefore into it, and waits for p to exit 0. It returns the
+// load's stop, and when the signal went and p exited.
+func (e *env) terminateUnderLoad(t *testing.T, p *proc) (stop func() []loadResult, term, exited time.Time) {
+	t.Helper()
+	e.jira.Reset()
+	e.jira.SetDelay(loadDelay)
+	stop = e.steadyLoad(loadRate, loadTimeout)
+	time.Sleep(loadBefore)
+	term = time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	return stop, term, p.terminated(t, 40*time.Second)
+}
+
 // testZeroLossGatewayRestart: SIGTERM to the gateway under steady load,
 // then a new gateway process. No request the old gateway accepted fails;
 // requests that found no listener are counted apart, as are the ones the
@@ -695,23 +709,7 @@ func testZeroLossGatewayRestart(t *testing.T, tr string) {
 	old := e.startGateway()
 	e.startAgent(agentOpts{transport: tr})
 	e.waitSessions(2, tr, 15*time.Second)
-	e.jira.Reset()
-	e.jira.SetDelay(loadDelay)
-
-	stop := e.steadyLoad(loadRate, loadTimeout)
-	time.Sleep(loadBefore)
-	term := time.Now()
-	old.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-old.done:
-	case <-time.After(40 * time.Second):
-		stop()
-		t.Fatal("the gateway did not exit within 40 s of SIGTERM")
-	}
-	exited := time.Now()
-	if code := old.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("gateway exit code after SIGTERM: got %d, want 0", code)
-	}
+	stop, term, exited := e.terminateUnderLoad(t, old)
 	e.startGateway()
 	listening := time.Now()
 	e.waitSessions(2, tr, 30*time.Second)
@@ -771,23 +769,7 @@ func testZeroLossAgentRestart(t *testing.T, tr string) {
 	a := e.startAgentNamed("a", agentOpts{transport: tr})
 	e.startAgentNamed("b", agentOpts{transport: tr})
 	e.waitSessions(4, tr, 15*time.Second)
-	e.jira.Reset()
-	e.jira.SetDelay(loadDelay)
-
-	stop := e.steadyLoad(loadRate, loadTimeout)
-	time.Sleep(loadBefore)
-	term := time.Now()
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(40 * time.Second):
-		stop()
-		t.Fatal("agent a did not exit within 40 s of SIGTERM")
-	}
-	exited := time.Now()
-	if code := a.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("agent exit code after SIGTERM: got %d, want 0", code)
-	}
+	stop, term, exited := e.terminateUnderLoad(t, a)
 	e.startAgentNamed("a", agentOpts{transport: tr})
 	restarted := time.Now()
 	e.waitSessions(4, tr, 30*time.Second)
@@ -803,11 +785,7 @@ func testZeroLossAgentRestart(t *testing.T, tr string) {
 // TestFaultZeroLossOnDrain: steady load through a gateway restart and
 // through an agent restart with a second agent up; both transports.
 func TestFaultZeroLossOnDrain(t *testing.T) {
-	var tests []namedTest
-	for _, tr := range transports {
-		tests = append(tests,
-			namedTest{"gateway-sigterm-restart/" + tr, func(t *testing.T) { testZeroLossGatewayRestart(t, tr) }},
-			namedTest{"ha-agent-sigterm-restart/" + tr, func(t *testing.T) { testZeroLossAgentRestart(t, tr) }})
-	}
-	concurrently(t, tests)
+	concurrently(t, slices.Concat(
+		overTransports("gateway-sigterm-restart", testZeroLossGatewayRestart),
+		overTransports("ha-agent-sigterm-restart", testZeroLossAgentRestart)))
 }

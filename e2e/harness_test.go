@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/connectortest"
 	"github.com/oxsecurity/oxbroker/internal/freeport"
 	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
@@ -118,6 +120,22 @@ func (p *proc) stop(t *testing.T) {
 		p.cmd.Process.Kill()
 		<-p.done
 	}
+}
+
+// terminated waits (at most within) for p to exit after a SIGTERM sent
+// to it, checks that it exited 0, and returns when it exited.
+func (p *proc) terminated(t *testing.T, within time.Duration) time.Time {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(within):
+		t.Fatalf("%s still running %s after SIGTERM", p.name, within)
+	}
+	exited := time.Now()
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code of %s after SIGTERM: got %d, want 0", p.name, code)
+	}
+	return exited
 }
 
 func (p *proc) kill() {
@@ -246,6 +264,16 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// serverTLS is the TLS config of a server with the gateway's certificate.
+func (e *env) serverTLS(t *testing.T) *tls.Config {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(e.certs.Cert, e.certs.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}}
+}
+
 func (e *env) writeFile(name, content string) string {
 	e.t.Helper()
 	p := filepath.Join(e.dir, name)
@@ -297,6 +325,17 @@ func (e *env) checkJiraSaw(t *testing.T, reqs []jiratest.Request) {
 			}
 		}
 	}
+}
+
+// newEnvUp is newEnv with its gateway and an agent over transport tr
+// started, once the agent's two sessions are up.
+func newEnvUp(t *testing.T, tr string) (e *env, gw, agent *proc) {
+	t.Helper()
+	e = newEnv(t)
+	gw = e.startGateway()
+	agent = e.startAgent(agentOpts{transport: tr})
+	e.waitSessions(2, tr, 15*time.Second)
+	return e, gw, agent
 }
 
 // agentOpts varies the agent's config.
@@ -379,39 +418,20 @@ sites:
 }
 
 // call sends one connector request to the gateway.
-func (e *env) call(method, path, token string, body io.Reader) (*http.Response, []byte) {
+func (e *env) call(method, path, token, body string) (*http.Response, []byte) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+e.apiAddr+path, body)
+	resp, b, err := connectortest.Call(ctx, http.DefaultClient, method, "http://"+e.apiAddr+path, token, nil, body)
 	if err != nil {
 		e.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatalf("%s %s: read body: %v", method, path, err)
 	}
 	return resp, b
 }
 
 // jiraCall calls the site "jira" of broker acme with the connector token.
 func (e *env) jiraCall(method, path, body string) (*http.Response, []byte) {
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	return e.call(method, "/b/acme/jira"+path, e.connectorToken, r)
+	return e.call(method, "/b/acme/jira"+path, e.connectorToken, body)
 }
 
 // brokerOffline reports whether a call through the gateway answers 502
@@ -440,7 +460,7 @@ func (e *env) waitSessions(n int, transport string, timeout time.Duration) gatew
 
 func (e *env) brokerStatus() gateway.BrokerStatus {
 	e.t.Helper()
-	resp, b := e.call("GET", "/v1/brokers/acme", e.connectorToken, nil)
+	resp, b := e.call("GET", "/v1/brokers/acme", e.connectorToken, "")
 	if resp.StatusCode != 200 {
 		e.t.Fatalf("GET /v1/brokers/acme: %d %s", resp.StatusCode, b)
 	}

@@ -166,45 +166,41 @@ func testTunnelPort(t *testing.T) {
 		}
 	}
 
+	// garbage writes n strings of size random bytes, each on a new
+	// connection from dial, and checks that each is closed at once.
+	garbage := func(t *testing.T, dial func(*testing.T) net.Conn, n, size int, what string) {
+		for range n {
+			c := dial(t)
+			c.Write(randomBytes(size))
+			if took, ok := closedWithin(c, atOnce); !ok {
+				t.Errorf("%s: still open after %s", what, took)
+			}
+		}
+	}
+	// truncated writes b on a connection from dial and checks that it is
+	// closed by the handshake timeout.
+	truncated := func(t *testing.T, dial func(*testing.T) net.Conn, b []byte, what string) {
+		c := dial(t)
+		c.Write(b)
+		took, ok := closedWithin(c, byTimeout)
+		if !ok {
+			t.Errorf("%s: still open after %s", what, took)
+		}
+		t.Logf("MEASURE %s: closed after %s", t.Name(), took.Round(10*time.Millisecond))
+	}
+
 	var attacks []namedTest
 	add := func(name string, f func(*testing.T)) { attacks = append(attacks, namedTest{name, f}) }
 	{
-		add("tcp/random-bytes", func(t *testing.T) {
-			for range 16 {
-				c := dialTCP(t)
-				c.Write(randomBytes(64 << 10))
-				if took, ok := closedWithin(c, atOnce); !ok {
-					t.Errorf("random bytes on TCP: still open after %s", took)
-				}
-			}
-		})
+		add("tcp/random-bytes", func(t *testing.T) { garbage(t, dialTCP, 16, 64<<10, "random bytes on TCP") })
 		add("tcp/truncated-client-hello", func(t *testing.T) {
 			hello := clientHello(t)
-			c := dialTCP(t)
-			c.Write(hello[:len(hello)/2])
-			took, ok := closedWithin(c, byTimeout)
-			if !ok {
-				t.Errorf("half a ClientHello: still open after %s", took)
-			}
-			t.Logf("MEASURE %s: closed after %s", t.Name(), took.Round(10*time.Millisecond))
+			truncated(t, dialTCP, hello[:len(hello)/2], "half a ClientHello")
 		})
-		add("tls-alpn/random-bytes", func(t *testing.T) {
-			for range 8 {
-				c := dialTLS(t)
-				c.Write(randomBytes(16 << 10))
-				if took, ok := closedWithin(c, atOnce); !ok {
-					t.Errorf("random bytes after TLS+ALPN: still open after %s", took)
-				}
-			}
-		})
+		add("tls-alpn/random-bytes", func(t *testing.T) { garbage(t, dialTLS, 8, 16<<10, "random bytes after TLS+ALPN") })
 		add("tls-alpn/truncated-yamux-header", func(t *testing.T) {
-			c := dialTLS(t)
-			c.Write([]byte{0, 1, 0, 1, 0, 0}) // 6 of a 12-byte header: a SYN cut short
-			took, ok := closedWithin(c, byTimeout)
-			if !ok {
-				t.Errorf("truncated yamux header: still open after %s", took)
-			}
-			t.Logf("MEASURE %s: closed after %s", t.Name(), took.Round(10*time.Millisecond))
+			// 6 of a 12-byte header: a SYN cut short.
+			truncated(t, dialTLS, []byte{0, 1, 0, 1, 0, 0}, "truncated yamux header")
 		})
 		for _, tr := range transports {
 			add(tr+"/hello-of-10MiB", func(t *testing.T) {

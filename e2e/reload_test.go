@@ -33,7 +33,7 @@ func TestReloadKeepsTunnels(t *testing.T) {
 	a := e.startAgent(o)
 	e.waitSessions(2, "quic", 15*time.Second)
 	before := sessionIDs(e)
-	if resp, _ := e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.connectorToken, nil); resp.StatusCode != 404 {
+	if resp, _ := e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.connectorToken, ""); resp.StatusCode != 404 {
 		t.Fatalf("jira2 before reload: got %d, want 404 unknown_site", resp.StatusCode)
 	}
 
@@ -44,7 +44,7 @@ func TestReloadKeepsTunnels(t *testing.T) {
 	var resp *http.Response
 	var b []byte
 	if _, ok := testwait.Until(10*time.Second, func() bool {
-		resp, b = e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.connectorToken, nil)
+		resp, b = e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.connectorToken, "")
 		return resp.StatusCode == 200
 	}); !ok {
 		t.Fatalf("jira2 after SIGHUP: %d %s", resp.StatusCode, b)
@@ -60,7 +60,7 @@ func TestReloadKeepsTunnels(t *testing.T) {
 	e.writeFile("agent.yaml", "broker: {id: acme}\nsites: nope\n")
 	a.cmd.Process.Signal(syscall.SIGHUP)
 	a.waitOutput(t, "config reload failed; keeping the running config", 10*time.Second)
-	if resp, b := e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.connectorToken, nil); resp.StatusCode != 200 {
+	if resp, b := e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.connectorToken, ""); resp.StatusCode != 200 {
 		t.Fatalf("after a broken reload: %d %s", resp.StatusCode, b)
 	}
 	e.agentConfig(o)

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/internal/testwait"
+	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 	"github.com/quic-go/quic-go"
 )
 
@@ -599,7 +600,7 @@ func testRogueAgent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := &firstOnly{PacketConn: udp}
+			c := &tunneltest.FirstDatagramOnly{PacketConn: udp}
 			wg.Go(func() {
 				defer c.Close()
 				tr := &quic.Transport{Conn: c}
@@ -610,9 +611,9 @@ func testRogueAgent(t *testing.T) {
 				if conn, err := tr.Dial(ctx, udpAddr, quicConf(), &quic.Config{}); err == nil {
 					conn.CloseWithError(0, "")
 				}
-				got.Add(c.got.Load())
-				sent.Add(c.sent.Load())
-				if c.got.Load() > 3*c.sent.Load() {
+				got.Add(c.Got.Load())
+				sent.Add(c.Sent.Load())
+				if c.Got.Load() > 3*c.Sent.Load() {
 					amplified.Add(1)
 				}
 			})
@@ -735,32 +736,6 @@ func testRogueAgent(t *testing.T) {
 	recordOutput("gateway metrics after the rogue agent", scrapeMetrics(t, e.adminAddr))
 }
 
-// firstOnly is the socket of a QUIC client that sends its first datagram
-// only and counts, without handing them over, the bytes that come back.
-type firstOnly struct {
-	net.PacketConn
-	wrote     atomic.Bool
-	sent, got atomic.Int64
-}
-
-func (c *firstOnly) WriteTo(b []byte, addr net.Addr) (int, error) {
-	if c.wrote.Swap(true) {
-		return len(b), nil
-	}
-	c.sent.Add(int64(len(b)))
-	return c.PacketConn.WriteTo(b, addr)
-}
-
-func (c *firstOnly) ReadFrom(b []byte) (int, net.Addr, error) {
-	for {
-		n, _, err := c.PacketConn.ReadFrom(b)
-		if err != nil {
-			return 0, nil, err
-		}
-		c.got.Add(int64(n))
-	}
-}
-
 // rogueGateway is a gateway written by hand: TLS with the tunnel's ALPN,
 // yamux frames by hand, and a welcome for every hello.
 type rogueGateway struct {
@@ -771,11 +746,9 @@ type rogueGateway struct {
 
 func startRogueGateway(t *testing.T, e *env) *rogueGateway {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(e.certs.Cert, e.certs.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{alpn}})
+	conf := e.serverTLS(t)
+	conf.NextProtos = []string{alpn}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", conf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,10 +35,7 @@ func soakOnly(t *testing.T) {
 // gateway, then the no-growth checks of TestFault/no-growth.
 func TestSoakNoGrowth(t *testing.T) {
 	soakOnly(t)
-	concurrently(t, []namedTest{
-		{"tcp", func(t *testing.T) { testNoGrowth(t, "tcp", soakCycles) }},
-		{"quic", func(t *testing.T) { testNoGrowth(t, "quic", soakCycles) }},
-	})
+	concurrently(t, overTransports("", func(t *testing.T, tr string) { testNoGrowth(t, tr, soakCycles) }))
 }
 
 // TestSoakGatewayRestarts: 200 disconnect/reconnect cycles against the
@@ -50,10 +47,7 @@ func TestSoakNoGrowth(t *testing.T) {
 // heap end where they began.
 func TestSoakGatewayRestarts(t *testing.T) {
 	soakOnly(t)
-	concurrently(t, []namedTest{
-		{"tcp", func(t *testing.T) { testSoakRestarts(t, "tcp") }},
-		{"quic", func(t *testing.T) { testSoakRestarts(t, "quic") }},
-	})
+	concurrently(t, overTransports("", testSoakRestarts))
 }
 
 func testSoakRestarts(t *testing.T, tr string) {
@@ -138,10 +132,7 @@ func testSoakRestarts(t *testing.T, tr string) {
 // minute.
 func TestSoakSteadyLoad(t *testing.T) {
 	soakOnly(t)
-	concurrently(t, []namedTest{
-		{"tcp", func(t *testing.T) { testSoakSteady(t, "tcp") }},
-		{"quic", func(t *testing.T) { testSoakSteady(t, "quic") }},
-	})
+	concurrently(t, overTransports("", testSoakSteady))
 }
 
 func testSoakSteady(t *testing.T, tr string) {

@@ -4,12 +4,10 @@ package e2e
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -32,10 +30,8 @@ var transports = []string{"quic", "tcp"}
 func TestJiraThroughTunnel(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			e := newEnv(t)
-			e.startGateway()
-			e.startAgent(agentOpts{transport: tr})
-			st := e.waitSessions(2, tr, 15*time.Second)
+			e, _, _ := newEnvUp(t, tr)
+			st := e.brokerStatus()
 			if len(st.Sites) != 1 || st.Sites[0] != "jira" {
 				t.Fatalf("broker sites: got %v, want [jira]", st.Sites)
 			}
@@ -90,28 +86,25 @@ func TestJiraThroughTunnel(t *testing.T) {
 }
 
 func TestWrongConnectorToken(t *testing.T) {
-	e := newEnv(t)
-	e.startGateway()
-	e.startAgent(agentOpts{transport: "tcp"})
-	e.waitSessions(2, "tcp", 15*time.Second)
+	e, _, _ := newEnvUp(t, "tcp")
 	for _, tok := range []string{"", "wrong", e.brokerToken} {
-		resp, b := e.call("GET", "/b/acme/jira/rest/api/3/myself", tok, nil)
+		resp, b := e.call("GET", "/b/acme/jira/rest/api/3/myself", tok, "")
 		if resp.StatusCode != 401 || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.Unauthorized) {
 			t.Fatalf("token %q: got %d %s, want 401 unauthorized", tok, resp.StatusCode, b)
 		}
 	}
 	// Unknown broker with a valid token: 404; without one: 401 (no probing).
-	if resp, b := e.call("GET", "/b/nope/jira/rest/api/3/myself", e.connectorToken, nil); resp.StatusCode != 404 ||
+	if resp, b := e.call("GET", "/b/nope/jira/rest/api/3/myself", e.connectorToken, ""); resp.StatusCode != 404 ||
 		resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.UnknownBroker) {
 		t.Fatalf("unknown broker: got %d %s, want 404 unknown_broker", resp.StatusCode, b)
 	}
-	if resp, _ := e.call("GET", "/b/nope/jira/rest/api/3/myself", "wrong", nil); resp.StatusCode != 401 {
+	if resp, _ := e.call("GET", "/b/nope/jira/rest/api/3/myself", "wrong", ""); resp.StatusCode != 401 {
 		t.Fatalf("unknown broker, wrong token: got %d, want 401", resp.StatusCode)
 	}
 	if resp, b := e.jiraCall("GET", "/../jira/rest/api/3/myself", ""); resp.StatusCode == 200 {
 		t.Fatalf("traversal got 200: %s", b)
 	}
-	resp, b := e.call("GET", "/b/acme/confluence/rest/api/3/myself", e.connectorToken, nil)
+	resp, b := e.call("GET", "/b/acme/confluence/rest/api/3/myself", e.connectorToken, "")
 	if resp.StatusCode != 404 || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.UnknownSite) {
 		t.Fatalf("unknown site: got %d %s, want 404 unknown_site", resp.StatusCode, b)
 	}
@@ -126,10 +119,7 @@ func TestWrongConnectorToken(t *testing.T) {
 func TestAgentKilledThenRestarted(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			e := newEnv(t)
-			e.startGateway()
-			a := e.startAgent(agentOpts{transport: tr})
-			e.waitSessions(2, tr, 15*time.Second)
+			e, _, a := newEnvUp(t, tr)
 			if resp, b := e.jiraCall("GET", "/rest/api/3/myself", ""); resp.StatusCode != 200 {
 				t.Fatalf("before kill: %d %s", resp.StatusCode, b)
 			}
@@ -261,22 +251,14 @@ type recorder struct {
 
 func newRecorder(t *testing.T, e *env) *recorder {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(e.certs.Cert, e.certs.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, err := os.ReadFile(e.certs.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{tunnel.ALPN}})
+	conf := e.serverTLS(t)
+	conf.NextProtos = []string{tunnel.ALPN}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", conf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &recorder{ln: ln}
-	upConf := &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{tunnel.ALPN}}
+	upConf := &tls.Config{RootCAs: gatewayRoots(t, e), ServerName: "127.0.0.1", NextProtos: []string{tunnel.ALPN}}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()

@@ -371,8 +371,7 @@ func BenchmarkFailureLimiterGood(b *testing.B) {
 // judged (401), the rest get 429 with Retry-After at once, a good token
 // too; calls for a known broker have a budget of their own.
 func TestConnectorFailuresLimitedAcrossConnections(t *testing.T) {
-	tg := startGateway(t)
-	tg.connect(t, tunnel.TransportTCP, tg.hello(), echoHandler("a1"))
+	tg, _ := startWithAgent(t, tunnel.TransportTCP)
 	const n = 3 * 10 // three times the burst
 	type result struct {
 		status     int
@@ -487,8 +486,7 @@ func TestHelloFailuresShareTheBudget(t *testing.T) {
 // (RFC 9110 §11.1), and one or more spaces separate it from the token
 // (§11.4); anything else is a wrong credential.
 func TestBearerSchemeAnyCase(t *testing.T) {
-	tg := startGateway(t)
-	tg.connect(t, tunnel.TransportTCP, tg.hello(), echoHandler("a1"))
+	tg, _ := startWithAgent(t, tunnel.TransportTCP)
 	tok := tg.acmeConnector
 	tests := []struct {
 		name   string

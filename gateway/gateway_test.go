@@ -24,6 +24,7 @@ import (
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/devcert"
+	"github.com/oxsecurity/oxbroker/internal/connectortest"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
 	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
@@ -172,30 +173,7 @@ func (tg *testGateway) call(t *testing.T, method, path, token string, header htt
 
 // do is call for goroutines other than the test's.
 func (tg *testGateway) do(method, path, token string, header http.Header, body string) (*http.Response, []byte, error) {
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, "http://"+tg.api+path, r)
-	if err != nil {
-		return nil, nil, err
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := tg.client.Do(req)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: read body: %w", method, path, err)
-	}
-	return resp, b, nil
+	return connectortest.Call(context.Background(), tg.client, method, "http://"+tg.api+path, token, header, body)
 }
 
 // status returns GET /v1/brokers/{broker}.
@@ -280,6 +258,14 @@ func (tg *testGateway) connectAs(t *testing.T, transport string, h tunnel.Hello,
 		return slices.ContainsFunc(tg.status(t, h.BrokerID, connector).Sessions, func(s SessionStatus) bool { return s.ID == id })
 	})
 	return a
+}
+
+// startWithAgent starts a gateway with one agent connected over
+// transport, serving with echoHandler("a1").
+func startWithAgent(t *testing.T, transport string) (*testGateway, *sessiontest.Agent) {
+	t.Helper()
+	tg := startGateway(t)
+	return tg, tg.connect(t, transport, tg.hello(), echoHandler("a1"))
 }
 
 // echo is what echoHandler saw of a request.
@@ -454,8 +440,7 @@ func TestNoHello(t *testing.T) {
 func TestConnectorRequestPassesThrough(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			tg := startGateway(t)
-			tg.connect(t, tr, tg.hello(), echoHandler("a1"))
+			tg, _ := startWithAgent(t, tr)
 
 			tests := []struct {
 				name, method, path, body string
@@ -500,8 +485,7 @@ func TestConnectorRequestPassesThrough(t *testing.T) {
 func TestConnectorHeaders(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			tg := startGateway(t)
-			tg.connect(t, tr, tg.hello(), echoHandler("a1"))
+			tg, _ := startWithAgent(t, tr)
 
 			h := http.Header{}
 			h.Set(brokerhttp.HeaderSite, "evil")
@@ -623,8 +607,7 @@ func TestBrokerStatus(t *testing.T) {
 func TestSitesUpdate(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			tg := startGateway(t)
-			a := tg.connect(t, tr, tg.hello(), echoHandler("a1"))
+			tg, a := startWithAgent(t, tr)
 			if err := a.Loop.Send(tunnel.Sites{Sites: []tunnel.SiteInfo{
 				{Name: "wiki", Type: "jira"}, {Name: "BAD", Type: "jira"},
 			}}); err != nil {
@@ -657,8 +640,7 @@ func TestSitesUpdate(t *testing.T) {
 func TestAgentGoneIsOffline(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			tg := startGateway(t)
-			a := tg.connect(t, tr, tg.hello(), echoHandler("a1"))
+			tg, a := startWithAgent(t, tr)
 			resp, b := tg.call(t, "GET", "/b/acme/jira/x", tg.acmeConnector, nil, "")
 			decodeEcho(t, resp, b)
 
@@ -703,8 +685,7 @@ func TestAgentDiesMidRequest(t *testing.T) {
 func TestAgentOpenedStreamsRefused(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			tg := startGateway(t)
-			a := tg.connect(t, tr, tg.hello(), echoHandler("a1"))
+			tg, a := startWithAgent(t, tr)
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			defer cancel()
 			st, err := a.Session.OpenStream(ctx)
@@ -730,8 +711,7 @@ func TestAgentOpenedStreamsRefused(t *testing.T) {
 }
 
 func TestErrorCodes(t *testing.T) {
-	tg := startGateway(t)
-	tg.connect(t, tunnel.TransportTCP, tg.hello(), echoHandler("a1"))
+	tg, _ := startWithAgent(t, tunnel.TransportTCP)
 
 	tests := []struct {
 		name       string
@@ -812,8 +792,7 @@ func rawRequest(t *testing.T, addr, req string) (*http.Response, []byte) {
 func TestRequestsSpreadAcrossSessions(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			tg := startGateway(t)
-			tg.connect(t, tr, tg.hello(), echoHandler("a1"))
+			tg, _ := startWithAgent(t, tr)
 			h := tg.hello()
 			h.AgentID = "agent-2"
 			tg.connect(t, tr, h, echoHandler("a2"))
@@ -861,8 +840,7 @@ func TestRequestsSpreadAcrossSessions(t *testing.T) {
 func TestShutdownSendsGoAway(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			tg := startGateway(t)
-			a := tg.connect(t, tr, tg.hello(), echoHandler("a1"))
+			tg, a := startWithAgent(t, tr)
 			tg.waitSessions(t, 1)
 
 			stopped := make(chan error, 1)

@@ -27,6 +27,7 @@ import (
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/connectortest"
 	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 	"github.com/oxsecurity/oxbroker/proxy"
@@ -655,22 +656,9 @@ func TestRemoteCheck(t *testing.T) {
 
 func checkCall(t *testing.T, cg *checkGW, method, path, token string, header http.Header) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+cg.api+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
 	c := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
 	defer c.CloseIdleConnections()
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	resp, b, err := connectortest.Call(context.Background(), c, method, "http://"+cg.api+path, token, header, "")
 	if err != nil {
 		t.Fatal(err)
 	}
