@@ -96,14 +96,9 @@ func welcomeByHand(s tunnel.Session) (net.Conn, error) {
 
 func (g *rogueGateway) next(t *testing.T) rogueSession {
 	t.Helper()
-	select {
-	case rs := <-g.sessions:
-		t.Cleanup(func() { rs.s.Close() })
-		return rs
-	case <-time.After(15 * time.Second):
-		t.Fatal("no agent session within 15 s")
-		return rogueSession{}
-	}
+	rs := testwait.Recv(t, 15*time.Second, "an agent session", g.sessions)
+	t.Cleanup(func() { rs.s.Close() })
+	return rs
 }
 
 // TestBadControlFrameClosesSession: after a bad control frame from the
@@ -132,11 +127,7 @@ func TestBadControlFrameClosesSession(t *testing.T) {
 					t.Fatalf("a call after an unknown message: %d, %v; want 200", code, err)
 				}
 				rs.st.Write([]byte(c.raw))
-				select {
-				case <-rs.s.Done():
-				case <-time.After(5 * time.Second):
-					t.Fatal("the agent kept the session 5 s after a bad control frame")
-				}
+				testwait.Recv(t, 5*time.Second, "the agent to close the session after a bad control frame", rs.s.Done())
 				var m dto.Metric
 				ra.metrics.limits.WithLabelValues(limitControl).Write(&m)
 				if got := m.GetCounter().GetValue(); got != 1 {

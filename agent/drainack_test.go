@@ -53,11 +53,7 @@ func TestDrainServesUntilGatewayAcks(t *testing.T) {
 				}
 				old.Loop.CloseWrite() // the acknowledgement
 				// The agent drains and half-closes its side.
-				select {
-				case <-old.Loop.Done():
-				case <-time.After(10 * time.Second):
-					t.Fatal("the agent did not half-close the control stream within 10 s of the acknowledgement")
-				}
+				testwait.Recv(t, 10*time.Second, "the agent to half-close the control stream after the acknowledgement", old.Loop.Done())
 				select {
 				case <-old.Loop.Acknowledged():
 				default:

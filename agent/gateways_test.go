@@ -491,10 +491,7 @@ func TestProxySpreadsOverNames(t *testing.T) {
 	e := newEnv(t) // certificate for localhost
 	gw1 := e.startGateway(t, "127.0.0.1:0")
 	gw2 := e.startGateway(t, "127.0.0.1:0")
-	cp, err := tunneltest.NewConnectProxy("u", "p")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cp := tunneltest.StartConnectProxy(t, "u", "p")
 	var mu sync.Mutex // guards targets
 	var targets []string
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -508,7 +505,7 @@ func TestProxySpreadsOverNames(t *testing.T) {
 		cp.ServeHTTP(w, r)
 	})}
 	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close(); cp.Close() })
+	t.Cleanup(func() { srv.Close() })
 
 	names := []string{"localhost:" + portNumber(t, gw1.tunnel), "localhost:" + portNumber(t, gw2.tunnel)}
 	cfg := withAddresses(e.agentConfig(t, "auto", names[0], 2, e.brokerToken), names[1])

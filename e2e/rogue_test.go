@@ -793,14 +793,9 @@ func startRogueGateway(t *testing.T, e *env) *rogueGateway {
 
 func (g *rogueGateway) next(t *testing.T) *rawMux {
 	t.Helper()
-	select {
-	case m := <-g.sessions:
-		t.Cleanup(func() { m.c.Close() })
-		return m
-	case <-time.After(30 * time.Second):
-		t.Fatal("no agent session within 30 s")
-		return nil
-	}
+	m := testwait.Recv(t, 30*time.Second, "an agent session", g.sessions)
+	t.Cleanup(func() { m.c.Close() })
+	return m
 }
 
 // get sends GET /rest/api/3/myself for site jira on a new stream id and

@@ -173,11 +173,7 @@ func TestWrongBrokerToken(t *testing.T) {
 // TestThroughConnectProxy runs the tunnel through a real HTTP CONNECT
 // proxy with Basic authentication; a proxy forces TCP.
 func TestThroughConnectProxy(t *testing.T) {
-	p, err := tunneltest.NewConnectProxy("proxyuser", "proxy-pass-123")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := tunneltest.StartConnectProxy(t, "proxyuser", "proxy-pass-123")
 	e := newEnv(t)
 	e.startGateway()
 	a := e.startAgent(agentOpts{transport: "auto", proxy: p.URL("proxyuser", "proxy-pass-123").String()})

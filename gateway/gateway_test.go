@@ -865,11 +865,7 @@ func TestShutdownSendsGoAway(t *testing.T) {
 				t.Fatal("Serve did not return within 10 s of its context ending")
 			}
 			// The gateway closed the session on its way out.
-			select {
-			case <-a.Session.Done():
-			case <-time.After(5 * time.Second):
-				t.Error("the agent's session is still open after Serve returned")
-			}
+			testwait.Recv(t, 5*time.Second, "the gateway to close the agent's session", a.Session.Done())
 		})
 	}
 }
@@ -900,11 +896,7 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 			<-arrived
 			stopped := make(chan error, 1)
 			go func() { stopped <- tg.stop(t) }()
-			select { // the shutdown has begun
-			case <-a.Loop.GoAway():
-			case <-time.After(5 * time.Second):
-				t.Fatal("no goaway within 5 s of the gateway's shutdown")
-			}
+			testwait.Recv(t, 5*time.Second, "a goaway: the shutdown has begun", a.Loop.GoAway())
 			close(release)
 			select {
 			case r := <-done:

@@ -37,17 +37,6 @@ import (
 // checkProxyPassword is the password of the test CONNECT proxies.
 const checkProxyPassword = "proxy-pw-0451"
 
-// startCheckProxy starts an HTTP CONNECT proxy with Basic authentication.
-func startCheckProxy(t *testing.T, user, pass string) *tunneltest.ConnectProxy {
-	t.Helper()
-	p, err := tunneltest.NewConnectProxy(user, pass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	return p
-}
-
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // checkOptions hands o the agent's own dialer and Cloud ID discovery, as
@@ -265,8 +254,8 @@ func TestCheckAllPass(t *testing.T) {
 func TestCheckGatewayFailures(t *testing.T) {
 	cg := startCheckGateway(t)
 	cj := startCheckJira(t, false, jiratest.Options{})
-	prx := startCheckProxy(t, "user", checkProxyPassword)
-	strict := startCheckProxy(t, "user", checkProxyPassword)
+	prx := tunneltest.StartConnectProxy(t, "user", checkProxyPassword)
+	strict := tunneltest.StartConnectProxy(t, "user", checkProxyPassword)
 	strict.Deny(cg.addr)
 	closed := tunneltest.ClosedAddr(t)
 
@@ -444,8 +433,8 @@ func TestCheckSiteFailures(t *testing.T) {
 	forbidden := startCheckJira(t, false, jiratest.Options{})
 	forbidden.SetStatus("/rest/api/3/myself", http.StatusForbidden, nil)
 	cloud := startCheckJira(t, false, jiratest.Options{})
-	prx := startCheckProxy(t, "user", checkProxyPassword)
-	strict := startCheckProxy(t, "user", checkProxyPassword)
+	prx := tunneltest.StartConnectProxy(t, "user", checkProxyPassword)
+	strict := tunneltest.StartConnectProxy(t, "user", checkProxyPassword)
 	strict.Deny(strings.TrimPrefix(secure.url, "https://"))
 	closedTLS := tunneltest.ClosedAddr(t)
 	closed := "http://" + tunneltest.ClosedAddr(t)

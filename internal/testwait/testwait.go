@@ -19,6 +19,21 @@ func For(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	}
 }
 
+// Recv waits for a value from ch (or its close) and returns it; when
+// timeout passes first, it fails t with what it waited for. Call it from
+// the test's goroutine.
+func Recv[T any](t testing.TB, timeout time.Duration, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(timeout):
+		t.Fatalf("waited %s for %s: it did not happen", timeout, what)
+		var zero T
+		return zero
+	}
+}
+
 // Until polls cond until it holds or timeout passes, and returns how long
 // it waited and whether cond held: for callers that measure the wait or
 // say more than For does when it fails. cond is called at once, then

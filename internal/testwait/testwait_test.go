@@ -49,3 +49,18 @@ func TestForSaysWhat(t *testing.T) {
 		}
 	})
 }
+
+func TestRecv(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ch := make(chan int, 1)
+		go func() { time.Sleep(time.Second); ch <- 7 }()
+		if v := Recv(t, 2*time.Second, "a value", ch); v != 7 {
+			t.Errorf("got %d, want 7", v)
+		}
+		f := &fatalT{TB: t}
+		Recv(f, time.Second, "the sun", make(chan struct{}))
+		if !strings.Contains(f.msg, "the sun") {
+			t.Errorf("Recv on a channel that stays empty: got failure %q, want one that names what it waited for", f.msg)
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
 	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
 )
@@ -159,13 +160,7 @@ func (g *Gateway) serve(s tunnel.Session) {
 // Next waits for the next welcomed session.
 func (g *Gateway) Next(t testing.TB, timeout time.Duration) *GatewaySession {
 	t.Helper()
-	select {
-	case gs := <-g.sessions:
-		return gs
-	case <-time.After(timeout):
-		t.Fatalf("no agent session at the fake gateway within %s", timeout)
-		return nil
-	}
+	return testwait.Recv(t, timeout, "an agent session at the fake gateway", g.sessions)
 }
 
 // Live returns the welcomed sessions whose control stream is still read:

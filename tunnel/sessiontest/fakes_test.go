@@ -68,22 +68,10 @@ func TestFakesTalk(t *testing.T) {
 			}
 
 			g.GoAway()
-			select {
-			case <-a.Loop.GoAway():
-			case <-time.After(10 * time.Second):
-				t.Fatal("no goaway at the agent")
-			}
-			select {
-			case <-a.Loop.Acknowledged():
-			case <-time.After(10 * time.Second):
-				t.Fatal("no acknowledgement at the agent")
-			}
+			testwait.Recv(t, 10*time.Second, "a goaway at the agent", a.Loop.GoAway())
+			testwait.Recv(t, 10*time.Second, "the acknowledgement at the agent", a.Loop.Acknowledged())
 			a.Loop.CloseWrite() // drained: the gateway closes the session
-			select {
-			case <-a.Session.Done():
-			case <-time.After(10 * time.Second):
-				t.Fatal("the fake gateway kept a drained session")
-			}
+			testwait.Recv(t, 10*time.Second, "the fake gateway to close the drained session", a.Session.Done())
 			testwait.For(t, 10*time.Second, "no live session", func() bool { return len(g.Live()) == 0 })
 
 			s := dial()
