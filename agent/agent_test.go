@@ -21,7 +21,9 @@ import (
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/connectortest"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
@@ -35,18 +37,6 @@ type syncBuffer = syncbuf.Buffer
 
 func newLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // env is what an agent test needs around the agent: certificates, the
@@ -132,14 +122,7 @@ func (e *env) tryStartGateway(t *testing.T, tunnelAddr string, wait time.Duratio
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(wait)
-	for {
-		err = tg.gw.Listen()
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testwait.Until(wait, func() bool { err = tg.gw.Listen(); return err == nil })
 	if err != nil {
 		return nil, err
 	}
@@ -174,23 +157,7 @@ func (tg *testGateway) stop(t *testing.T) {
 
 // do sends a connector request; safe outside the test goroutine.
 func (tg *testGateway) do(method, path, token string) (*http.Response, []byte, error) {
-	req, err := http.NewRequest(method, "http://"+tg.api+path, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := tg.client.Do(req)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: read body: %w", method, path, err)
-	}
-	return resp, b, nil
+	return connectortest.Call(context.Background(), tg.client, method, "http://"+tg.api+path, token, nil, "")
 }
 
 func (tg *testGateway) call(t *testing.T, method, path, token string) (*http.Response, []byte) {
@@ -312,9 +279,9 @@ func TestAgentServesConnectorCalls(t *testing.T) {
 			gw := e.startGateway(t, "127.0.0.1:0")
 			a := startAgent(t, e, e.agentConfig(t, tr, gw.tunnel, 2, e.brokerToken))
 
-			waitFor(t, 10*time.Second, "agent ready", a.Ready)
+			testwait.For(t, 10*time.Second, "agent ready", a.Ready)
 			var st gateway.BrokerStatus
-			waitFor(t, 10*time.Second, "two sessions at the gateway", func() bool {
+			testwait.For(t, 10*time.Second, "two sessions at the gateway", func() bool {
 				st = gw.status(t, e.connectorToken)
 				return len(st.Sessions) == 2
 			})
@@ -363,14 +330,22 @@ func TestAgentServesConnectorCalls(t *testing.T) {
 }
 
 func TestRunReturnsAfterCancel(t *testing.T) {
-	closedPort := func(t *testing.T) string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	// silent is a UDP port that answers nothing: a QUIC dial to it waits
+	// for an answer; its first datagram says the dial has begun. Over TCP
+	// nothing listens on it, and the dial fails.
+	silent := func(t *testing.T) (string, <-chan struct{}) {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		addr := l.Addr().String()
-		l.Close()
-		return addr
+		t.Cleanup(func() { c.Close() })
+		got := make(chan struct{})
+		go func() {
+			if _, _, err := c.ReadFrom(make([]byte, 2048)); err == nil {
+				close(got)
+			}
+		}()
+		return c.LocalAddr().String(), got
 	}
 	tests := []struct {
 		name      string
@@ -385,7 +360,7 @@ func TestRunReturnsAfterCancel(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			addr := closedPort(t)
+			addr, dialling := silent(t)
 			var gw *testGateway
 			if tt.connected {
 				gw = e.startGateway(t, "127.0.0.1:0")
@@ -398,16 +373,16 @@ func TestRunReturnsAfterCancel(t *testing.T) {
 				goleak.IgnoreAnyFunction("github.com/oxsecurity/oxbroker/tunnel.(*Listener).Accept")}
 			a := startAgent(t, e, e.agentConfig(t, tt.transport, addr, 2, e.brokerToken))
 			if tt.connected {
-				waitFor(t, 10*time.Second, "agent ready", a.Ready)
+				testwait.For(t, 10*time.Second, "agent ready", a.Ready)
 				resp, b := gw.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
 				if resp.StatusCode != http.StatusOK {
 					t.Fatalf("call: got %d %s, want 200", resp.StatusCode, b)
 				}
 				e.client.CloseIdleConnections()
 			} else if tt.transport == "tcp" {
-				waitFor(t, 5*time.Second, "a failed dial", func() bool { return strings.Contains(a.logs.String(), "reconnecting") })
+				testwait.For(t, 5*time.Second, "a failed dial", func() bool { return strings.Contains(a.logs.String(), "reconnecting") })
 			} else {
-				time.Sleep(200 * time.Millisecond) // the QUIC dial is waiting for an answer
+				testwait.Recv(t, 5*time.Second, "the QUIC dial's first datagram", dialling) // the dial waits for an answer
 			}
 
 			start := time.Now()
@@ -417,7 +392,7 @@ func TestRunReturnsAfterCancel(t *testing.T) {
 				t.Error("Ready after Run returned: got true, want false")
 			}
 			if tt.connected {
-				waitFor(t, 5*time.Second, "sessions gone at the gateway", func() bool {
+				testwait.For(t, 5*time.Second, "sessions gone at the gateway", func() bool {
 					return len(gw.status(t, e.connectorToken).Sessions) == 0
 				})
 				e.client.CloseIdleConnections()
@@ -433,7 +408,7 @@ func TestWrongBrokerToken(t *testing.T) {
 	e := newEnv(t)
 	gw := e.startGateway(t, "127.0.0.1:0")
 	a := startAgent(t, e, e.agentConfig(t, "tcp", gw.tunnel, 1, gateway.NewToken()))
-	waitFor(t, 5*time.Second, "the agent logs the refusal", func() bool {
+	testwait.For(t, 5*time.Second, "the agent logs the refusal", func() bool {
 		return strings.Contains(a.logs.String(), "the gateway refused the broker id or token")
 	})
 	if a.Ready() {
@@ -446,41 +421,66 @@ func TestWrongBrokerToken(t *testing.T) {
 	a.stop(t, 3*time.Second)
 }
 
+// connected starts a gateway and an agent with one connection to it over
+// tr, and returns them once the session is up at both ends.
+func (e *env) connected(t *testing.T, tr string) (*testGateway, *runningAgent) {
+	t.Helper()
+	gw := e.startGateway(t, "127.0.0.1:0")
+	a := startAgent(t, e, e.agentConfig(t, tr, gw.tunnel, 1, e.brokerToken))
+	testwait.For(t, 10*time.Second, "agent ready", a.Ready)
+	testwait.For(t, 5*time.Second, "session at the gateway", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 1 })
+	return gw, a
+}
+
+// callResult is the outcome of a call made in the background.
+type callResult struct {
+	resp *http.Response
+	body []byte
+	err  error
+}
+
+// callInFlight calls GET myself through gw in the background, with Jira
+// answering after delay, and returns once Jira has the request: the
+// call is in flight. The channel gives its outcome.
+func (e *env) callInFlight(t *testing.T, gw *testGateway, delay time.Duration) <-chan callResult {
+	t.Helper()
+	e.jira.SetDelay(delay)
+	done := make(chan callResult, 1)
+	go func() {
+		resp, b, err := gw.do("GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
+		done <- callResult{resp, b, err}
+	}()
+	testwait.For(t, 5*time.Second, "the request reaches Jira", func() bool { return len(e.jira.Requests()) == 1 })
+	return done
+}
+
+// wantServed checks that the call in flight is answered 200 within
+// timeout.
+func wantServed(t *testing.T, done <-chan callResult, timeout time.Duration, when string) {
+	t.Helper()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("in-flight request: %v", r.err)
+		}
+		if r.resp.StatusCode != http.StatusOK {
+			t.Fatalf("in-flight request: got %d %s, want 200", r.resp.StatusCode, r.body)
+		}
+	case <-time.After(timeout):
+		t.Fatalf("the in-flight request had no answer %s %s", timeout, when)
+	}
+}
+
 // TestStopDrainsInFlight: a request in flight when Run's context ends
 // still gets its answer before Run returns.
 func TestStopDrainsInFlight(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			e := newEnv(t)
-			gw := e.startGateway(t, "127.0.0.1:0")
-			a := startAgent(t, e, e.agentConfig(t, tr, gw.tunnel, 1, e.brokerToken))
-			waitFor(t, 10*time.Second, "agent ready", a.Ready)
-			waitFor(t, 5*time.Second, "session at the gateway", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 1 })
-
-			e.jira.SetDelay(time.Second)
-			type result struct {
-				resp *http.Response
-				body []byte
-				err  error
-			}
-			done := make(chan result, 1)
-			go func() {
-				resp, b, err := gw.do("GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
-				done <- result{resp, b, err}
-			}()
-			waitFor(t, 5*time.Second, "the request reaches Jira", func() bool { return len(e.jira.Requests()) == 1 })
+			gw, a := e.connected(t, tr)
+			done := e.callInFlight(t, gw, time.Second)
 			a.stop(t, 10*time.Second)
-			select {
-			case r := <-done:
-				if r.err != nil {
-					t.Fatalf("in-flight request: %v", r.err)
-				}
-				if r.resp.StatusCode != http.StatusOK {
-					t.Errorf("in-flight request: got %d %s, want 200", r.resp.StatusCode, r.body)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("the in-flight request had no answer 5 s after Run returned")
-			}
+			wantServed(t, done, 5*time.Second, "after Run returned")
 			// The real gateway acknowledged the agent's goaway once the
 			// call had finished (tunnel/spec.md), rather than leaving the
 			// agent to give up waiting.
@@ -499,51 +499,23 @@ func TestGoAwayDrainsAndReconnects(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			e := newEnv(t)
-			gw1 := e.startGateway(t, "127.0.0.1:0")
-			a := startAgent(t, e, e.agentConfig(t, tr, gw1.tunnel, 1, e.brokerToken))
-			waitFor(t, 10*time.Second, "agent ready", a.Ready)
-			waitFor(t, 5*time.Second, "session at the gateway", func() bool { return len(gw1.status(t, e.connectorToken).Sessions) == 1 })
-
-			const delay = 1500 * time.Millisecond
-			e.jira.SetDelay(delay)
-			type result struct {
-				resp *http.Response
-				body []byte
-				err  error
-			}
-			done := make(chan result, 1)
-			go func() {
-				resp, b, err := gw1.do("GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
-				done <- result{resp, b, err}
-			}()
-			waitFor(t, 5*time.Second, "the request reaches Jira", func() bool { return len(e.jira.Requests()) == 1 })
-
+			gw1, a := e.connected(t, tr)
+			done := e.callInFlight(t, gw1, 1500*time.Millisecond)
 			stopped := make(chan struct{})
 			go func() { defer close(stopped); gw1.stop(t) }()
-
-			select {
-			case r := <-done:
-				if r.err != nil {
-					t.Fatalf("in-flight request: %v", r.err)
-				}
-				if r.resp.StatusCode != http.StatusOK {
-					t.Fatalf("in-flight request: got %d %s, want 200", r.resp.StatusCode, r.body)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("the in-flight request did not finish within 10 s of the goaway")
-			}
+			wantServed(t, done, 10*time.Second, "after the goaway")
 			e.jira.SetDelay(0)
 			<-stopped
 			if !strings.Contains(a.logs.String(), "gateway asked us to move") {
 				t.Error("the agent did not log the goaway")
 			}
-			waitFor(t, 10*time.Second, "Ready false with the gateway gone", func() bool { return !a.Ready() })
-			waitFor(t, 5*time.Second, "a reconnect attempt", func() bool { return strings.Contains(a.logs.String(), "reconnecting") })
+			testwait.For(t, 10*time.Second, "Ready false with the gateway gone", func() bool { return !a.Ready() })
+			testwait.For(t, 5*time.Second, "a reconnect attempt", func() bool { return strings.Contains(a.logs.String(), "reconnecting") })
 
 			// A new gateway on the same address gets the agent back.
 			gw2 := e.startGateway(t, gw1.tunnel)
-			waitFor(t, 15*time.Second, "agent ready again", a.Ready)
-			waitFor(t, 5*time.Second, "session at the new gateway", func() bool { return len(gw2.status(t, e.connectorToken).Sessions) == 1 })
+			testwait.For(t, 15*time.Second, "agent ready again", a.Ready)
+			testwait.For(t, 5*time.Second, "session at the new gateway", func() bool { return len(gw2.status(t, e.connectorToken).Sessions) == 1 })
 			resp, b := gw2.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
 			if resp.StatusCode != http.StatusOK {
 				t.Errorf("call through the new gateway: got %d %s, want 200", resp.StatusCode, b)
@@ -565,7 +537,7 @@ func TestTunnelOptionsApply(t *testing.T) {
 	u.Close()
 	a := startAgentWith(t, e, e.agentConfig(t, "quic", addr, 1, e.brokerToken),
 		Options{Tunnel: tunnel.Options{HandshakeTimeout: 300 * time.Millisecond}})
-	waitFor(t, 3*time.Second, "the QUIC dial fails at the 300 ms handshake timeout", func() bool {
+	testwait.For(t, 3*time.Second, "the QUIC dial fails at the 300 ms handshake timeout", func() bool {
 		return strings.Contains(a.logs.String(), "tunnel down")
 	})
 }

@@ -16,13 +16,15 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
+	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
 // These tests run the agent against several gateways on loopback
 // addresses (127.0.0.2, 127.0.0.3, ...: all of 127/8 is loopback on
-// Linux), real ones or fakeGateways, and make the name gw.test resolve to
+// Linux), real ones or fake ones (sessiontest.Gateway), and make the name gw.test resolve to
 // some of them. The gateway certificate names gw.test and 127.0.0.4 and
 // 127.0.0.5, not 127.0.0.2 or 127.0.0.3: a session to those proves the
 // certificate was checked against the host name.
@@ -130,17 +132,17 @@ func TestConnectionsSpreadOverEndpoints(t *testing.T) {
 				cfg := withAddresses(e.agentConfig(t, tr, addresses[0], tt.connections, e.brokerToken), addresses[1:]...)
 				a := startAgentWith(t, e, cfg, resolvesTo(tt.named...))
 
+				// Once the agent has every connection up, it dials no more:
+				// the sessions the gateways hold then are all there will be.
 				var got []int
-				waitFor(t, 15*time.Second, fmt.Sprintf("%d sessions", tt.connections), func() bool {
+				testwait.For(t, 15*time.Second, fmt.Sprintf("%d sessions, all up at the agent", tt.connections), func() bool {
 					got = e.sessionsAt(t, gws)
 					total := 0
 					for _, n := range got {
 						total += n
 					}
-					return total == tt.connections
+					return total == tt.connections && a.Status().Tunnels == tt.connections
 				})
-				time.Sleep(200 * time.Millisecond) // no more sessions come
-				got = e.sessionsAt(t, gws)
 				if !spreadAsWanted(got, tt.want) {
 					t.Fatalf("sessions at the gateways %v: got %v, want %v", gatewaysOf(gws), got, tt.want)
 				}
@@ -222,14 +224,14 @@ func TestTLSChecksTheHostName(t *testing.T) {
 
 			// The certificate's name: a session.
 			a := startAgentWith(t, e, e.agentConfig(t, tr, net.JoinHostPort(gwName, port), 1, e.brokerToken), lookup)
-			waitFor(t, 10*time.Second, "a session at the gateway", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 1 })
+			testwait.For(t, 10*time.Second, "a session at the gateway", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 1 })
 			a.stop(t, 10*time.Second)
-			waitFor(t, 10*time.Second, "the session gone", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 0 })
+			testwait.For(t, 10*time.Second, "the session gone", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 0 })
 
 			// Another name for the same address: refused by the agent.
 			cfg := e.agentConfig(t, tr, net.JoinHostPort("other.test", port), 1, e.brokerToken)
 			b := startAgentWith(t, e, cfg, lookup)
-			waitFor(t, 10*time.Second, "a certificate error", func() bool {
+			testwait.For(t, 10*time.Second, "a certificate error", func() bool {
 				return strings.Contains(b.logs.String(), "not other.test")
 			})
 			if n := len(gw.status(t, e.connectorToken).Sessions); n != 0 || b.Ready() {
@@ -241,7 +243,7 @@ func TestTLSChecksTheHostName(t *testing.T) {
 			cfg = e.agentConfig(t, tr, net.JoinHostPort("other.test", port), 1, e.brokerToken)
 			cfg.Gateway.ServerName = gwName
 			startAgentWith(t, e, cfg, lookup)
-			waitFor(t, 10*time.Second, "a session with server_name", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 1 })
+			testwait.For(t, 10*time.Second, "a session with server_name", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 1 })
 		})
 	}
 }
@@ -256,14 +258,14 @@ func TestStoppedGatewaySendsAgentsElsewhere(t *testing.T) {
 			port, gws := e.realGateways(t, "127.0.0.2", "127.0.0.3")
 			a := startAgentWith(t, e, e.agentConfig(t, tr, net.JoinHostPort(gwName, port), 1, e.brokerToken), resolvesTo("127.0.0.2", "127.0.0.3"))
 			var at int
-			waitFor(t, 10*time.Second, "a session", func() bool {
+			testwait.For(t, 10*time.Second, "a session", func() bool {
 				n := e.sessionsAt(t, gws)
 				at = slices.Index(n, 1)
 				return at >= 0
 			})
 			other := gws[1-at]
 			gws[at].stop(t)
-			waitFor(t, 10*time.Second, "the session at the other gateway", func() bool { return len(other.status(t, e.connectorToken).Sessions) == 1 })
+			testwait.For(t, 10*time.Second, "the session at the other gateway", func() bool { return len(other.status(t, e.connectorToken).Sessions) == 1 })
 			resp, b := other.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
 			if resp.StatusCode != http.StatusOK {
 				t.Errorf("call through the other gateway: got %d %s, want 200", resp.StatusCode, b)
@@ -275,38 +277,36 @@ func TestStoppedGatewaySendsAgentsElsewhere(t *testing.T) {
 	}
 }
 
-// fakeGateway is a gateway written on tunnel.Listen whose answer to each
-// hello the test chooses; it records every hello, with those of the other
-// fakeGateways of a test, in one ordered log.
-type fakeGateway struct {
-	addr   string
-	l      *tunnel.Listener
-	hellos *helloLog
-	// answer says what the n-th hello here (from 0) gets: "" a welcome,
-	// otherwise a reject with that code.
-	answer func(n int) string
-
-	mu       sync.Mutex                         // guards n and sessions
-	n        int                                // hellos so far
-	sessions map[tunnel.Session]*tunnel.Control // welcomed, not yet closed
-	wg       sync.WaitGroup                     // the accept loop and session goroutines
+// fakeGateway starts a sessiontest.Gateway with the env's certificate.
+func (e *env) fakeGateway(t *testing.T, opts sessiontest.GatewayOptions) *sessiontest.Gateway {
+	t.Helper()
+	g, err := e.tryFakeGateway(t, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
 
-// helloLog is the order in which fakeGateways got hellos.
+// tryFakeGateway is fakeGateway that returns the error of the listen.
+func (e *env) tryFakeGateway(t *testing.T, opts sessiontest.GatewayOptions) (*sessiontest.Gateway, error) {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(e.certs.Cert, e.certs.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	return sessiontest.StartGateway(t, opts)
+}
+
+// helloLog is the order in which fake gateways got hellos.
 type helloLog struct {
 	mu  sync.Mutex // guards log
 	log []helloAt
 }
 
 type helloAt struct {
-	gw     string // the fakeGateway's address
+	gw     string // the fake gateway's address
 	answer string // "welcome" or the reject code
-}
-
-func (h *helloLog) add(e helloAt) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.log = append(h.log, e)
 }
 
 func (h *helloLog) all() []helloAt {
@@ -315,109 +315,25 @@ func (h *helloLog) all() []helloAt {
 	return slices.Clone(h.log)
 }
 
-// startFake serves a fakeGateway on addr with the env's certificate.
-func (e *env) startFake(t *testing.T, addr string, hellos *helloLog, answer func(int) string) (*fakeGateway, error) {
+// fakes starts a fake gateway on each of ips, all on one port, whose
+// answer to the n-th hello it gets is code(n): "" a welcome, otherwise a
+// reject with that code. Each hello goes to hellos.
+func (e *env) fakes(t *testing.T, hellos *helloLog, code func(n int) string, ips ...string) (string, []*sessiontest.Gateway) {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(e.certs.Cert, e.certs.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := tunnel.Listen(addr, &tls.Config{Certificates: []tls.Certificate{cert}}, tunnel.Options{}, nil)
-	if err != nil {
-		return nil, err
-	}
-	f := &fakeGateway{addr: l.Addr().String(), l: l, hellos: hellos, answer: answer, sessions: map[tunnel.Session]*tunnel.Control{}}
-	f.wg.Go(f.serve)
-	t.Cleanup(f.close)
-	return f, nil
-}
-
-func (f *fakeGateway) serve() {
-	for {
-		s, err := f.l.Accept(context.Background())
-		if err != nil {
-			return
-		}
-		f.wg.Go(func() { f.serveSession(s) })
-	}
-}
-
-func (f *fakeGateway) serveSession(s tunnel.Session) {
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	ctrl, _, err := tunnel.ServerHandshake(ctx, s)
-	cancel()
-	if err != nil {
-		return
-	}
-	f.mu.Lock()
-	code := f.answer(f.n)
-	f.n++
-	id := fmt.Sprintf("fake-%d", f.n)
-	if code == "" {
-		f.sessions[s] = ctrl
-	}
-	f.mu.Unlock()
-	if code != "" {
-		f.hellos.add(helloAt{f.addr, code})
-		ctrl.Send(tunnel.Reject{Code: code, Message: "fake gateway says " + code})
-		// The agent closes the session once it has read the reject.
-		select {
-		case <-s.Done():
-		case <-time.After(10 * time.Second):
-		}
-		return
-	}
-	f.hellos.add(helloAt{f.addr, "welcome"})
-	if err := ctrl.Send(tunnel.Welcome{SessionID: id, GatewayVersion: "fake"}); err == nil {
-		// Until the agent half-closes the control stream (it has drained)
-		// or the session ends.
-		loop := tunnel.StartControl(s, ctrl, tunnel.Handlers{})
-		<-loop.Done()
-		loop.Wait()
-	}
-	f.mu.Lock()
-	delete(f.sessions, s)
-	f.mu.Unlock()
-}
-
-// live returns the number of welcomed sessions not yet ended.
-func (f *fakeGateway) live() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.sessions)
-}
-
-// goAway asks every agent session to move, as a stopping gateway does.
-func (f *fakeGateway) goAway() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, ctrl := range f.sessions {
-		ctrl.Send(tunnel.GoAway{Reason: "fake gateway draining"})
-		ctrl.CloseWrite() // nothing in flight: acknowledged at once (tunnel/spec.md)
-	}
-}
-
-// drop closes every session at once, as a crash or a network reset does.
-func (f *fakeGateway) drop() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for s := range f.sessions {
-		s.Close()
-	}
-}
-
-func (f *fakeGateway) close() {
-	f.l.Close()
-	f.drop()
-	f.wg.Wait()
-}
-
-// fakes starts a fakeGateway on each of ips, all on one port.
-func (e *env) fakes(t *testing.T, hellos *helloLog, answer func(int) string, ips ...string) (string, []*fakeGateway) {
-	t.Helper()
-	return onSamePort(t, ips, func(addr string) (*fakeGateway, error) { return e.startFake(t, addr, hellos, answer) },
-		func(f *fakeGateway) string { return f.addr }, (*fakeGateway).close)
+	return onSamePort(t, ips, func(addr string) (*sessiontest.Gateway, error) {
+		var g *sessiontest.Gateway
+		g, err := e.tryFakeGateway(t, sessiontest.GatewayOptions{Addr: addr, Answer: func(n int, _ tunnel.Hello) tunnel.Message {
+			hellos.mu.Lock()
+			defer hellos.mu.Unlock()
+			if c := code(n); c != "" {
+				hellos.log = append(hellos.log, helloAt{g.Addr(), c})
+				return tunnel.Reject{Code: c, Message: "fake gateway says " + c}
+			}
+			hellos.log = append(hellos.log, helloAt{g.Addr(), "welcome"})
+			return tunnel.Welcome{}
+		}})
+		return g, err
+	}, (*sessiontest.Gateway).Addr, (*sessiontest.Gateway).Close)
 }
 
 func welcomeAll(int) string { return "" }
@@ -429,10 +345,10 @@ func welcomeAll(int) string { return "" }
 func TestReplacementGoesElsewhere(t *testing.T) {
 	tests := []struct {
 		name string
-		end  func(*fakeGateway)
+		end  func(*sessiontest.Gateway)
 	}{
-		{"goaway", (*fakeGateway).goAway},
-		{"tunnel down", (*fakeGateway).drop},
+		{"goaway", (*sessiontest.Gateway).GoAway},
+		{"tunnel down", (*sessiontest.Gateway).Drop},
 	}
 	for _, tr := range transports {
 		for _, tt := range tests {
@@ -443,14 +359,14 @@ func TestReplacementGoesElsewhere(t *testing.T) {
 				startAgentWith(t, e, e.agentConfig(t, tr, net.JoinHostPort(gwName, port), 1, e.brokerToken), resolvesTo("127.0.0.2", "127.0.0.3"))
 				const moves = 3
 				for i := range moves + 1 {
-					waitFor(t, 10*time.Second, fmt.Sprintf("hello %d", i+1), func() bool { return len(hellos.all()) == i+1 })
+					testwait.For(t, 10*time.Second, fmt.Sprintf("hello %d", i+1), func() bool { return len(hellos.all()) == i+1 })
 					if i == moves {
 						break
 					}
 					at := hellos.all()[i].gw
 					for _, f := range fs {
-						if f.addr == at {
-							waitFor(t, 5*time.Second, "the session up at the fake", func() bool { return f.live() == 1 })
+						if f.Addr() == at {
+							testwait.For(t, 5*time.Second, "the session up at the fake", func() bool { return len(f.Live()) == 1 })
 							tt.end(f)
 						}
 					}
@@ -487,9 +403,9 @@ func TestShuttingDownRetriesAtOnce(t *testing.T) {
 			// refuses too, then the first one welcomes.
 			port, _ := e.fakes(t, hellos, shuttingDownFirst(1), "127.0.0.2", "127.0.0.3")
 			a := startAgentWith(t, e, e.agentConfig(t, tr, net.JoinHostPort(gwName, port), 1, e.brokerToken), resolvesTo("127.0.0.2", "127.0.0.3"))
-			waitFor(t, 10*time.Second, "the first hello", func() bool { return len(hellos.all()) >= 1 })
+			testwait.For(t, 10*time.Second, "the first hello", func() bool { return len(hellos.all()) >= 1 })
 			first := time.Now()
-			waitFor(t, 10*time.Second, "agent ready", a.Ready)
+			testwait.For(t, 10*time.Second, "agent ready", a.Ready)
 			took := time.Since(first)
 			got := hellos.all()
 			if len(got) != 3 || got[0].gw == got[1].gw || got[2].gw != got[0].gw || got[2].answer != "welcome" {
@@ -504,12 +420,9 @@ func TestShuttingDownRetriesAtOnce(t *testing.T) {
 			e := newEnvFor(t, gwCertNames...)
 			hellos := &helloLog{}
 			const refusals = 4
-			f, err := e.startFake(t, "127.0.0.4:0", hellos, shuttingDownFirst(refusals))
-			if err != nil {
-				t.Fatal(err)
-			}
-			a := startAgentWith(t, e, e.agentConfig(t, tr, f.addr, 1, e.brokerToken), Options{})
-			waitFor(t, 15*time.Second, "agent ready", a.Ready)
+			_, fs := e.fakes(t, hellos, shuttingDownFirst(refusals), "127.0.0.4")
+			a := startAgentWith(t, e, e.agentConfig(t, tr, fs[0].Addr(), 1, e.brokerToken), Options{})
+			testwait.For(t, 15*time.Second, "agent ready", a.Ready)
 			if got := len(hellos.all()); got != refusals+1 {
 				t.Fatalf("hellos: got %d, want %d shutting_down then a welcome", got, refusals+1)
 			}
@@ -535,14 +448,14 @@ func TestRedialResolvesAgain(t *testing.T) {
 				return fakeLookup(map[string][]string{gwName: ips})(ctx, network, host)
 			}
 			startAgentWith(t, e, e.agentConfig(t, tr, net.JoinHostPort(gwName, port), 1, e.brokerToken), Options{LookupNetIP: lookup})
-			waitFor(t, 10*time.Second, "the session at 127.0.0.2", func() bool { return fs[0].live() == 1 })
+			testwait.For(t, 10*time.Second, "the session at 127.0.0.2", func() bool { return len(fs[0].Live()) == 1 })
 			mu.Lock()
 			ips = []string{"127.0.0.3"}
 			mu.Unlock()
-			fs[0].goAway()
-			waitFor(t, 10*time.Second, "the session at 127.0.0.3", func() bool { return fs[1].live() == 1 })
-			if got := hellos.all(); len(got) != 2 || got[1].gw != fs[1].addr {
-				t.Errorf("hellos: got %v, want one at %s, then one at %s", got, fs[0].addr, fs[1].addr)
+			fs[0].GoAway()
+			testwait.For(t, 10*time.Second, "the session at 127.0.0.3", func() bool { return len(fs[1].Live()) == 1 })
+			if got := hellos.all(); len(got) != 2 || got[1].gw != fs[1].Addr() {
+				t.Errorf("hellos: got %v, want one at %s, then one at %s", got, fs[0].Addr(), fs[1].Addr())
 			}
 		})
 	}
@@ -578,10 +491,7 @@ func TestProxySpreadsOverNames(t *testing.T) {
 	e := newEnv(t) // certificate for localhost
 	gw1 := e.startGateway(t, "127.0.0.1:0")
 	gw2 := e.startGateway(t, "127.0.0.1:0")
-	cp, err := tunneltest.NewConnectProxy("u", "p")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cp := tunneltest.StartConnectProxy(t, "u", "p")
 	var mu sync.Mutex // guards targets
 	var targets []string
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -595,7 +505,7 @@ func TestProxySpreadsOverNames(t *testing.T) {
 		cp.ServeHTTP(w, r)
 	})}
 	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close(); cp.Close() })
+	t.Cleanup(func() { srv.Close() })
 
 	names := []string{"localhost:" + portNumber(t, gw1.tunnel), "localhost:" + portNumber(t, gw2.tunnel)}
 	cfg := withAddresses(e.agentConfig(t, "auto", names[0], 2, e.brokerToken), names[1])
@@ -605,7 +515,7 @@ func TestProxySpreadsOverNames(t *testing.T) {
 		return nil, fmt.Errorf("no lookup")
 	}
 	startAgentWith(t, e, cfg, Options{LookupNetIP: noLookup})
-	waitFor(t, 15*time.Second, "a session at each gateway", func() bool {
+	testwait.For(t, 15*time.Second, "a session at each gateway", func() bool {
 		return len(gw1.status(t, e.connectorToken).Sessions) == 1 && len(gw2.status(t, e.connectorToken).Sessions) == 1
 	})
 	mu.Lock()

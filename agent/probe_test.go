@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
@@ -102,8 +103,8 @@ func TestRefusalsInRowProbeTheSite(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	waitFor(t, 5*time.Second, "the probe at start", func() bool { return js.Probes() > 0 })
-	waitFor(t, 5*time.Second, "the site checked", func() bool { return strings.Contains(logs.String(), "site checked") })
+	testwait.For(t, 5*time.Second, "the probe at start", func() bool { return js.Probes() > 0 })
+	testwait.For(t, 5*time.Second, "the site checked", func() bool { return strings.Contains(logs.String(), "site checked") })
 
 	// The account loses its access: Jira answers 401 to everything.
 	js.SetStatus("/rest/api/3/myself", http.StatusUnauthorized, nil)
@@ -114,7 +115,7 @@ func TestRefusalsInRowProbeTheSite(t *testing.T) {
 		}
 	}
 	want := "site dc: unhealthy: Jira refused the token (401 Unauthorized). Fix: Check auth.token"
-	waitFor(t, 5*time.Second, "readiness naming the site", func() bool { _, why := a.Readiness(); return strings.Contains(why, want) })
+	testwait.For(t, 5*time.Second, "readiness naming the site", func() bool { _, why := a.Readiness(); return strings.Contains(why, want) })
 
 	js.SetStatus("/rest/api/3/myself", 0, nil)
 	js.SetStatus("/rest/api/3/issue/OX-1", 0, nil)

@@ -16,6 +16,7 @@ import (
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/devcert"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 )
 
@@ -102,7 +103,7 @@ sites:
 	}
 
 	tenantDown.Store(false)
-	waitFor(t, 10*time.Second, "the site to come up", func() bool {
+	testwait.For(t, 10*time.Second, "the site to come up", func() bool {
 		code, _, _ := siteCall(t, a, "cloud", "/rest/api/3/myself")
 		return code == 200
 	})

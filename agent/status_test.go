@@ -3,6 +3,8 @@ package agent
 import (
 	"testing"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
 
 // TestStatus: the facts of systemd's status line follow the tunnels.
@@ -12,12 +14,12 @@ func TestStatus(t *testing.T) {
 	e := newEnv(t)
 	gw := e.startGateway(t, "127.0.0.1:0")
 	a := startAgent(t, e, e.agentConfig(t, transports[0], gw.tunnel, 2, e.brokerToken))
-	waitFor(t, 10*time.Second, "two tunnels in Status", func() bool { return a.Status().Tunnels == 2 })
+	testwait.For(t, 10*time.Second, "two tunnels in Status", func() bool { return a.Status().Tunnels == 2 })
 	if st := a.Status(); st.Wanted != 2 || !st.Ready || st.Reason != "" {
 		t.Errorf("with two tunnels up: got %+v, want 2 of 2, ready, no reason", st)
 	}
 	gw.stop(t)
-	waitFor(t, 30*time.Second, "no tunnel in Status", func() bool { return a.Status().Tunnels == 0 })
+	testwait.For(t, 30*time.Second, "no tunnel in Status", func() bool { return a.Status().Tunnels == 0 })
 	if st := a.Status(); st.Ready || st.Reason == "" {
 		t.Errorf("with the gateway gone: got %+v, want not ready, with the reason", st)
 	}

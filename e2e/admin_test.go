@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -23,17 +25,12 @@ func httpGet(t *testing.T, url string) (int, string) {
 // waitStatus polls url until it answers want.
 func waitStatus(t *testing.T, url string, want int, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		code, body := httpGet(t, url)
-		if code == want {
-			return body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: got %d %q, want %d within %s", url, code, body, want, timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var code int
+	var body string
+	if _, ok := testwait.Until(timeout, func() bool { code, body = httpGet(t, url); return code == want }); !ok {
+		t.Fatalf("%s: got %d %q, want %d within %s", url, code, body, want, timeout)
 	}
+	return body
 }
 
 // TestAdminEndpoints: both programs serve /healthz, /readyz and /metrics

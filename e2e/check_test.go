@@ -217,7 +217,7 @@ func TestRemoteCheck(t *testing.T) {
 	e := newEnv(t)
 	e.startGateway()
 
-	resp, b := e.call("POST", "/v1/brokers/acme/sites/jira/check", e.connectorToken, nil)
+	resp, b := e.call("POST", "/v1/brokers/acme/sites/jira/check", e.connectorToken, "")
 	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.BrokerOffline) {
 		t.Errorf("before the agent: got %d %s, want 502 broker_offline", resp.StatusCode, b)
 	}
@@ -225,7 +225,7 @@ func TestRemoteCheck(t *testing.T) {
 	e.startAgent(agentOpts{transport: "quic", connections: 1})
 	e.waitSessions(1, "quic", 10*time.Second)
 
-	resp, b = e.call("POST", "/v1/brokers/acme/sites/jira/check", e.connectorToken, nil)
+	resp, b = e.call("POST", "/v1/brokers/acme/sites/jira/check", e.connectorToken, "")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("check: got %d %s, want 200", resp.StatusCode, b)
 	}
@@ -246,7 +246,7 @@ func TestRemoteCheck(t *testing.T) {
 
 	// The report says what is wrong when Jira refuses the token.
 	e.jira.SetStatus("/rest/api/3/myself", http.StatusUnauthorized, nil)
-	resp, b = e.call("POST", "/v1/brokers/acme/sites/jira/check", e.connectorToken, nil)
+	resp, b = e.call("POST", "/v1/brokers/acme/sites/jira/check", e.connectorToken, "")
 	e.jira.SetStatus("/rest/api/3/myself", 0, nil)
 	sr = diag.SiteReport{}
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &sr) != nil || sr.OK {
@@ -254,11 +254,11 @@ func TestRemoteCheck(t *testing.T) {
 	}
 	wantCheck(t, sr.Results, "credentials", diag.StatusFail, "401", "auth.token")
 
-	resp, b = e.call("POST", "/v1/brokers/acme/sites/nosite/check", e.connectorToken, nil)
+	resp, b = e.call("POST", "/v1/brokers/acme/sites/nosite/check", e.connectorToken, "")
 	if resp.StatusCode != http.StatusNotFound || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.UnknownSite) {
 		t.Errorf("unknown site: got %d %s, want 404 unknown_site", resp.StatusCode, b)
 	}
-	resp, b = e.call("POST", "/v1/brokers/acme/sites/jira/check", "", nil)
+	resp, b = e.call("POST", "/v1/brokers/acme/sites/jira/check", "", "")
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("no token: got %d %s, want 401", resp.StatusCode, b)
 	}

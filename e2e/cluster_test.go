@@ -12,7 +12,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"sort"
@@ -24,7 +23,9 @@ import (
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/gateway"
 	"github.com/oxsecurity/oxbroker/gateway/redistest"
+	"github.com/oxsecurity/oxbroker/internal/connectortest"
 	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
 
 // cluster is an env whose gateway is two replicas sharing a Redis. It
@@ -104,7 +105,7 @@ func (c *cluster) startAgent(tr string) (agent *proc, owner, other *replica) {
 	c.t.Helper()
 	agent = c.e.startAgentNamed("acme", agentOpts{transport: tr, address: c.a.tunnel, addresses: []string{c.b.tunnel}, connections: 1})
 	var st gateway.BrokerStatus
-	if _, ok := waitUntil(15*time.Second, func() bool {
+	if _, ok := testwait.Until(15*time.Second, func() bool {
 		st = c.status(c.a, "acme", c.e.connectorToken)
 		return len(st.Sessions) == 1 && st.Sessions[0].Transport == tr
 	}); !ok {
@@ -141,21 +142,10 @@ func (c *cluster) call(r *replica, method, path, token, body string) callResult 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, _ := http.NewRequestWithContext(ctx, method, "http://"+r.api+path, rd)
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	resp, b, err := connectortest.Call(ctx, http.DefaultClient, method, "http://"+r.api+path, token, nil, body)
+	if resp == nil {
 		return callResult{err: err, took: time.Since(start)}
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
 	return callResult{status: resp.StatusCode, code: resp.Header.Get(brokerhttp.HeaderError),
 		requestID: resp.Header.Get(brokerhttp.HeaderRequestID), body: string(b), err: err, took: time.Since(start)}
 }
@@ -181,7 +171,7 @@ func (c *cluster) status(r *replica, broker, token string) gateway.BrokerStatus 
 func (c *cluster) waitSessionOn(via, on *replica, tr string, timeout time.Duration) {
 	c.t.Helper()
 	var st gateway.BrokerStatus
-	if _, ok := waitUntil(timeout, func() bool {
+	if _, ok := testwait.Until(timeout, func() bool {
 		st = c.status(via, "acme", c.e.connectorToken)
 		return slices.ContainsFunc(st.Sessions, func(s gateway.SessionStatus) bool {
 			return s.Replica == on.advertise() && s.Transport == tr
@@ -201,15 +191,11 @@ func metric(t *testing.T, r *replica, series string) float64 {
 // TestCluster runs the cluster scenarios at once, over both transports:
 // they spend their time waiting for processes and timeouts.
 func TestCluster(t *testing.T) {
-	var tests []namedTest
-	for _, tr := range transports {
-		tests = append(tests,
-			namedTest{"forwarded/" + tr, func(t *testing.T) { testClusterForwarded(t, tr) }},
-			namedTest{"kill9-replica/" + tr, func(t *testing.T) { testClusterKill9(t, tr) }},
-			namedTest{"drain-replica-under-load/" + tr, func(t *testing.T) { testClusterDrain(t, tr) }},
-			namedTest{"redis-down/" + tr, func(t *testing.T) { testClusterRedisDown(t, tr) }})
-	}
-	concurrently(t, tests)
+	concurrently(t, slices.Concat(
+		overTransports("forwarded", testClusterForwarded),
+		overTransports("kill9-replica", testClusterKill9),
+		overTransports("drain-replica-under-load", testClusterDrain),
+		overTransports("redis-down", testClusterRedisDown)))
 }
 
 // testClusterForwarded: calls through the replica without the session
@@ -247,7 +233,7 @@ func testClusterForwarded(t *testing.T, tr string) {
 	if id == "" {
 		t.Fatal("no request id in the answer")
 	}
-	if _, ok := waitUntil(5*time.Second, func() bool { // logs are written every 100 ms
+	if _, ok := testwait.Until(5*time.Second, func() bool { // logs are written every 100 ms
 		return strings.Contains(agent.out.String(), "request_id="+id) &&
 			strings.Contains(owner.p.out.String(), `msg="forwarded request" request_id=`+id) &&
 			strings.Contains(other.p.out.String(), "request_id="+id) &&
@@ -296,7 +282,7 @@ func testClusterKill9(t *testing.T, tr string) {
 	a.p.kill()
 	killed := time.Now()
 	var last callResult
-	took, ok := waitUntil(15*time.Second, func() bool {
+	took, ok := testwait.Until(15*time.Second, func() bool {
 		last = c.myself(b)
 		return last.err == nil && last.status == 200
 	})
@@ -306,7 +292,7 @@ func testClusterKill9(t *testing.T, tr string) {
 	}
 	c.waitSessionOn(b, b, tr, 5*time.Second)
 	// The dead replica's record is gone by its TTL (10 s) at the latest.
-	if _, ok := waitUntil(gateway.DefaultRecordTTL+3*time.Second-time.Since(killed), func() bool {
+	if _, ok := testwait.Until(gateway.DefaultRecordTTL+3*time.Second-time.Since(killed), func() bool {
 		for _, s := range c.status(b, "acme", c.e.connectorToken).Sessions {
 			if s.Replica == a.advertise() {
 				return false
@@ -340,7 +326,7 @@ func testClusterDrain(t *testing.T, tr string) {
 	// When the agent's new session on B shows, B's local ones first.
 	moved := make(chan time.Duration, 1)
 	go func() {
-		took, _ := waitUntil(15*time.Second, func() bool {
+		took, _ := testwait.Until(15*time.Second, func() bool {
 			res := c.call(b, "GET", "/v1/brokers/acme", c.e.connectorToken, "")
 			var st gateway.BrokerStatus
 			return res.status == 200 && jsonUnmarshal([]byte(res.body), &st) == nil &&
@@ -348,22 +334,15 @@ func testClusterDrain(t *testing.T, tr string) {
 		})
 		moved <- took
 	}()
-	select {
-	case <-a.p.done:
-	case <-time.After(40 * time.Second):
-		stop()
-		t.Fatalf("%s did not exit within 40 s of SIGTERM", a.name)
-	}
-	exited := time.Now()
-	if code := a.p.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("exit code of %s after SIGTERM: got %d, want 0", a.name, code)
-	}
-	// Removed on the way out, not left to expire.
-	time.Sleep(300 * time.Millisecond) // past B's cache of lookups
-	for _, s := range c.status(b, "acme", c.e.connectorToken).Sessions {
-		if s.Replica == a.advertise() {
-			t.Errorf("session %s of %s is still in the registry after it exited", s.ID, a.name)
-		}
+	exited := a.p.terminated(t, 40*time.Second)
+	// Removed on the way out, not left to expire: gone from what B sees
+	// well within the records' TTL (B caches lookups for 250 ms).
+	var left []gateway.SessionStatus
+	if _, ok := testwait.Until(2*time.Second, func() bool {
+		left = slices.DeleteFunc(c.status(b, "acme", c.e.connectorToken).Sessions, func(s gateway.SessionStatus) bool { return s.Replica != a.advertise() })
+		return len(left) == 0
+	}); !ok {
+		t.Errorf("sessions %+v of %s are still in the registry 2 s after it exited (TTL %s)", left, a.name, gateway.DefaultRecordTTL)
 	}
 	c.waitSessionOn(b, b, tr, 15*time.Second)
 	time.Sleep(2 * time.Second)
@@ -392,7 +371,7 @@ func testClusterRedisDown(t *testing.T, tr string) {
 	other := func(r *replica) callResult {
 		return c.call(r, "GET", "/b/other/jira/rest/api/3/myself", c.otherConnector, "")
 	}
-	if _, ok := waitUntil(15*time.Second, func() bool { return other(c.a).status == 200 }); !ok {
+	if _, ok := testwait.Until(15*time.Second, func() bool { return other(c.a).status == 200 }); !ok {
 		t.Fatalf("other through A (forwarded to B) before Redis went down: %s", other(c.a))
 	}
 	for _, r := range []*replica{c.a, c.b} {
@@ -438,7 +417,7 @@ func testClusterRedisDown(t *testing.T, tr string) {
 		{"other through A", func() callResult { return other(c.a) }},
 	} {
 		var last callResult
-		took, ok := waitUntil(10*time.Second, func() bool { last = tc.call(); return last.status == 200 })
+		took, ok := testwait.Until(10*time.Second, func() bool { last = tc.call(); return last.status == 200 })
 		if !ok {
 			t.Errorf("%s: not served within 10 s of Redis's return; last: %s", tc.name, last)
 		}
@@ -447,7 +426,7 @@ func testClusterRedisDown(t *testing.T, tr string) {
 	// Both replicas said Redis was gone, and that it came back, without
 	// the password (the secret scan of the run checks every output).
 	for _, r := range []*replica{c.a, c.b} {
-		if _, ok := waitUntil(5*time.Second, func() bool { // logs are written every 100 ms
+		if _, ok := testwait.Until(5*time.Second, func() bool { // logs are written every 100 ms
 			out := r.p.out.String()
 			return strings.Contains(out, "session registry error") && strings.Contains(out, "session registry reachable again")
 		}); !ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net/http"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 )
 
@@ -22,9 +24,7 @@ const downloadSize = 100 << 20
 func slowDownload(e *env, id string, got *atomic.Int64) ([]byte, int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+e.apiAddr+"/b/acme/jira/rest/api/3/attachment/content/"+id, nil)
-	req.Header.Set("Authorization", "Bearer "+e.connectorToken)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.getAttachment(ctx, id)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -44,6 +44,17 @@ func slowDownload(e *env, id string, got *atomic.Int64) ([]byte, int, error) {
 		time.Sleep(time.Duration(n) * time.Second / (25 << 20))
 	}
 	return h.Sum(nil), resp.StatusCode, nil
+}
+
+// getAttachment asks the gateway for attachment id's content, as the
+// connector does; the body is the caller's to read.
+func (e *env) getAttachment(ctx context.Context, id string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+e.apiAddr+"/b/acme/jira/rest/api/3/attachment/content/"+id, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+e.connectorToken)
+	return http.DefaultClient.Do(req)
 }
 
 func syntheticSum(size int64) []byte {
@@ -90,13 +101,18 @@ func (d *download) wait(t *testing.T, what string) {
 
 func waitBytes(t *testing.T, got *atomic.Int64, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for got.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("download did not start: %d bytes after 20 s", got.Load())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, 20*time.Second, fmt.Sprintf("the first %d bytes of the download", n), func() bool { return got.Load() >= n })
+}
+
+// terminateDuringDownload sends p a SIGTERM while a 100 MiB download
+// runs, checks that the download completes intact, and that p then exits
+// 0.
+func terminateDuringDownload(t *testing.T, e *env, p *proc) {
+	t.Helper()
+	d := startDownload(t, e)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	d.wait(t, p.name+" SIGTERM")
+	p.terminated(t, 15*time.Second)
 }
 
 // TestDrainAgentSIGTERM: a 100 MiB download started before SIGTERM to the
@@ -104,21 +120,8 @@ func waitBytes(t *testing.T, got *atomic.Int64, n int64) {
 func TestDrainAgentSIGTERM(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			e := newEnv(t)
-			e.startGateway()
-			a := e.startAgent(agentOpts{transport: tr})
-			e.waitSessions(2, tr, 15*time.Second)
-			d := startDownload(t, e)
-			a.cmd.Process.Signal(syscall.SIGTERM)
-			d.wait(t, "agent SIGTERM")
-			select {
-			case <-a.done:
-			case <-time.After(15 * time.Second):
-				t.Fatal("agent still running 15 s after the drained download")
-			}
-			if code := a.cmd.ProcessState.ExitCode(); code != 0 {
-				t.Fatalf("agent exit code after SIGTERM: got %d, want 0", code)
-			}
+			e, _, a := newEnvUp(t, tr)
+			terminateDuringDownload(t, e, a)
 		})
 	}
 }
@@ -129,21 +132,8 @@ func TestDrainAgentSIGTERM(t *testing.T) {
 func TestDrainGatewaySIGTERM(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			e := newEnv(t)
-			gw := e.startGateway()
-			a := e.startAgent(agentOpts{transport: tr})
-			e.waitSessions(2, tr, 15*time.Second)
-			d := startDownload(t, e)
-			gw.cmd.Process.Signal(syscall.SIGTERM)
-			d.wait(t, "gateway SIGTERM")
-			select {
-			case <-gw.done:
-			case <-time.After(15 * time.Second):
-				t.Fatal("gateway still running 15 s after the drained download")
-			}
-			if code := gw.cmd.ProcessState.ExitCode(); code != 0 {
-				t.Fatalf("gateway exit code after SIGTERM: got %d, want 0", code)
-			}
+			e, gw, a := newEnvUp(t, tr)
+			terminateDuringDownload(t, e, gw)
 			a.waitOutput(t, "gateway asked us to move", 5*time.Second)
 
 			e.startGateway()

@@ -9,7 +9,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -22,7 +21,9 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
-	"github.com/oxsecurity/oxbroker/tunnel"
+	"github.com/oxsecurity/oxbroker/internal/connectortest"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
+	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
@@ -68,21 +69,6 @@ func measure(t *testing.T, what string, d time.Duration) {
 	t.Logf("MEASURE %s: %s = %s", t.Name(), what, d.Round(10*time.Millisecond))
 }
 
-// waitUntil polls cond every 50 ms until it holds or timeout passes, and
-// returns how long it took.
-func waitUntil(timeout time.Duration, cond func() bool) (time.Duration, bool) {
-	start := time.Now()
-	for {
-		if cond() {
-			return time.Since(start), true
-		}
-		if time.Since(start) > timeout {
-			return time.Since(start), false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // sessionCount is the number of live sessions the gateway has for acme.
 func (e *env) sessionCount() int { return len(e.brokerStatus().Sessions) }
 
@@ -111,14 +97,10 @@ func (e *env) connectorGet(path string, timeout time.Duration) connectorResult {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+e.apiAddr+"/b/acme/jira"+path, nil)
-	req.Header.Set("Authorization", "Bearer "+e.connectorToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	resp, b, err := connectortest.Call(ctx, http.DefaultClient, "GET", "http://"+e.apiAddr+"/b/acme/jira"+path, e.connectorToken, nil, "")
+	if resp == nil {
 		return connectorResult{err: err, took: time.Since(start), end: time.Now()}
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
 	return connectorResult{status: resp.StatusCode, code: resp.Header.Get(brokerhttp.HeaderError), body: string(b),
 		err: err, took: time.Since(start), end: time.Now()}
 }
@@ -145,18 +127,25 @@ func concurrently(t *testing.T, tests []namedTest) {
 	wg.Wait()
 }
 
+// overTransports is one subtest of f per transport, named
+// prefix/transport (the transport alone for an empty prefix).
+func overTransports(prefix string, f func(t *testing.T, tr string)) []namedTest {
+	var tests []namedTest
+	for _, tr := range transports {
+		tests = append(tests, namedTest{strings.TrimPrefix(prefix+"/"+tr, "/"), func(t *testing.T) { f(t, tr) }})
+	}
+	return tests
+}
+
 // TestFault: the agent notices a dead path, a dead gateway and a
 // black-holed UDP, and comes back on its own; requests caught in a dying
 // tunnel fail fast with 502 broker_offline; 200 reconnect cycles leave no
 // growth. The scenarios run at once: they mostly wait for timeouts.
 func TestFault(t *testing.T) {
-	var tests []namedTest
-	for _, tr := range transports {
-		tests = append(tests,
-			namedTest{"recovery/blackhole/" + tr, func(t *testing.T) { testBlackholeRecovery(t, tr) }},
-			namedTest{"recovery/kill9-gateway/" + tr, func(t *testing.T) { testGatewayKill9(t, tr) }},
-			namedTest{"no-growth/" + tr, func(t *testing.T) { testNoGrowth(t, tr, noGrowthCycles) }})
-	}
+	tests := slices.Concat(
+		overTransports("recovery/blackhole", testBlackholeRecovery),
+		overTransports("recovery/kill9-gateway", testGatewayKill9),
+		overTransports("no-growth", func(t *testing.T, tr string) { testNoGrowth(t, tr, noGrowthCycles) }))
 	tests = append(tests,
 		namedTest{"recovery/quic-blackholed-auto-falls-back/mid-session", func(t *testing.T) { testAutoFallback(t, true) }},
 		namedTest{"recovery/quic-blackholed-auto-falls-back/at-start", func(t *testing.T) { testAutoFallback(t, false) }},
@@ -193,7 +182,7 @@ func testBlackholeRecovery(t *testing.T, tr string) {
 	r.Set(tunneltest.Blackhole())
 	start := time.Now()
 	var agentNoticed, gatewayNoticed time.Duration
-	waitUntil(deadPeerWithin+slack, func() bool {
+	testwait.Until(deadPeerWithin+slack, func() bool {
 		if agentNoticed == 0 {
 			if code, _ := httpGet(t, "http://"+admin+"/readyz"); code == 503 {
 				agentNoticed = time.Since(start)
@@ -216,7 +205,7 @@ func testBlackholeRecovery(t *testing.T, tr string) {
 	// A TCP dial that started inside the black hole lost its ClientHello
 	// and waits out the 10 s handshake timeout; then backoff (≤ 2 s).
 	bound := specHandshakeTimeout + 2*time.Second + slack
-	back, ok := waitUntil(bound, func() bool { return e.sessionCount() == 2 })
+	back, ok := testwait.Until(bound, func() bool { return e.sessionCount() == 2 })
 	if !ok {
 		t.Fatalf("the agent did not come back within %s of the path coming back: %d sessions", bound, e.sessionCount())
 	}
@@ -242,7 +231,7 @@ func testGatewayKill9(t *testing.T, tr string) {
 	// (the new process drops packets of connections it does not know), so
 	// they wait out the idle timeout, then backoff.
 	bound := deadPeerWithin + 4*time.Second + slack
-	back, ok := waitUntil(bound, func() bool { return e.sessionCount() == 2 })
+	back, ok := testwait.Until(bound, func() bool { return e.sessionCount() == 2 })
 	if !ok {
 		t.Fatalf("the agent did not come back within %s of the gateway's restart: %d sessions", bound, e.sessionCount())
 	}
@@ -270,7 +259,7 @@ func testAutoFallback(t *testing.T, midSession bool) {
 		// Idle timeout, then backoff, then the 4 s QUIC attempt.
 		bound = deadPeerWithin + 1*time.Second + specQUICAttempt + 2*slack
 	}
-	took, ok := waitUntil(bound, func() bool {
+	took, ok := testwait.Until(bound, func() bool {
 		st := e.brokerStatus()
 		n := 0
 		for _, s := range st.Sessions {
@@ -310,7 +299,7 @@ func testInFlightFailFast(t *testing.T, tr string, mode tunneltest.Mode) {
 	for i := range n {
 		go func() { results <- e.connectorGet(fmt.Sprintf("/rest/api/3/myself?inflight=%d", i), timeout) }()
 	}
-	if _, ok := waitUntil(10*time.Second, func() bool { return len(e.jira.Requests()) == n }); !ok {
+	if _, ok := testwait.Until(10*time.Second, func() bool { return len(e.jira.Requests()) == n }); !ok {
 		t.Fatalf("only %d of %d requests reached Jira", len(e.jira.Requests()), n)
 	}
 	if tr == "tcp" {
@@ -361,9 +350,7 @@ func testCutMidResponse(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+e.apiAddr+"/b/acme/jira/rest/api/3/attachment/content/"+id, nil)
-	req.Header.Set("Authorization", "Bearer "+e.connectorToken)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.getAttachment(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,153 +385,27 @@ func testCutMidResponse(t *testing.T) {
 	e.mustServe("after the cut")
 }
 
-// fakeGateway is a gateway written in the test on tunnel.Listen: it
-// welcomes every agent that says hello and hands each session to the test,
-// which then plays the gateway's part (or a hostile one) on it.
-type fakeGateway struct {
-	t        *testing.T
-	ln       *tunnel.Listener
-	sessions chan *fakeSession
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-
-	mu   sync.Mutex // guards open
-	open map[*fakeSession]struct{}
-	n    int
-}
-
-// fakeSession is one agent session of a fakeGateway.
-type fakeSession struct {
-	id    string
-	s     tunnel.Session
-	ctrl  *tunnel.Control
-	hello tunnel.Hello
-}
-
-func newFakeGateway(t *testing.T, e *env) *fakeGateway {
+// newFakeGateway starts a fake gateway (sessiontest.Gateway) with the
+// env's certificate: it welcomes every agent that says hello and hands
+// each session to the test, which then plays the gateway's part (or a
+// hostile one) on it.
+func newFakeGateway(t *testing.T, e *env) *sessiontest.Gateway {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(e.certs.Cert, e.certs.Key)
+	g, err := sessiontest.StartGateway(t, sessiontest.GatewayOptions{TLS: e.serverTLS(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tunnel.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}}, tunnel.Options{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fakeGateway{t: t, ln: ln, sessions: make(chan *fakeSession, 1024), open: make(map[*fakeSession]struct{})}
-	f.ctx, f.cancel = context.WithCancel(context.Background())
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		for {
-			s, err := ln.Accept(f.ctx)
-			if err != nil {
-				return
-			}
-			f.wg.Add(1)
-			go func() {
-				defer f.wg.Done()
-				f.welcome(s)
-			}()
-		}
-	}()
-	t.Cleanup(f.close)
-	return f
-}
-
-func (f *fakeGateway) addr() string { return f.ln.Addr().String() }
-
-func (f *fakeGateway) welcome(s tunnel.Session) {
-	ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
-	defer cancel()
-	ctrl, hello, err := tunnel.ServerHandshake(ctx, s)
-	if err != nil {
-		s.Close()
-		return
-	}
-	f.mu.Lock()
-	f.n++
-	fs := &fakeSession{id: fmt.Sprintf("fake-%d", f.n), s: s, ctrl: ctrl, hello: hello}
-	f.open[fs] = struct{}{}
-	f.mu.Unlock()
-	if err := ctrl.Send(tunnel.Welcome{SessionID: fs.id, GatewayVersion: "fake"}); err != nil {
-		f.end(fs)
-		return
-	}
-	select {
-	case f.sessions <- fs:
-	case <-f.ctx.Done():
-		f.end(fs)
-	}
-}
-
-// next waits for the next welcomed session.
-func (f *fakeGateway) next(timeout time.Duration) *fakeSession {
-	f.t.Helper()
-	select {
-	case fs := <-f.sessions:
-		return fs
-	case <-time.After(timeout):
-		f.t.Fatalf("no agent session within %s", timeout)
-		return nil
-	}
-}
-
-// end closes a session abruptly.
-func (f *fakeGateway) end(fs *fakeSession) {
-	fs.s.Close()
-	f.mu.Lock()
-	delete(f.open, fs)
-	f.mu.Unlock()
-}
-
-// goAway drains a session as the real gateway does: goaway, the
-// acknowledgement (nothing is in flight: the control stream half-closed,
-// tunnel/spec.md), then close once the agent has half-closed its side.
-func (f *fakeGateway) goAway(fs *fakeSession) {
-	fs.ctrl.Send(tunnel.GoAway{Reason: "fake gateway cycling sessions"})
-	fs.ctrl.CloseWrite()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := fs.ctrl.Recv(deadline); err != nil {
-			break
-		}
-	}
-	f.end(fs)
-}
-
-func (f *fakeGateway) close() {
-	f.cancel()
-	f.ln.Close()
-	f.mu.Lock()
-	for fs := range f.open {
-		fs.s.Close()
-	}
-	f.mu.Unlock()
-	f.wg.Wait()
+	return g
 }
 
 // get sends one request for site jira on a new stream of the session, as
 // the gateway does, and returns the status.
-func (fs *fakeSession) get(path string, timeout time.Duration) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	st, err := fs.s.OpenStream(ctx)
-	if err != nil {
-		return 0, err
+func get(fs *sessiontest.GatewaySession, path string, timeout time.Duration) (int, error) {
+	code, b, err := fs.Get(path, http.Header{brokerhttp.HeaderSite: {"jira"}, brokerhttp.HeaderRequestID: {fs.ID}}, timeout)
+	if code != 0 {
+		recordOutput("agent's answer on a tunnel stream", fmt.Sprintf("%d %s\n%s", code, http.StatusText(code), b))
 	}
-	defer st.Close()
-	st.SetDeadline(time.Now().Add(timeout))
-	fmt.Fprintf(st, "GET %s HTTP/1.1\r\nHost: agent\r\nOx-Broker-Site: jira\r\nOx-Broker-Request-Id: %s\r\nConnection: close\r\n\r\n", path, fs.id)
-	resp, err := http.ReadResponse(bufio.NewReader(st), nil)
-	if err != nil {
-		return 0, err
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	recordOutput("agent's answer on a tunnel stream", resp.Status+"\n"+string(b))
-	return resp.StatusCode, err
+	return code, err
 }
 
 // agentFootprint is what the no-growth scenario reads from the agent's
@@ -600,17 +461,17 @@ const (
 // turns with goaway (the agent redials at once, backoff reset) and by
 // closing them abruptly (the agent backs off ≤ 500 ms, as the previous
 // goaway reset its backoff), after one request through each.
-func cycleSessions(t *testing.T, f *fakeGateway, from, n int) {
+func cycleSessions(t *testing.T, f *sessiontest.Gateway, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
-		fs := f.next(20 * time.Second)
-		if code, err := fs.get(fmt.Sprintf("/rest/api/3/myself?cycle=%d", i), 10*time.Second); err != nil || code != 200 {
+		fs := f.Next(t, 20*time.Second)
+		if code, err := get(fs, fmt.Sprintf("/rest/api/3/myself?cycle=%d", i), 10*time.Second); err != nil || code != 200 {
 			t.Fatalf("cycle %d: request through the session: %d, %v", i, code, err)
 		}
 		if i%2 == 0 {
-			f.goAway(fs)
+			fs.Drain(10 * time.Second)
 		} else {
-			f.end(fs)
+			fs.Close()
 		}
 	}
 }
@@ -632,23 +493,23 @@ func testNoGrowth(t *testing.T, tr string, cycles int) {
 	admin := lowPortAddr(t, false)
 	// GOGC=10 makes the agent collect garbage soon, so that heap in use
 	// tracks the live heap rather than when the last GC happened to run.
-	cfg := e.agentConfig(agentOpts{transport: tr, address: f.addr(), serverName: "127.0.0.1", admin: admin})
+	cfg := e.agentConfig(agentOpts{transport: tr, address: f.Addr(), serverName: "127.0.0.1", admin: admin})
 	start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken, "GOGC=10"}, "run", "--config", cfg)
 
 	cycleSessions(t, f, 0, noGrowthWarmup)
 	// Two sessions up (the agent's connections), idle: the state compared.
-	held := []*fakeSession{f.next(20 * time.Second), f.next(20 * time.Second)}
+	held := []*sessiontest.GatewaySession{f.Next(t, 20*time.Second), f.Next(t, 20*time.Second)}
 	before := idleFootprint(t, admin)
 	for _, fs := range held {
-		f.goAway(fs)
+		fs.Drain(10 * time.Second)
 	}
 	began := time.Now()
 	cycleSessions(t, f, noGrowthWarmup, cycles)
 	took := time.Since(began)
-	held = []*fakeSession{f.next(20 * time.Second), f.next(20 * time.Second)}
+	held = []*sessiontest.GatewaySession{f.Next(t, 20*time.Second), f.Next(t, 20*time.Second)}
 	defer func() {
 		for _, fs := range held {
-			f.end(fs)
+			fs.Close()
 		}
 	}()
 	after := idleFootprint(t, admin)
@@ -663,11 +524,10 @@ func testNoGrowth(t *testing.T, tr string, cycles int) {
 	// No leak: the heap comes back, at the latest once the timers the
 	// sessions armed have run out.
 	later := after
-	waited, ok := waitUntil(yamuxCloseTimer+15*time.Second, func() bool {
+	waited, ok := testwait.Until(yamuxCloseTimer+15*time.Second, func() bool {
 		if later.heapInuse <= heapLimit(before) {
 			return true
 		}
-		time.Sleep(2 * time.Second)
 		later = idleFootprint(t, admin)
 		return false
 	})
@@ -751,8 +611,9 @@ func (e *env) loadRequest(seq int, timeout time.Duration) (r loadResult) {
 }
 
 // steadyLoad calls the connector API rate times a second, each call with
-// a query ?seq=N that Jira's request log shows, until stop is called;
-// stop waits for the calls in flight and returns every result.
+// a query ?seq=N that Jira's request log shows, until stop is called (at
+// the latest when the test ends); stop waits for the calls in flight and
+// returns every result.
 func (e *env) steadyLoad(rate int, timeout time.Duration) (stop func() []loadResult) {
 	var (
 		mu      sync.Mutex // guards results
@@ -781,12 +642,14 @@ func (e *env) steadyLoad(rate int, timeout time.Duration) (stop func() []loadRes
 			}()
 		}
 	}()
-	return func() []loadResult {
+	stop = sync.OnceValue(func() []loadResult {
 		close(done)
 		wg.Wait()
 		slices.SortFunc(results, func(a, b loadResult) int { return a.seq - b.seq })
 		return results
-	}
+	})
+	e.t.Cleanup(func() { stop() })
+	return stop
 }
 
 // loadRate and the Jira delay of the zero-loss scenarios: 50 calls a
@@ -823,6 +686,20 @@ func describe(r loadResult) string {
 	return fmt.Sprintf("%d %s %q", r.status, r.code, r.message)
 }
 
+// terminateUnderLoad starts the zero-loss scenarios' steady load, sends p
+// a SIGTERM loadBefore into it, and waits for p to exit 0. It returns the
+// load's stop, and when the signal went and p exited.
+func (e *env) terminateUnderLoad(t *testing.T, p *proc) (stop func() []loadResult, term, exited time.Time) {
+	t.Helper()
+	e.jira.Reset()
+	e.jira.SetDelay(loadDelay)
+	stop = e.steadyLoad(loadRate, loadTimeout)
+	time.Sleep(loadBefore)
+	term = time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	return stop, term, p.terminated(t, 40*time.Second)
+}
+
 // testZeroLossGatewayRestart: SIGTERM to the gateway under steady load,
 // then a new gateway process. No request the old gateway accepted fails;
 // requests that found no listener are counted apart, as are the ones the
@@ -832,23 +709,7 @@ func testZeroLossGatewayRestart(t *testing.T, tr string) {
 	old := e.startGateway()
 	e.startAgent(agentOpts{transport: tr})
 	e.waitSessions(2, tr, 15*time.Second)
-	e.jira.Reset()
-	e.jira.SetDelay(loadDelay)
-
-	stop := e.steadyLoad(loadRate, loadTimeout)
-	time.Sleep(loadBefore)
-	term := time.Now()
-	old.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-old.done:
-	case <-time.After(40 * time.Second):
-		stop()
-		t.Fatal("the gateway did not exit within 40 s of SIGTERM")
-	}
-	exited := time.Now()
-	if code := old.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("gateway exit code after SIGTERM: got %d, want 0", code)
-	}
+	stop, term, exited := e.terminateUnderLoad(t, old)
 	e.startGateway()
 	listening := time.Now()
 	e.waitSessions(2, tr, 30*time.Second)
@@ -908,23 +769,7 @@ func testZeroLossAgentRestart(t *testing.T, tr string) {
 	a := e.startAgentNamed("a", agentOpts{transport: tr})
 	e.startAgentNamed("b", agentOpts{transport: tr})
 	e.waitSessions(4, tr, 15*time.Second)
-	e.jira.Reset()
-	e.jira.SetDelay(loadDelay)
-
-	stop := e.steadyLoad(loadRate, loadTimeout)
-	time.Sleep(loadBefore)
-	term := time.Now()
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(40 * time.Second):
-		stop()
-		t.Fatal("agent a did not exit within 40 s of SIGTERM")
-	}
-	exited := time.Now()
-	if code := a.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("agent exit code after SIGTERM: got %d, want 0", code)
-	}
+	stop, term, exited := e.terminateUnderLoad(t, a)
 	e.startAgentNamed("a", agentOpts{transport: tr})
 	restarted := time.Now()
 	e.waitSessions(4, tr, 30*time.Second)
@@ -940,11 +785,7 @@ func testZeroLossAgentRestart(t *testing.T, tr string) {
 // TestFaultZeroLossOnDrain: steady load through a gateway restart and
 // through an agent restart with a second agent up; both transports.
 func TestFaultZeroLossOnDrain(t *testing.T) {
-	var tests []namedTest
-	for _, tr := range transports {
-		tests = append(tests,
-			namedTest{"gateway-sigterm-restart/" + tr, func(t *testing.T) { testZeroLossGatewayRestart(t, tr) }},
-			namedTest{"ha-agent-sigterm-restart/" + tr, func(t *testing.T) { testZeroLossAgentRestart(t, tr) }})
-	}
-	concurrently(t, tests)
+	concurrently(t, slices.Concat(
+		overTransports("gateway-sigterm-restart", testZeroLossGatewayRestart),
+		overTransports("ha-agent-sigterm-restart", testZeroLossAgentRestart)))
 }

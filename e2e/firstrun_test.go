@@ -22,6 +22,7 @@ import (
 	"github.com/oxsecurity/oxbroker/gateway"
 	"github.com/oxsecurity/oxbroker/gateway/redistest"
 	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
 	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
@@ -35,7 +36,7 @@ const journalWait = 10 * time.Second
 func journalLine(t *testing.T, p *proc, parts ...string) string {
 	t.Helper()
 	var line string
-	if _, ok := waitUntil(journalWait, func() bool { line = findLine(p.out.String(), parts...); return line != "" }); !ok {
+	if _, ok := testwait.Until(journalWait, func() bool { line = findLine(p.out.String(), parts...); return line != "" }); !ok {
 		t.Fatalf("%s logged no line with %q within %s:\n%s", p.name, parts, journalWait, p.out.String())
 	}
 	return line
@@ -102,7 +103,7 @@ func TestFirstRunJournal(t *testing.T) {
 		journalLine(t, a, parts...)
 		// Both connections keep dialling, with backoff; the line is not
 		// repeated at each attempt (once, then every 5 minutes).
-		if _, ok := waitUntil(30*time.Second, func() bool { return countLines(a.out.String(), "level=DEBUG", "msg=reconnecting") >= 6 }); !ok {
+		if _, ok := testwait.Until(30*time.Second, func() bool { return countLines(a.out.String(), "level=DEBUG", "msg=reconnecting") >= 6 }); !ok {
 			t.Fatalf("fewer than 6 dial attempts in 30 s:\n%s", a.out.String())
 		}
 		if n := countLines(a.out.String(), "unknown authority"); n != 1 {
@@ -253,7 +254,7 @@ func TestReloadWrongBrokerTokenKeepsServing(t *testing.T) {
 func waitServed(t *testing.T, e *env, n int) {
 	t.Helper()
 	from := len(e.jira.Requests())
-	if _, ok := waitUntil(15*time.Second, func() bool { return len(e.jira.Requests()) >= from+n }); !ok {
+	if _, ok := testwait.Until(15*time.Second, func() bool { return len(e.jira.Requests()) >= from+n }); !ok {
 		t.Fatalf("Jira saw %d calls in 15 s, want %d", len(e.jira.Requests())-from, n)
 	}
 }
@@ -303,7 +304,7 @@ func TestReloadNewBrokerTokenMovesOver(t *testing.T) {
 	a.cmd.Process.Signal(syscall.SIGHUP)
 	journalLine(t, a, `level=INFO`, `msg="the reloaded gateway settings are connected; the sessions of the previous settings drain"`)
 	var after []string
-	if _, ok := waitUntil(20*time.Second, func() bool {
+	if _, ok := testwait.Until(20*time.Second, func() bool {
 		after = sessionIDs(e)
 		return len(after) == 2 && !slices.ContainsFunc(after, func(id string) bool { return slices.Contains(before, id) })
 	}); !ok {
@@ -323,7 +324,7 @@ func waitAccepted(t *testing.T, e *env, token string) {
 	d := &tunnel.Dialer{Transport: tunnel.DialTCP, TLS: &tls.Config{RootCAs: gatewayRoots(t, e)}}
 	hello := tunnel.Hello{Protocol: tunnel.ProtocolVersion, BrokerID: "acme", Token: token, AgentID: "test", Sites: []tunnel.SiteInfo{}}
 	var last error
-	if _, ok := waitUntil(15*time.Second, func() bool {
+	if _, ok := testwait.Until(15*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		s, err := d.Dial(ctx, e.tunnelAddr)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -25,11 +26,14 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/connectortest"
 	"github.com/oxsecurity/oxbroker/internal/freeport"
 	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 )
 
@@ -118,6 +122,22 @@ func (p *proc) stop(t *testing.T) {
 	}
 }
 
+// terminated waits (at most within) for p to exit after a SIGTERM sent
+// to it, checks that it exited 0, and returns when it exited.
+func (p *proc) terminated(t *testing.T, within time.Duration) time.Time {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(within):
+		t.Fatalf("%s still running %s after SIGTERM", p.name, within)
+	}
+	exited := time.Now()
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code of %s after SIGTERM: got %d, want 0", p.name, code)
+	}
+	return exited
+}
+
 func (p *proc) kill() {
 	p.cmd.Process.Kill()
 	<-p.done
@@ -126,18 +146,21 @@ func (p *proc) kill() {
 // waitOutput waits until the process has printed s.
 func (p *proc) waitOutput(t *testing.T, s string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if strings.Contains(p.out.String(), s) {
-			return
-		}
+	exited := false
+	printed := func() bool {
 		select {
 		case <-p.done:
-			t.Fatalf("%s exited (%v) before printing %q:\n%s", p.name, p.cmd.ProcessState, s, p.out.String())
-		case <-time.After(50 * time.Millisecond):
+			exited = true
+		default:
 		}
+		return strings.Contains(p.out.String(), s) || exited
 	}
-	t.Fatalf("%s did not print %q within %s:\n%s", p.name, s, timeout, p.out.String())
+	if _, ok := testwait.Until(timeout, printed); !ok {
+		t.Fatalf("%s did not print %q within %s:\n%s", p.name, s, timeout, p.out.String())
+	}
+	if !strings.Contains(p.out.String(), s) {
+		t.Fatalf("%s exited (%v) before printing %q:\n%s", p.name, p.cmd.ProcessState, s, p.out.String())
+	}
 }
 
 // logs keeps the output of every process of the run, for the secret scan.
@@ -241,6 +264,16 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// serverTLS is the TLS config of a server with the gateway's certificate.
+func (e *env) serverTLS(t *testing.T) *tls.Config {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(e.certs.Cert, e.certs.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}}
+}
+
 func (e *env) writeFile(name, content string) string {
 	e.t.Helper()
 	p := filepath.Join(e.dir, name)
@@ -252,8 +285,14 @@ func (e *env) writeFile(name, content string) string {
 
 func (e *env) startGateway() *proc {
 	e.t.Helper()
+	return e.startGatewayBin(bins.gateway)
+}
+
+// startGatewayBin is startGateway with the gateway binary bin.
+func (e *env) startGatewayBin(bin string) *proc {
+	e.t.Helper()
 	cfg := e.writeFile("gateway.yaml", e.gatewayYAML(gatewayyaml.Config{Tunnel: e.tunnelAddr, API: e.apiAddr, Admin: e.adminAddr}))
-	e.gw = start(e.t, "gateway", bins.gateway, nil, "run", "--config", cfg)
+	e.gw = start(e.t, "gateway", bin, nil, "run", "--config", cfg)
 	e.gw.waitOutput(e.t, "gateway listening", 10*time.Second)
 	return e.gw
 }
@@ -288,6 +327,17 @@ func (e *env) checkJiraSaw(t *testing.T, reqs []jiratest.Request) {
 	}
 }
 
+// newEnvUp is newEnv with its gateway and an agent over transport tr
+// started, once the agent's two sessions are up.
+func newEnvUp(t *testing.T, tr string) (e *env, gw, agent *proc) {
+	t.Helper()
+	e = newEnv(t)
+	gw = e.startGateway()
+	agent = e.startAgent(agentOpts{transport: tr})
+	e.waitSessions(2, tr, 15*time.Second)
+	return e, gw, agent
+}
+
 // agentOpts varies the agent's config.
 type agentOpts struct {
 	transport   string
@@ -305,8 +355,14 @@ type agentOpts struct {
 
 func (e *env) startAgent(o agentOpts) *proc {
 	e.t.Helper()
+	return e.startAgentBin(bins.agent, o)
+}
+
+// startAgentBin is startAgent with the agent binary bin.
+func (e *env) startAgentBin(bin string, o agentOpts) *proc {
+	e.t.Helper()
 	cfg := e.agentConfig(o)
-	return start(e.t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken}, "run", "--config", cfg)
+	return start(e.t, "agent", bin, []string{"JIRA_TOKEN=" + e.jiraToken}, "run", "--config", cfg)
 }
 
 // agentConfig writes agent.yaml and broker.token and returns the config path.
@@ -362,64 +418,49 @@ sites:
 }
 
 // call sends one connector request to the gateway.
-func (e *env) call(method, path, token string, body io.Reader) (*http.Response, []byte) {
+func (e *env) call(method, path, token, body string) (*http.Response, []byte) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+e.apiAddr+path, body)
+	resp, b, err := connectortest.Call(ctx, http.DefaultClient, method, "http://"+e.apiAddr+path, token, nil, body)
 	if err != nil {
 		e.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatalf("%s %s: read body: %v", method, path, err)
 	}
 	return resp, b
 }
 
 // jiraCall calls the site "jira" of broker acme with the connector token.
 func (e *env) jiraCall(method, path, body string) (*http.Response, []byte) {
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	return e.call(method, "/b/acme/jira"+path, e.connectorToken, r)
+	return e.call(method, "/b/acme/jira"+path, e.connectorToken, body)
+}
+
+// brokerOffline reports whether a call through the gateway answers 502
+// broker_offline.
+func (e *env) brokerOffline() bool {
+	resp, _ := e.jiraCall("GET", "/rest/api/3/myself", "")
+	return resp.StatusCode == 502 && resp.Header.Get(brokerhttp.HeaderError) == string(brokerhttp.BrokerOffline)
 }
 
 // waitSessions waits until the broker has n sessions, all on transport.
 func (e *env) waitSessions(n int, transport string, timeout time.Duration) gateway.BrokerStatus {
 	e.t.Helper()
-	deadline := time.Now().Add(timeout)
 	var st gateway.BrokerStatus
-	for time.Now().Before(deadline) {
+	if _, ok := testwait.Until(timeout, func() bool {
 		st = e.brokerStatus()
 		ok := len(st.Sessions) == n
 		for _, s := range st.Sessions {
 			ok = ok && (transport == "" || s.Transport == transport)
 		}
-		if ok {
-			return st
-		}
-		time.Sleep(100 * time.Millisecond)
+		return ok
+	}); !ok {
+		e.t.Fatalf("broker sessions: got %+v, want %d on %s", st.Sessions, n, transport)
 	}
-	e.t.Fatalf("broker sessions: got %+v, want %d on %s", st.Sessions, n, transport)
 	return st
 }
 
 func (e *env) brokerStatus() gateway.BrokerStatus {
 	e.t.Helper()
-	resp, b := e.call("GET", "/v1/brokers/acme", e.connectorToken, nil)
+	resp, b := e.call("GET", "/v1/brokers/acme", e.connectorToken, "")
 	if resp.StatusCode != 200 {
 		e.t.Fatalf("GET /v1/brokers/acme: %d %s", resp.StatusCode, b)
 	}

@@ -201,9 +201,9 @@ func testHostileThroughGateway(t *testing.T) {
 func testHostileAgentStreams(t *testing.T) {
 	e, up := newRecordingEnv(t)
 	f := newFakeGateway(t, e)
-	e.startAgent(agentOpts{transport: "tcp", address: f.addr(), serverName: "127.0.0.1", connections: 1})
-	fs := f.next(20 * time.Second)
-	if code, err := fs.get("/rest/api/3/myself", 10*time.Second); err != nil || code != 200 {
+	e.startAgent(agentOpts{transport: "tcp", address: f.Addr(), serverName: "127.0.0.1", connections: 1})
+	fs := f.Next(t, 20*time.Second)
+	if code, err := get(fs, "/rest/api/3/myself", 10*time.Second); err != nil || code != 200 {
 		t.Fatalf("before the corpus: %d, %v", code, err)
 	}
 	up.reset()
@@ -214,7 +214,7 @@ func testHostileAgentStreams(t *testing.T) {
 	dial := func() (net.Conn, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), answerBound)
 		defer cancel()
-		return fs.s.OpenStream(ctx)
+		return fs.Session.OpenStream(ctx)
 	}
 	runEarlyRefusals(t, up, dial, []earlyCase{
 		{"404 unknown site", post("nosite", "/rest/api/3/issue", "1000"), brokerhttp.UnknownSite},
@@ -222,7 +222,7 @@ func testHostileAgentStreams(t *testing.T) {
 		{"413 over max_body", post("jira", "/rest/api/3/issue/ABC-1/attachments", "60000000"), brokerhttp.TooLarge},
 		{"400 near-dot path", post("jira", "/rest/api/3/issue/%e3%80%82%e3%80%82/secure", "1000"), brokerhttp.BadRequest},
 	})
-	if code, err := fs.get("/rest/api/3/myself", 10*time.Second); err != nil || code != 200 {
+	if code, err := get(fs, "/rest/api/3/myself", 10*time.Second); err != nil || code != 200 {
 		t.Errorf("after the corpus: %d, %v", code, err)
 	}
 }

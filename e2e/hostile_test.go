@@ -24,7 +24,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
+	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 )
 
 // gatewayRoots trusts e's CA, as an agent with gateway.ca_file does.
@@ -164,45 +166,41 @@ func testTunnelPort(t *testing.T) {
 		}
 	}
 
+	// garbage writes n strings of size random bytes, each on a new
+	// connection from dial, and checks that each is closed at once.
+	garbage := func(t *testing.T, dial func(*testing.T) net.Conn, n, size int, what string) {
+		for range n {
+			c := dial(t)
+			c.Write(randomBytes(size))
+			if took, ok := closedWithin(c, atOnce); !ok {
+				t.Errorf("%s: still open after %s", what, took)
+			}
+		}
+	}
+	// truncated writes b on a connection from dial and checks that it is
+	// closed by the handshake timeout.
+	truncated := func(t *testing.T, dial func(*testing.T) net.Conn, b []byte, what string) {
+		c := dial(t)
+		c.Write(b)
+		took, ok := closedWithin(c, byTimeout)
+		if !ok {
+			t.Errorf("%s: still open after %s", what, took)
+		}
+		t.Logf("MEASURE %s: closed after %s", t.Name(), took.Round(10*time.Millisecond))
+	}
+
 	var attacks []namedTest
 	add := func(name string, f func(*testing.T)) { attacks = append(attacks, namedTest{name, f}) }
 	{
-		add("tcp/random-bytes", func(t *testing.T) {
-			for range 16 {
-				c := dialTCP(t)
-				c.Write(randomBytes(64 << 10))
-				if took, ok := closedWithin(c, atOnce); !ok {
-					t.Errorf("random bytes on TCP: still open after %s", took)
-				}
-			}
-		})
+		add("tcp/random-bytes", func(t *testing.T) { garbage(t, dialTCP, 16, 64<<10, "random bytes on TCP") })
 		add("tcp/truncated-client-hello", func(t *testing.T) {
 			hello := clientHello(t)
-			c := dialTCP(t)
-			c.Write(hello[:len(hello)/2])
-			took, ok := closedWithin(c, byTimeout)
-			if !ok {
-				t.Errorf("half a ClientHello: still open after %s", took)
-			}
-			t.Logf("MEASURE %s: closed after %s", t.Name(), took.Round(10*time.Millisecond))
+			truncated(t, dialTCP, hello[:len(hello)/2], "half a ClientHello")
 		})
-		add("tls-alpn/random-bytes", func(t *testing.T) {
-			for range 8 {
-				c := dialTLS(t)
-				c.Write(randomBytes(16 << 10))
-				if took, ok := closedWithin(c, atOnce); !ok {
-					t.Errorf("random bytes after TLS+ALPN: still open after %s", took)
-				}
-			}
-		})
+		add("tls-alpn/random-bytes", func(t *testing.T) { garbage(t, dialTLS, 8, 16<<10, "random bytes after TLS+ALPN") })
 		add("tls-alpn/truncated-yamux-header", func(t *testing.T) {
-			c := dialTLS(t)
-			c.Write([]byte{0, 1, 0, 1, 0, 0}) // 6 of a 12-byte header: a SYN cut short
-			took, ok := closedWithin(c, byTimeout)
-			if !ok {
-				t.Errorf("truncated yamux header: still open after %s", took)
-			}
-			t.Logf("MEASURE %s: closed after %s", t.Name(), took.Round(10*time.Millisecond))
+			// 6 of a 12-byte header: a SYN cut short.
+			truncated(t, dialTLS, []byte{0, 1, 0, 1, 0, 0}, "truncated yamux header")
 		})
 		for _, tr := range transports {
 			add(tr+"/hello-of-10MiB", func(t *testing.T) {
@@ -305,12 +303,12 @@ func testTunnelPort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("new session after the attacks: %v", err)
 	}
-	ctrl, _, err := tunnel.ClientHandshake(ctx, s, tunnel.Hello{BrokerID: "acme", Token: e.brokerToken, AgentID: "probe"})
+	defer s.Close()
+	probe, err := sessiontest.Connect(t, s, tunnel.Hello{BrokerID: "acme", Token: e.brokerToken, AgentID: "probe"}, nil)
 	if err != nil {
 		t.Fatalf("hello after the attacks: %v", err)
 	}
-	ctrl.Close()
-	s.Close()
+	probe.Close()
 	rssAfter, _ := rssKiB(gw)
 	t.Logf("MEASURE %s: gateway RSS %d MiB before the attacks, %d MiB after", t.Name(), rssBefore>>10, rssAfter>>10)
 	if rssAfter > rssBefore+64<<10 {
@@ -341,9 +339,9 @@ func testStreamFlood(t *testing.T, tr string) {
 	e := newLowPortEnv(t)
 	f := newFakeGateway(t, e)
 	admin := lowPortAddr(t, false)
-	agent := e.startAgent(agentOpts{transport: tr, address: f.addr(), serverName: "127.0.0.1", admin: admin, connections: 1})
-	fs := f.next(20 * time.Second)
-	if code, err := fs.get("/rest/api/3/myself", 10*time.Second); err != nil || code != 200 {
+	agent := e.startAgent(agentOpts{transport: tr, address: f.Addr(), serverName: "127.0.0.1", admin: admin, connections: 1})
+	fs := f.Next(t, 20*time.Second)
+	if code, err := get(fs, "/rest/api/3/myself", 10*time.Second); err != nil || code != 200 {
 		t.Fatalf("before the flood: %d, %v", code, err)
 	}
 	rssBefore, _ := rssKiB(agent)
@@ -365,7 +363,7 @@ func testStreamFlood(t *testing.T, tr string) {
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= hostileStreams {
-				st, err := fs.s.OpenStream(ctx)
+				st, err := fs.Session.OpenStream(ctx)
 				if err != nil {
 					failed.Add(1)
 					continue
@@ -443,8 +441,8 @@ func testStreamFlood(t *testing.T, tr string) {
 	}
 
 	// Served again afterwards, on the same session.
-	took, ok := waitUntil(20*time.Second, func() bool {
-		code, err := fs.get("/rest/api/3/myself", 5*time.Second)
+	took, ok := testwait.Until(20*time.Second, func() bool {
+		code, err := get(fs, "/rest/api/3/myself", 5*time.Second)
 		return err == nil && code == 200
 	})
 	if !ok {

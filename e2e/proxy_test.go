@@ -70,14 +70,7 @@ func TestProxyThroughTunnel(t *testing.T) {
 	e.jira.Reset()
 
 	call := func(siteName, method, path, body string) (*http.Response, []byte) {
-		var r *strings.Reader
-		if body != "" {
-			r = strings.NewReader(body)
-		}
-		if r == nil {
-			return e.call(method, "/b/acme/"+siteName+path, e.connectorToken, nil)
-		}
-		return e.call(method, "/b/acme/"+siteName+path, e.connectorToken, r)
+		return e.call(method, "/b/acme/"+siteName+path, e.connectorToken, body)
 	}
 	want := func(name string, resp *http.Response, b []byte, status int, code brokerhttp.Code) {
 		t.Helper()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/internal/connectortest"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 )
 
@@ -32,28 +32,13 @@ func (c *linkClient) do(method, rawURL, body string) (*http.Response, []byte) {
 	if !strings.HasPrefix(rawURL, "http://"+c.e.apiAddr+"/b/acme/") {
 		c.t.Fatalf("%s %s: the link does not point at the gateway (http://%s/b/acme/...)", method, rawURL, c.e.apiAddr)
 	}
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, rawURL, rd)
+	// What Python's requests sends: the agent must answer readably.
+	h := http.Header{"Content-Type": {"application/json"}, "Accept-Encoding": {"gzip, deflate"}}
+	resp, b, err := connectortest.Call(ctx, http.DefaultClient, method, rawURL, c.e.connectorToken, h, body)
 	if err != nil {
 		c.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.e.connectorToken)
-	req.Header.Set("Content-Type", "application/json")
-	// What Python's requests sends: the agent must answer readably.
-	req.Header.Set("Accept-Encoding", "gzip, deflate")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, rawURL, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		c.t.Fatalf("%s %s: read body: %v", method, rawURL, err)
 	}
 	var head strings.Builder
 	fmt.Fprintf(&head, "%s %s -> %s\n", method, rawURL, resp.Status)
@@ -274,7 +259,7 @@ func TestReflectedCredentialThroughGateway(t *testing.T) {
 `, echo.URL)})
 	e.waitSessions(2, "tcp", 15*time.Second)
 
-	resp, b := e.call("GET", "/b/acme/echo/rest/api/3/myself", e.connectorToken, nil)
+	resp, b := e.call("GET", "/b/acme/echo/rest/api/3/myself", e.connectorToken, "")
 	if resp.StatusCode != 200 {
 		t.Fatalf("myself: %d %s", resp.StatusCode, b)
 	}
@@ -284,7 +269,7 @@ func TestReflectedCredentialThroughGateway(t *testing.T) {
 	if strings.Contains(all.String(), e.jiraToken) || !strings.Contains(all.String(), "REDACTED") {
 		t.Errorf("the answer holds the token or no marker:\n%s", all.String())
 	}
-	resp, b = e.call("POST", "/v1/brokers/acme/sites/echo/check", e.connectorToken, nil)
+	resp, b = e.call("POST", "/v1/brokers/acme/sites/echo/check", e.connectorToken, "")
 	if resp.StatusCode != 200 || strings.Contains(string(b), e.jiraToken) || !strings.Contains(string(b), "REDACTED") {
 		t.Errorf("remote check: got %d %s, want 200 with the marker and no token", resp.StatusCode, b)
 	}

@@ -29,6 +29,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/internal/testwait"
+	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 	"github.com/quic-go/quic-go"
 )
 
@@ -568,7 +570,7 @@ func testRogueAgent(t *testing.T) {
 		// The gateway closes those over the limit at once: well before
 		// its 10 s hello timeout.
 		closed := 0
-		waitUntil(3*time.Second, func() bool {
+		testwait.Until(3*time.Second, func() bool {
 			closed = 0
 			for _, c := range conns {
 				if c.Context().Err() != nil {
@@ -598,7 +600,7 @@ func testRogueAgent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := &firstOnly{PacketConn: udp}
+			c := &tunneltest.FirstDatagramOnly{PacketConn: udp}
 			wg.Go(func() {
 				defer c.Close()
 				tr := &quic.Transport{Conn: c}
@@ -609,9 +611,9 @@ func testRogueAgent(t *testing.T) {
 				if conn, err := tr.Dial(ctx, udpAddr, quicConf(), &quic.Config{}); err == nil {
 					conn.CloseWithError(0, "")
 				}
-				got.Add(c.got.Load())
-				sent.Add(c.sent.Load())
-				if c.got.Load() > 3*c.sent.Load() {
+				got.Add(c.Got.Load())
+				sent.Add(c.Sent.Load())
+				if c.Got.Load() > 3*c.Sent.Load() {
 					amplified.Add(1)
 				}
 			})
@@ -695,7 +697,7 @@ func testRogueAgent(t *testing.T) {
 			fmt.Fprintf(&invalid, `{"name":"Bad_%d"},`, i)
 		}
 		m.sendCtrl(controlFrame(`{"type":"sites","sites":[` + invalid.String() + `{"name":"last"}]}`))
-		waitUntil(30*time.Second, func() bool { return strings.Contains(gw.out.String(), "invalid=1000") })
+		testwait.Until(30*time.Second, func() bool { return strings.Contains(gw.out.String(), "invalid=1000") })
 		updated := lines("agent sites updated") - before
 		t.Logf("MEASURE %s: 10,000 sites messages: %d lines; 50,000 invalid names: %d lines; 1,000 invalid names: %d lines",
 			t.Name(), updated, lines("more sites than limits.sites_per_broker"), lines("sites with invalid names"))
@@ -728,36 +730,10 @@ func testRogueAgent(t *testing.T) {
 	}
 	e.mustServe("after the rogue agent")
 	// Every flood's count is told within an interval (10 s).
-	if _, ok := waitUntil(15*time.Second, func() bool { return strings.Contains(gw.out.String(), "suppressed=") }); !ok {
+	if _, ok := testwait.Until(15*time.Second, func() bool { return strings.Contains(gw.out.String(), "suppressed=") }); !ok {
 		t.Error("no log line counts the lines held back")
 	}
 	recordOutput("gateway metrics after the rogue agent", scrapeMetrics(t, e.adminAddr))
-}
-
-// firstOnly is the socket of a QUIC client that sends its first datagram
-// only and counts, without handing them over, the bytes that come back.
-type firstOnly struct {
-	net.PacketConn
-	wrote     atomic.Bool
-	sent, got atomic.Int64
-}
-
-func (c *firstOnly) WriteTo(b []byte, addr net.Addr) (int, error) {
-	if c.wrote.Swap(true) {
-		return len(b), nil
-	}
-	c.sent.Add(int64(len(b)))
-	return c.PacketConn.WriteTo(b, addr)
-}
-
-func (c *firstOnly) ReadFrom(b []byte) (int, net.Addr, error) {
-	for {
-		n, _, err := c.PacketConn.ReadFrom(b)
-		if err != nil {
-			return 0, nil, err
-		}
-		c.got.Add(int64(n))
-	}
 }
 
 // rogueGateway is a gateway written by hand: TLS with the tunnel's ALPN,
@@ -770,11 +746,9 @@ type rogueGateway struct {
 
 func startRogueGateway(t *testing.T, e *env) *rogueGateway {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(e.certs.Cert, e.certs.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{alpn}})
+	conf := e.serverTLS(t)
+	conf.NextProtos = []string{alpn}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", conf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -819,14 +793,9 @@ func startRogueGateway(t *testing.T, e *env) *rogueGateway {
 
 func (g *rogueGateway) next(t *testing.T) *rawMux {
 	t.Helper()
-	select {
-	case m := <-g.sessions:
-		t.Cleanup(func() { m.c.Close() })
-		return m
-	case <-time.After(30 * time.Second):
-		t.Fatal("no agent session within 30 s")
-		return nil
-	}
+	m := testwait.Recv(t, 30*time.Second, "an agent session", g.sessions)
+	t.Cleanup(func() { m.c.Close() })
+	return m
 }
 
 // get sends GET /rest/api/3/myself for site jira on a new stream id and

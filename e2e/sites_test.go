@@ -37,7 +37,7 @@ func TestCloudSiteDownAtStart(t *testing.T) {
 	if resp, b := e.jiraCall("GET", "/rest/api/3/myself", ""); resp.StatusCode != 200 {
 		t.Errorf("the other site: got %d %s, want 200", resp.StatusCode, b)
 	}
-	resp, b := e.call("GET", "/b/acme/cloud/rest/api/3/myself", e.connectorToken, nil)
+	resp, b := e.call("GET", "/b/acme/cloud/rest/api/3/myself", e.connectorToken, "")
 	var body struct {
 		Error struct{ Code, Message string }
 	}

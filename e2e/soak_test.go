@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
@@ -34,10 +35,7 @@ func soakOnly(t *testing.T) {
 // gateway, then the no-growth checks of TestFault/no-growth.
 func TestSoakNoGrowth(t *testing.T) {
 	soakOnly(t)
-	concurrently(t, []namedTest{
-		{"tcp", func(t *testing.T) { testNoGrowth(t, "tcp", soakCycles) }},
-		{"quic", func(t *testing.T) { testNoGrowth(t, "quic", soakCycles) }},
-	})
+	concurrently(t, overTransports("", func(t *testing.T, tr string) { testNoGrowth(t, tr, soakCycles) }))
 }
 
 // TestSoakGatewayRestarts: 200 disconnect/reconnect cycles against the
@@ -49,10 +47,7 @@ func TestSoakNoGrowth(t *testing.T) {
 // heap end where they began.
 func TestSoakGatewayRestarts(t *testing.T) {
 	soakOnly(t)
-	concurrently(t, []namedTest{
-		{"tcp", func(t *testing.T) { testSoakRestarts(t, "tcp") }},
-		{"quic", func(t *testing.T) { testSoakRestarts(t, "quic") }},
-	})
+	concurrently(t, overTransports("", testSoakRestarts))
 }
 
 func testSoakRestarts(t *testing.T, tr string) {
@@ -86,7 +81,7 @@ func testSoakRestarts(t *testing.T, tr string) {
 			r.SetTCP(tunneltest.Pass())
 		}
 		// Back: both sessions up and a call served, before the next fault.
-		if _, ok := waitUntil(30*time.Second, func() bool {
+		if _, ok := testwait.Until(30*time.Second, func() bool {
 			return e.sessionCount() == 2 && e.connectorGet("/rest/api/3/myself", 5*time.Second).status == 200
 		}); !ok {
 			stop()
@@ -120,11 +115,10 @@ func testSoakRestarts(t *testing.T, tr string) {
 		t.Errorf("goroutines grew from %.0f to %.0f (tolerance %d)", before.goroutines, after.goroutines, goroutineTolerance)
 	}
 	later := after
-	if _, ok := waitUntil(yamuxCloseTimer+15*time.Second, func() bool {
+	if _, ok := testwait.Until(yamuxCloseTimer+15*time.Second, func() bool {
 		if later.heapInuse <= heapLimit(before) {
 			return true
 		}
-		time.Sleep(2 * time.Second)
 		later = idleFootprint(t, admin)
 		return false
 	}); !ok {
@@ -138,10 +132,7 @@ func testSoakRestarts(t *testing.T, tr string) {
 // minute.
 func TestSoakSteadyLoad(t *testing.T) {
 	soakOnly(t)
-	concurrently(t, []namedTest{
-		{"tcp", func(t *testing.T) { testSoakSteady(t, "tcp") }},
-		{"quic", func(t *testing.T) { testSoakSteady(t, "quic") }},
-	})
+	concurrently(t, overTransports("", testSoakSteady))
 }
 
 func testSoakSteady(t *testing.T, tr string) {

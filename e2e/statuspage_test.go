@@ -99,7 +99,7 @@ func TestStatusPages(t *testing.T) {
 
 	// The gateway's page: the broker online with its two sessions. A
 	// remote check of the site shows in its row.
-	if resp, body := e.call("POST", "/v1/brokers/acme/sites/jira/check", e.connectorToken, nil); resp.StatusCode != 200 {
+	if resp, body := e.call("POST", "/v1/brokers/acme/sites/jira/check", e.connectorToken, ""); resp.StatusCode != 200 {
 		t.Fatalf("remote check: %d %s", resp.StatusCode, body)
 	}
 	b.do(chromedp.Navigate("http://" + e.adminAddr + "/"))

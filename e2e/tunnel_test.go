@@ -4,18 +4,18 @@ package e2e
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
-	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
 	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
@@ -30,10 +30,8 @@ var transports = []string{"quic", "tcp"}
 func TestJiraThroughTunnel(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			e := newEnv(t)
-			e.startGateway()
-			e.startAgent(agentOpts{transport: tr})
-			st := e.waitSessions(2, tr, 15*time.Second)
+			e, _, _ := newEnvUp(t, tr)
+			st := e.brokerStatus()
 			if len(st.Sites) != 1 || st.Sites[0] != "jira" {
 				t.Fatalf("broker sites: got %v, want [jira]", st.Sites)
 			}
@@ -88,28 +86,25 @@ func TestJiraThroughTunnel(t *testing.T) {
 }
 
 func TestWrongConnectorToken(t *testing.T) {
-	e := newEnv(t)
-	e.startGateway()
-	e.startAgent(agentOpts{transport: "tcp"})
-	e.waitSessions(2, "tcp", 15*time.Second)
+	e, _, _ := newEnvUp(t, "tcp")
 	for _, tok := range []string{"", "wrong", e.brokerToken} {
-		resp, b := e.call("GET", "/b/acme/jira/rest/api/3/myself", tok, nil)
+		resp, b := e.call("GET", "/b/acme/jira/rest/api/3/myself", tok, "")
 		if resp.StatusCode != 401 || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.Unauthorized) {
 			t.Fatalf("token %q: got %d %s, want 401 unauthorized", tok, resp.StatusCode, b)
 		}
 	}
 	// Unknown broker with a valid token: 404; without one: 401 (no probing).
-	if resp, b := e.call("GET", "/b/nope/jira/rest/api/3/myself", e.connectorToken, nil); resp.StatusCode != 404 ||
+	if resp, b := e.call("GET", "/b/nope/jira/rest/api/3/myself", e.connectorToken, ""); resp.StatusCode != 404 ||
 		resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.UnknownBroker) {
 		t.Fatalf("unknown broker: got %d %s, want 404 unknown_broker", resp.StatusCode, b)
 	}
-	if resp, _ := e.call("GET", "/b/nope/jira/rest/api/3/myself", "wrong", nil); resp.StatusCode != 401 {
+	if resp, _ := e.call("GET", "/b/nope/jira/rest/api/3/myself", "wrong", ""); resp.StatusCode != 401 {
 		t.Fatalf("unknown broker, wrong token: got %d, want 401", resp.StatusCode)
 	}
 	if resp, b := e.jiraCall("GET", "/../jira/rest/api/3/myself", ""); resp.StatusCode == 200 {
 		t.Fatalf("traversal got 200: %s", b)
 	}
-	resp, b := e.call("GET", "/b/acme/confluence/rest/api/3/myself", e.connectorToken, nil)
+	resp, b := e.call("GET", "/b/acme/confluence/rest/api/3/myself", e.connectorToken, "")
 	if resp.StatusCode != 404 || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.UnknownSite) {
 		t.Fatalf("unknown site: got %d %s, want 404 unknown_site", resp.StatusCode, b)
 	}
@@ -124,29 +119,18 @@ func TestWrongConnectorToken(t *testing.T) {
 func TestAgentKilledThenRestarted(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			e := newEnv(t)
-			e.startGateway()
-			a := e.startAgent(agentOpts{transport: tr})
-			e.waitSessions(2, tr, 15*time.Second)
+			e, _, a := newEnvUp(t, tr)
 			if resp, b := e.jiraCall("GET", "/rest/api/3/myself", ""); resp.StatusCode != 200 {
 				t.Fatalf("before kill: %d %s", resp.StatusCode, b)
 			}
 			a.kill()
-			killed := time.Now()
 			// QUIC learns of a dead peer only from its idle timeout (8 s);
 			// TCP from the closed socket at once.
-			deadline := killed.Add(20 * time.Second)
-			for {
-				resp, b := e.jiraCall("GET", "/rest/api/3/myself", "")
-				if resp.StatusCode == 502 && resp.Header.Get(brokerhttp.HeaderError) == string(brokerhttp.BrokerOffline) {
-					t.Logf("%s: broker_offline %s after kill -9", tr, time.Since(killed).Round(10*time.Millisecond))
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("20 s after kill -9: got %d %s, want 502 broker_offline", resp.StatusCode, b)
-				}
-				time.Sleep(100 * time.Millisecond)
+			took, ok := testwait.Until(20*time.Second, e.brokerOffline)
+			if !ok {
+				t.Fatal("20 s after kill -9: the broker is still served, want 502 broker_offline")
 			}
+			t.Logf("%s: broker_offline %s after kill -9", tr, took.Round(10*time.Millisecond))
 			e.startAgent(agentOpts{transport: tr})
 			e.waitSessions(2, tr, 15*time.Second)
 			if resp, b := e.jiraCall("GET", "/rest/api/3/myself", ""); resp.StatusCode != 200 {
@@ -156,6 +140,9 @@ func TestAgentKilledThenRestarted(t *testing.T) {
 	}
 }
 
+// reconnectingIn is the agent's log line that says when it dials next.
+var reconnectingIn = regexp.MustCompile(`msg=reconnecting .*in=([0-9.]+[a-zµ]+)`)
+
 // TestWrongBrokerToken: the gateway rejects the agent, which says why and
 // backs off to the cap instead of hammering the gateway.
 func TestWrongBrokerToken(t *testing.T) {
@@ -163,13 +150,20 @@ func TestWrongBrokerToken(t *testing.T) {
 	gw := e.startGateway()
 	a := e.startAgent(agentOpts{transport: "tcp", brokerToken: "not-the-token", connections: 1})
 	a.waitOutput(t, "refused the broker id or token", 15*time.Second)
-	time.Sleep(3 * time.Second)
-	if n := strings.Count(gw.out.String(), "agent authentication failed"); n != 1 {
-		t.Fatalf("gateway saw %d failed authentications in 3 s, want 1 (the agent must back off)", n)
+	// The agent says when it dials next: at the backoff's cap, 15 to 30 s.
+	a.waitOutput(t, "msg=reconnecting", 5*time.Second)
+	m := reconnectingIn.FindStringSubmatch(a.out.String())
+	if m == nil {
+		t.Fatalf("no reconnect delay in the agent's output:\n%s", a.out.String())
 	}
-	resp, b := e.jiraCall("GET", "/rest/api/3/myself", "")
-	if resp.StatusCode != 502 || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.BrokerOffline) {
-		t.Fatalf("got %d %s, want 502 broker_offline", resp.StatusCode, b)
+	if d, err := time.ParseDuration(m[1]); err != nil || d < 15*time.Second {
+		t.Fatalf("the agent dials again in %s after a refused token, want at least 15 s (the backoff's cap)", m[1])
+	}
+	if n := strings.Count(gw.out.String(), "agent authentication failed"); n != 1 {
+		t.Fatalf("gateway saw %d failed authentications, want 1 (the agent must back off)", n)
+	}
+	if !e.brokerOffline() {
+		t.Fatal("the broker is served with a refused token, want 502 broker_offline")
 	}
 	if strings.Contains(gw.out.String(), "not-the-token") || strings.Contains(a.out.String(), "not-the-token") {
 		t.Fatal("a broker token was logged")
@@ -179,11 +173,7 @@ func TestWrongBrokerToken(t *testing.T) {
 // TestThroughConnectProxy runs the tunnel through a real HTTP CONNECT
 // proxy with Basic authentication; a proxy forces TCP.
 func TestThroughConnectProxy(t *testing.T) {
-	p, err := tunneltest.NewConnectProxy("proxyuser", "proxy-pass-123")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := tunneltest.StartConnectProxy(t, "proxyuser", "proxy-pass-123")
 	e := newEnv(t)
 	e.startGateway()
 	a := e.startAgent(agentOpts{transport: "auto", proxy: p.URL("proxyuser", "proxy-pass-123").String()})
@@ -257,22 +247,14 @@ type recorder struct {
 
 func newRecorder(t *testing.T, e *env) *recorder {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(e.certs.Cert, e.certs.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, err := os.ReadFile(e.certs.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{tunnel.ALPN}})
+	conf := e.serverTLS(t)
+	conf.NextProtos = []string{tunnel.ALPN}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", conf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &recorder{ln: ln}
-	upConf := &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{tunnel.ALPN}}
+	upConf := &tls.Config{RootCAs: gatewayRoots(t, e), ServerName: "127.0.0.1", NextProtos: []string{tunnel.ALPN}}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/tunnel"
+	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 )
 
 func TestHashToken(t *testing.T) {
@@ -371,8 +371,7 @@ func BenchmarkFailureLimiterGood(b *testing.B) {
 // judged (401), the rest get 429 with Retry-After at once, a good token
 // too; calls for a known broker have a budget of their own.
 func TestConnectorFailuresLimitedAcrossConnections(t *testing.T) {
-	tg := startGateway(t)
-	tg.connect(t, tunnel.TransportTCP, tg.hello(), echoHandler("a1"))
+	tg, _ := startWithAgent(t, tunnel.TransportTCP)
 	const n = 3 * 10 // three times the burst
 	type result struct {
 		status     int
@@ -453,12 +452,7 @@ func TestHelloFailuresShareTheBudget(t *testing.T) {
 	hello := func(h tunnel.Hello) error {
 		s := tg.dial(t, tunnel.TransportTCP)
 		defer s.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		ctrl, _, err := tunnel.ClientHandshake(ctx, s, h)
-		if err == nil {
-			ctrl.Close()
-		}
+		_, err := sessiontest.Connect(t, s, h, nil)
 		return err
 	}
 	wrong := tg.hello()
@@ -492,8 +486,7 @@ func TestHelloFailuresShareTheBudget(t *testing.T) {
 // (RFC 9110 §11.1), and one or more spaces separate it from the token
 // (§11.4); anything else is a wrong credential.
 func TestBearerSchemeAnyCase(t *testing.T) {
-	tg := startGateway(t)
-	tg.connect(t, tunnel.TransportTCP, tg.hello(), echoHandler("a1"))
+	tg, _ := startWithAgent(t, tunnel.TransportTCP)
 	tok := tg.acmeConnector
 	tests := []struct {
 		name   string

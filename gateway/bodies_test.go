@@ -9,6 +9,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/internal/rawhttp"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
@@ -103,7 +104,7 @@ func TestStatusSkips1xx(t *testing.T) {
 	}
 	id := resp.Header.Get(brokerhttp.HeaderRequestID)
 	var line string
-	waitFor(t, 5*time.Second, "the request's log line", func() bool {
+	testwait.For(t, 5*time.Second, "the request's log line", func() bool {
 		for l := range strings.SplitSeq(tg.logs.String(), "\n") {
 			if strings.Contains(l, "msg=request ") && strings.Contains(l, "request_id="+id) {
 				line = l

@@ -11,13 +11,16 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/gateway/redistest"
 	"github.com/oxsecurity/oxbroker/internal/freeport"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
+	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 )
 
 // testSecret is the cluster secret of the test replicas.
@@ -65,7 +68,7 @@ func freePort(t *testing.T) string {
 // by another replica.
 func (tg *testGateway) waitRemote(t *testing.T, broker, connector, id string) {
 	t.Helper()
-	waitFor(t, 5*time.Second, "session "+id+" visible at "+tg.api, func() bool {
+	testwait.For(t, 5*time.Second, "session "+id+" visible at "+tg.api, func() bool {
 		for _, s := range tg.status(t, broker, connector).Sessions {
 			if s.ID == id && s.Replica != "" && s.Replica != "http://"+tg.internal {
 				return true
@@ -93,7 +96,7 @@ func TestClusterForwarding(t *testing.T) {
 				}
 				echoHandler("onA").ServeHTTP(w, r)
 			}))
-			b.waitRemote(t, "acme", b.acmeConnector, onA.welcome.SessionID)
+			b.waitRemote(t, "acme", b.acmeConnector, onA.Welcome.SessionID)
 
 			h := http.Header{}
 			h.Set("Ox-Broker-Anything", "x")
@@ -192,7 +195,7 @@ func TestClusterStreaming(t *testing.T) {
 					io.WriteString(w, "part2")
 				}
 			}))
-			b.waitRemote(t, "acme", b.acmeConnector, onA.welcome.SessionID)
+			b.waitRemote(t, "acme", b.acmeConnector, onA.Welcome.SessionID)
 
 			// Request body.
 			pr, pw := io.Pipe()
@@ -274,7 +277,7 @@ func TestClusterInternalNeverForwards(t *testing.T) {
 	a, b := startTwoReplicas(t)
 	var served atomic.Int32
 	onB := b.connect(t, tunnel.TransportTCP, b.hello(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served.Add(1) }))
-	a.waitRemote(t, "acme", a.acmeConnector, onB.welcome.SessionID)
+	a.waitRemote(t, "acme", a.acmeConnector, onB.Welcome.SessionID)
 
 	raw := forward{secret: testSecret, replica: a.gw.cluster.id, method: "GET", target: "/b/acme/jira/x",
 		broker: "acme", site: "jira", reqID: "req-1", at: time.Now()}.raw(a.internal)
@@ -291,7 +294,7 @@ func TestClusterPrefersLocal(t *testing.T) {
 	a, b := startTwoReplicas(t)
 	onA := a.connect(t, tunnel.TransportTCP, a.hello(), echoHandler("onA"))
 	b.connect(t, tunnel.TransportTCP, b.hello(), echoHandler("onB"))
-	b.waitRemote(t, "acme", b.acmeConnector, onA.welcome.SessionID)
+	b.waitRemote(t, "acme", b.acmeConnector, onA.Welcome.SessionID)
 	for range 20 {
 		resp, body := b.call(t, "GET", "/b/acme/jira/x", b.acmeConnector, nil, "")
 		if e := decodeEcho(t, resp, body); e.Agent != "onB" {
@@ -337,13 +340,13 @@ func TestClusterRedisDown(t *testing.T) {
 	h := b.hello()
 	h.BrokerID, h.Token = "other", b.otherBroker
 	b.connect(t, tunnel.TransportTCP, h, echoHandler("other-on-B"))
-	b.waitRemote(t, "acme", b.acmeConnector, onA.welcome.SessionID)
+	b.waitRemote(t, "acme", b.acmeConnector, onA.Welcome.SessionID)
 	if resp, body := b.call(t, "GET", "/b/acme/jira/x", b.acmeConnector, nil, ""); decodeEcho(t, resp, body).Agent != "acme-on-A" {
 		t.Fatal("not forwarded before Redis went down")
 	}
 
 	srv.Stop()
-	time.Sleep(lookupFresh) // what B looked up before is forgotten
+	b.gw.shared.forget("acme") // what B looked up before is forgotten
 	for _, c := range []struct {
 		tg        *testGateway
 		broker    string
@@ -373,7 +376,7 @@ func TestClusterRedisDown(t *testing.T) {
 
 	srv.Restart()
 	back := time.Now()
-	waitFor(t, 5*time.Second, "B forwards again", func() bool {
+	testwait.For(t, 5*time.Second, "B forwards again", func() bool {
 		resp, body, err := b.do("GET", "/b/acme/jira/x", b.acmeConnector, nil, "")
 		return err == nil && resp.StatusCode == 200 && strings.Contains(string(body), "acme-on-A")
 	})
@@ -382,7 +385,7 @@ func TestClusterRedisDown(t *testing.T) {
 
 // connectNewco defines the broker newco in Redis and connects an agent of
 // it to a, answering as newco-on-A; it returns newco's connector token.
-func connectNewco(t *testing.T, srv *redistest.Server, a *testGateway) (string, *fakeAgent) {
+func connectNewco(t *testing.T, srv *redistest.Server, a *testGateway) (string, *sessiontest.Agent) {
 	t.Helper()
 	brokerTok, connectorTok := NewToken(), NewToken()
 	cfg := &config.Gateway{Registry: config.Registry{Type: config.RegistryRedis, URL: srv.URL()}}
@@ -403,8 +406,8 @@ func TestClusterBrokerFromRedis(t *testing.T) {
 	b := startReplica(t, srv, tok, nil)
 	connectorTok, onA := connectNewco(t, srv, a)
 	// A reads newco at its agent's hello; B at its next read of them all.
-	waitFor(t, 2*time.Second, "B reads newco", func() bool { return b.gw.known("newco") })
-	b.waitRemote(t, "newco", connectorTok, onA.welcome.SessionID)
+	testwait.For(t, 2*time.Second, "B reads newco", func() bool { return b.gw.known("newco") })
+	b.waitRemote(t, "newco", connectorTok, onA.Welcome.SessionID)
 	resp, body := b.call(t, "GET", "/b/newco/jira/x", connectorTok, nil, "")
 	if e := decodeEcho(t, resp, body); e.Agent != "newco-on-A" {
 		t.Errorf("served by %s", e.Agent)
@@ -466,7 +469,7 @@ func TestClusterSecretMismatch(t *testing.T) {
 	}
 	b := startReplica(t, srv, tok, func(cfg *config.Gateway, _ *Options) { cfg.Cluster.SecretFile = other })
 	onA := a.connect(t, tunnel.TransportTCP, a.hello(), echoHandler("onA"))
-	b.waitRemote(t, "acme", b.acmeConnector, onA.welcome.SessionID)
+	b.waitRemote(t, "acme", b.acmeConnector, onA.Welcome.SessionID)
 
 	resp, body := b.call(t, "GET", "/b/acme/jira/x", b.acmeConnector, nil, "")
 	brokerError(t, resp, body, http.StatusBadGateway, brokerhttp.BrokerOffline)
@@ -598,4 +601,37 @@ func (tg *testGateway) callBeforeAgent(t *testing.T, path, token, agent string) 
 		t.Errorf("served by %s, want %s", e.Agent, agent)
 	}
 	return r
+}
+
+// TestSkipRouteWindow: a replica or session that failed a forward is
+// passed over for skipFor, then tried again; the others are not; expired
+// entries go at the next skip; a gateway without a cluster skips nothing.
+func TestSkipRouteWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := &cluster{skip: map[string]time.Time{}}
+		onB := sessionRecord{Session: "s1", Advertise: "http://b:8081"}
+		onC := sessionRecord{Session: "s2", Advertise: "http://c:8081"}
+		c.skipRoute("replica " + onB.Advertise)
+		if !c.skipped(onB) || c.skipped(onC) {
+			t.Fatalf("replica b skipped: got b %v, c %v; want b only", c.skipped(onB), c.skipped(onC))
+		}
+		time.Sleep(skipFor - time.Nanosecond)
+		if !c.skipped(onB) {
+			t.Fatalf("just before %s: b no longer skipped", skipFor)
+		}
+		c.skipRoute("session " + onC.Session)
+		time.Sleep(time.Nanosecond)
+		if c.skipped(onB) || !c.skipped(onC) {
+			t.Fatalf("after %s: got b %v, c %v skipped; want c only (its session skipped later)", skipFor, c.skipped(onB), c.skipped(onC))
+		}
+		time.Sleep(time.Millisecond)
+		c.skipRoute("session s3")
+		if len(c.skip) != 2 {
+			t.Errorf("skip entries: got %v, want the expired one dropped", c.skip)
+		}
+		var none *cluster
+		if none.skipped(onB) {
+			t.Error("a gateway without a cluster skipped a route")
+		}
+	})
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/gateway/redistest"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
@@ -349,7 +350,7 @@ func TestClusterAlteredBodyNeverReachesAgent(t *testing.T) {
 					}
 					// The head was good: the request went on, and its body
 					// broke on the way.
-					waitFor(t, 5*time.Second, "the agent's read ends", func() bool { return agent.count() == before+1 })
+					testwait.For(t, 5*time.Second, "the agent's read ends", func() bool { return agent.count() == before+1 })
 					if r := agent.last(t); r.err == nil {
 						t.Fatalf("the agent read the whole body %q", r.body)
 					} else {
@@ -368,9 +369,9 @@ func TestClusterAlteredBodyNeverReachesAgent(t *testing.T) {
 					t.Fatal(err)
 				}
 				io.WriteString(c, cut)
-				waitFor(t, 5*time.Second, "the request reaches the agent", func() bool { return agent.begun() > before })
+				testwait.For(t, 5*time.Second, "the request reaches the agent", func() bool { return agent.begun() > before })
 				c.Close()
-				waitFor(t, 5*time.Second, "the agent's read ends", func() bool { return agent.count() == before+1 })
+				testwait.For(t, 5*time.Second, "the agent's read ends", func() bool { return agent.count() == before+1 })
 				if r := agent.last(t); r.err == nil {
 					t.Fatalf("the agent read the whole body %q from a cut request", r.body)
 				}

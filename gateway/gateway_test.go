@@ -24,9 +24,11 @@ import (
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/devcert"
+	"github.com/oxsecurity/oxbroker/internal/connectortest"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
-	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
+	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -39,18 +41,6 @@ var slowTests = os.Getenv("OXBROKER_SLOW_TESTS") != ""
 
 // syncBuffer collects log output written from many goroutines.
 type syncBuffer = syncbuf.Buffer
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // testGateway is a Gateway serving on loopback with two brokers: "acme"
 // and "other", each with a broker token and a connector token.
@@ -183,30 +173,7 @@ func (tg *testGateway) call(t *testing.T, method, path, token string, header htt
 
 // do is call for goroutines other than the test's.
 func (tg *testGateway) do(method, path, token string, header http.Header, body string) (*http.Response, []byte, error) {
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, "http://"+tg.api+path, r)
-	if err != nil {
-		return nil, nil, err
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := tg.client.Do(req)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: read body: %w", method, path, err)
-	}
-	return resp, b, nil
+	return connectortest.Call(context.Background(), tg.client, method, "http://"+tg.api+path, token, header, body)
 }
 
 // status returns GET /v1/brokers/{broker}.
@@ -226,7 +193,7 @@ func (tg *testGateway) status(t *testing.T, broker, token string) BrokerStatus {
 func (tg *testGateway) waitSessions(t *testing.T, n int) BrokerStatus {
 	t.Helper()
 	var st BrokerStatus
-	waitFor(t, 5*time.Second, fmt.Sprintf("acme has %d sessions", n), func() bool {
+	testwait.For(t, 5*time.Second, fmt.Sprintf("acme has %d sessions", n), func() bool {
 		st = tg.status(t, "acme", tg.acmeConnector)
 		return len(st.Sessions) == n
 	})
@@ -259,18 +226,16 @@ func (tg *testGateway) hello() tunnel.Hello {
 	}
 }
 
-// fakeAgent is the agent's side of one session: it has said hello, reads
-// its control stream, and serves the gateway's streams with handler.
-type fakeAgent struct {
-	sess    tunnel.Session
-	ctrl    *tunnel.Control
-	welcome tunnel.Welcome
-	loop    *tunnel.ControlLoop // the control stream after welcome
-	srv     *http.Server
-	wg      sync.WaitGroup
+// agent dials the gateway over transport and says hello as a fake agent
+// whose streams handler serves; a reject is an error.
+func (tg *testGateway) agent(t *testing.T, transport string, h tunnel.Hello, handler http.Handler) (*sessiontest.Agent, error) {
+	t.Helper()
+	return sessiontest.Connect(t, tg.dial(t, transport), h, handler)
 }
 
-func (tg *testGateway) connect(t *testing.T, transport string, h tunnel.Hello, handler http.Handler) *fakeAgent {
+// connect is agent for a hello the gateway welcomes: it waits until the
+// gateway has registered the session.
+func (tg *testGateway) connect(t *testing.T, transport string, h tunnel.Hello, handler http.Handler) *sessiontest.Agent {
 	t.Helper()
 	connector := tg.acmeConnector
 	if h.BrokerID == "other" {
@@ -280,41 +245,27 @@ func (tg *testGateway) connect(t *testing.T, transport string, h tunnel.Hello, h
 }
 
 // connectAs is connect for a broker whose status connector can read.
-func (tg *testGateway) connectAs(t *testing.T, transport string, h tunnel.Hello, handler http.Handler, connector string) *fakeAgent {
+func (tg *testGateway) connectAs(t *testing.T, transport string, h tunnel.Hello, handler http.Handler, connector string) *sessiontest.Agent {
 	t.Helper()
-	s := tg.dial(t, transport)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ctrl, w, err := tunnel.ClientHandshake(ctx, s, h)
+	a, err := tg.agent(t, transport, h, handler)
 	if err != nil {
 		t.Fatalf("handshake over %s: %v", transport, err)
 	}
-	a := &fakeAgent{sess: s, ctrl: ctrl, welcome: w, loop: tunnel.StartControl(s, ctrl, tunnel.Handlers{}),
-		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}}
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		a.srv.Serve(streamhttp.Listener(s, streamhttp.MaxConcurrentStreams))
-	}()
-	t.Cleanup(a.close)
 	// The gateway registers a session just after it sends welcome
 	// (TestRegisteredBeforeWelcome); wait for it.
-	waitFor(t, 5*time.Second, "session "+w.SessionID+" registered", func() bool {
-		for _, s := range tg.status(t, h.BrokerID, connector).Sessions {
-			if s.ID == w.SessionID {
-				return true
-			}
-		}
-		return false
+	id := a.Welcome.SessionID
+	testwait.For(t, 5*time.Second, "session "+id+" registered", func() bool {
+		return slices.ContainsFunc(tg.status(t, h.BrokerID, connector).Sessions, func(s SessionStatus) bool { return s.ID == id })
 	})
 	return a
 }
 
-func (a *fakeAgent) close() {
-	a.sess.Close()
-	a.srv.Close()
-	a.wg.Wait()
-	a.loop.Wait()
+// startWithAgent starts a gateway with one agent connected over
+// transport, serving with echoHandler("a1").
+func startWithAgent(t *testing.T, transport string) (*testGateway, *sessiontest.Agent) {
+	t.Helper()
+	tg := startGateway(t)
+	return tg, tg.connect(t, transport, tg.hello(), echoHandler("a1"))
 }
 
 // echo is what echoHandler saw of a request.
@@ -399,14 +350,12 @@ func TestHandshake(t *testing.T) {
 					s := tg.dial(t, tr)
 					h := tg.hello()
 					tt.hello(&h)
-					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					defer cancel()
-					ctrl, w, err := tunnel.ClientHandshake(ctx, s, h)
+					a, err := sessiontest.Connect(t, s, h, nil)
 					if tt.wantReject == "" {
 						if err != nil {
 							t.Fatalf("handshake: got %v, want welcome", err)
 						}
-						defer ctrl.Close()
+						w := a.Welcome
 						if w.SessionID == "" || w.GatewayVersion != "gw-test" {
 							t.Errorf("welcome: got %+v, want a session id and gateway version gw-test", w)
 						}
@@ -491,8 +440,7 @@ func TestNoHello(t *testing.T) {
 func TestConnectorRequestPassesThrough(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			tg := startGateway(t)
-			tg.connect(t, tr, tg.hello(), echoHandler("a1"))
+			tg, _ := startWithAgent(t, tr)
 
 			tests := []struct {
 				name, method, path, body string
@@ -537,8 +485,7 @@ func TestConnectorRequestPassesThrough(t *testing.T) {
 func TestConnectorHeaders(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			tg := startGateway(t)
-			tg.connect(t, tr, tg.hello(), echoHandler("a1"))
+			tg, _ := startWithAgent(t, tr)
 
 			h := http.Header{}
 			h.Set(brokerhttp.HeaderSite, "evil")
@@ -626,8 +573,8 @@ func TestBrokerStatus(t *testing.T) {
 			if !st.Online {
 				t.Error("online: got false, want true")
 			}
-			if s.ID != a.welcome.SessionID || s.AgentID != "agent-1" || s.Version != "1.2.3" || s.Hostname != "host-1" || s.Transport != tr {
-				t.Errorf("session: got %+v, want id %s, agent-1, 1.2.3, host-1, %s", s, a.welcome.SessionID, tr)
+			if s.ID != a.Welcome.SessionID || s.AgentID != "agent-1" || s.Version != "1.2.3" || s.Hostname != "host-1" || s.Transport != tr {
+				t.Errorf("session: got %+v, want id %s, agent-1, 1.2.3, host-1, %s", s, a.Welcome.SessionID, tr)
 			}
 			if s.Since.Before(before) || s.Since.After(time.Now().Add(time.Second)) {
 				t.Errorf("since: got %s, want about now", s.Since)
@@ -660,14 +607,13 @@ func TestBrokerStatus(t *testing.T) {
 func TestSitesUpdate(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			tg := startGateway(t)
-			a := tg.connect(t, tr, tg.hello(), echoHandler("a1"))
-			if err := a.ctrl.Send(tunnel.Sites{Sites: []tunnel.SiteInfo{
+			tg, a := startWithAgent(t, tr)
+			if err := a.Loop.Send(tunnel.Sites{Sites: []tunnel.SiteInfo{
 				{Name: "wiki", Type: "jira"}, {Name: "BAD", Type: "jira"},
 			}}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 5*time.Second, "sites become [wiki]", func() bool {
+			testwait.For(t, 5*time.Second, "sites become [wiki]", func() bool {
 				return slices.Equal(tg.status(t, "acme", tg.acmeConnector).Sites, []string{"wiki"})
 			})
 			resp, b := tg.call(t, "GET", "/b/acme/wiki/rest/api/3/myself", tg.acmeConnector, nil, "")
@@ -678,13 +624,13 @@ func TestSitesUpdate(t *testing.T) {
 			brokerError(t, resp, b, http.StatusNotFound, brokerhttp.UnknownSite)
 
 			// An unknown control message is ignored, and the session lives on.
-			if err := a.ctrl.Send(tunnel.Hello{BrokerID: "acme"}); err != nil {
+			if err := a.Loop.Send(tunnel.Hello{BrokerID: "acme"}); err != nil {
 				t.Fatal(err)
 			}
-			if err := a.ctrl.Send(tunnel.Sites{Sites: []tunnel.SiteInfo{{Name: "jira", Type: "jira"}}}); err != nil {
+			if err := a.Loop.Send(tunnel.Sites{Sites: []tunnel.SiteInfo{{Name: "jira", Type: "jira"}}}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 5*time.Second, "sites become [jira]", func() bool {
+			testwait.For(t, 5*time.Second, "sites become [jira]", func() bool {
 				return slices.Equal(tg.status(t, "acme", tg.acmeConnector).Sites, []string{"jira"})
 			})
 		})
@@ -694,14 +640,13 @@ func TestSitesUpdate(t *testing.T) {
 func TestAgentGoneIsOffline(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			tg := startGateway(t)
-			a := tg.connect(t, tr, tg.hello(), echoHandler("a1"))
+			tg, a := startWithAgent(t, tr)
 			resp, b := tg.call(t, "GET", "/b/acme/jira/x", tg.acmeConnector, nil, "")
 			decodeEcho(t, resp, b)
 
-			a.close()
+			a.Close()
 			start := time.Now()
-			waitFor(t, 5*time.Second, "broker_offline after the agent left", func() bool {
+			testwait.For(t, 5*time.Second, "broker_offline after the agent left", func() bool {
 				resp, _ := tg.call(t, "GET", "/b/acme/jira/x", tg.acmeConnector, nil, "")
 				return resp.Header.Get(brokerhttp.HeaderError) == string(brokerhttp.BrokerOffline)
 			})
@@ -720,14 +665,14 @@ func TestAgentDiesMidRequest(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			tg := startGateway(t)
 			arrived := make(chan struct{})
-			var a *fakeAgent
+			var a *sessiontest.Agent
 			a = tg.connect(t, tr, tg.hello(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				close(arrived)
 				<-r.Context().Done()
 			}))
 			go func() {
 				<-arrived
-				a.sess.Close()
+				a.Session.Close()
 			}()
 			resp, b := tg.call(t, "GET", "/b/acme/jira/x", tg.acmeConnector, nil, "")
 			brokerError(t, resp, b, http.StatusBadGateway, brokerhttp.BrokerOffline)
@@ -740,11 +685,10 @@ func TestAgentDiesMidRequest(t *testing.T) {
 func TestAgentOpenedStreamsRefused(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			tg := startGateway(t)
-			a := tg.connect(t, tr, tg.hello(), echoHandler("a1"))
+			tg, a := startWithAgent(t, tr)
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			defer cancel()
-			st, err := a.sess.OpenStream(ctx)
+			st, err := a.Session.OpenStream(ctx)
 			if err == nil {
 				// yamux opens without asking; QUIC allows the agent one
 				// stream, the control stream, and OpenStream waits.
@@ -767,8 +711,7 @@ func TestAgentOpenedStreamsRefused(t *testing.T) {
 }
 
 func TestErrorCodes(t *testing.T) {
-	tg := startGateway(t)
-	tg.connect(t, tunnel.TransportTCP, tg.hello(), echoHandler("a1"))
+	tg, _ := startWithAgent(t, tunnel.TransportTCP)
 
 	tests := []struct {
 		name       string
@@ -849,8 +792,7 @@ func rawRequest(t *testing.T, addr, req string) (*http.Response, []byte) {
 func TestRequestsSpreadAcrossSessions(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			tg := startGateway(t)
-			tg.connect(t, tr, tg.hello(), echoHandler("a1"))
+			tg, _ := startWithAgent(t, tr)
 			h := tg.hello()
 			h.AgentID = "agent-2"
 			tg.connect(t, tr, h, echoHandler("a2"))
@@ -898,19 +840,18 @@ func TestRequestsSpreadAcrossSessions(t *testing.T) {
 func TestShutdownSendsGoAway(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			tg := startGateway(t)
-			a := tg.connect(t, tr, tg.hello(), echoHandler("a1"))
+			tg, a := startWithAgent(t, tr)
 			tg.waitSessions(t, 1)
 
 			stopped := make(chan error, 1)
 			go func() { stopped <- tg.stop(t) }()
 
 			select {
-			case g := <-a.loop.GoAway():
+			case g := <-a.Loop.GoAway():
 				if g.Reason == "" {
 					t.Fatalf("control message: got %#v, want goaway with a reason", g)
 				}
-			case <-a.loop.Done():
+			case <-a.Loop.Done():
 				t.Fatal("the control stream ended without goaway")
 			case <-time.After(5 * time.Second):
 				t.Fatal("no goaway within 5 s of the gateway's shutdown")
@@ -924,11 +865,7 @@ func TestShutdownSendsGoAway(t *testing.T) {
 				t.Fatal("Serve did not return within 10 s of its context ending")
 			}
 			// The gateway closed the session on its way out.
-			select {
-			case <-a.sess.Done():
-			case <-time.After(5 * time.Second):
-				t.Error("the agent's session is still open after Serve returned")
-			}
+			testwait.Recv(t, 5*time.Second, "the gateway to close the agent's session", a.Session.Done())
 		})
 	}
 }
@@ -941,7 +878,7 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 			tg := startGateway(t)
 			arrived := make(chan struct{}, 1)
 			release := make(chan struct{})
-			tg.connect(t, tr, tg.hello(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			a := tg.connect(t, tr, tg.hello(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				arrived <- struct{}{}
 				<-release
 				io.WriteString(w, "finished")
@@ -959,7 +896,7 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 			<-arrived
 			stopped := make(chan error, 1)
 			go func() { stopped <- tg.stop(t) }()
-			time.Sleep(200 * time.Millisecond) // let the shutdown begin
+			testwait.Recv(t, 5*time.Second, "a goaway: the shutdown has begun", a.Loop.GoAway())
 			close(release)
 			select {
 			case r := <-done:
@@ -984,25 +921,15 @@ func TestRegisteredBeforeWelcome(t *testing.T) {
 	offline := 0
 	const rounds = 100
 	for range rounds {
-		s := tg.dial(t, tunnel.TransportTCP)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		ctrl, _, err := tunnel.ClientHandshake(ctx, s, tg.hello())
-		cancel()
+		a, err := tg.agent(t, tunnel.TransportTCP, tg.hello(), echoHandler("a1"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		l := streamhttp.Listener(s, streamhttp.MaxConcurrentStreams)
-		srv := &http.Server{Handler: echoHandler("a1")}
-		served := make(chan struct{})
-		go func() { defer close(served); srv.Serve(l) }()
 		resp, _ := tg.call(t, "GET", "/b/acme/jira/x", tg.acmeConnector, nil, "")
 		if resp.StatusCode != http.StatusOK {
 			offline++
 		}
-		ctrl.Close()
-		s.Close()
-		srv.Close()
-		<-served
+		a.Close()
 		tg.waitSessions(t, 0)
 	}
 	if offline > 0 {

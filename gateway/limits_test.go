@@ -17,12 +17,14 @@ import (
 
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/gateway/redistest"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
+	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
 )
 
-// rawAgent is an agent whose control stream the test writes by hand
-// after the handshake.
+// rawAgent is a rogue agent whose control stream the test writes by hand
+// after the handshake, bad frames included.
 type rawAgent struct {
 	sess tunnel.Session
 	st   net.Conn // the control stream
@@ -107,7 +109,7 @@ func TestBadControlFrameClosesSession(t *testing.T) {
 				// An unknown type is ignored: a sites message after it is read.
 				a.st.Write(frame(`{"type":"from-the-future","x":1}`))
 				a.ctrl.Send(tunnel.Sites{Sites: []tunnel.SiteInfo{{Name: "wiki"}}})
-				waitFor(t, 5*time.Second, "the sites after an unknown message", func() bool {
+				testwait.For(t, 5*time.Second, "the sites after an unknown message", func() bool {
 					st := tg.status(t, "acme", tg.acmeConnector)
 					return len(st.Sessions) == 1 && len(st.Sessions[0].Sites) == 1 && st.Sessions[0].Sites[0] == "wiki"
 				})
@@ -136,21 +138,21 @@ func TestBadControlFrameClosesSession(t *testing.T) {
 // is refused whole and the session keeps its sites.
 func TestSitesFloodIsLoggedOnce(t *testing.T) {
 	tg := startGatewayWith(t, newTestTokens(), func(c *config.Gateway, _ *Options) { c.Limits.SitesPerBroker = 2000 })
-	a, err := tg.rawConnect(t, tunnel.TransportTCP, tg.hello())
+	a, err := tg.agent(t, tunnel.TransportTCP, tg.hello(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2000 {
-		a.ctrl.Send(tunnel.Sites{Sites: []tunnel.SiteInfo{{Name: fmt.Sprint("site-", i)}}})
+		a.Loop.Send(tunnel.Sites{Sites: []tunnel.SiteInfo{{Name: fmt.Sprint("site-", i)}}})
 	}
 	invalid := make([]tunnel.SiteInfo, 1000)
 	for i := range invalid {
 		invalid[i] = tunnel.SiteInfo{Name: fmt.Sprint("Not_A_Name_", i)}
 	}
-	a.ctrl.Send(tunnel.Sites{Sites: append(invalid, tunnel.SiteInfo{Name: "kept"})})
-	a.ctrl.Send(tunnel.Sites{Sites: make([]tunnel.SiteInfo, 2001)})
-	a.ctrl.Send(tunnel.Sites{Sites: []tunnel.SiteInfo{{Name: "last"}, {Name: "Bad Name"}}})
-	waitFor(t, 10*time.Second, "the last sites message", func() bool {
+	a.Loop.Send(tunnel.Sites{Sites: append(invalid, tunnel.SiteInfo{Name: "kept"})})
+	a.Loop.Send(tunnel.Sites{Sites: make([]tunnel.SiteInfo, 2001)})
+	a.Loop.Send(tunnel.Sites{Sites: []tunnel.SiteInfo{{Name: "last"}, {Name: "Bad Name"}}})
+	testwait.For(t, 10*time.Second, "the last sites message", func() bool {
 		st := tg.status(t, "acme", tg.acmeConnector)
 		return len(st.Sessions) == 1 && len(st.Sessions[0].Sites) == 1 && st.Sessions[0].Sites[0] == "last"
 	})
@@ -189,9 +191,9 @@ func TestBrokerLimits(t *testing.T) {
 		c.Limits.SessionsPerBroker = 3
 		c.Limits.SitesPerBroker = 10
 	})
-	var first *rawAgent
+	var first *sessiontest.Agent
 	for i := range 3 {
-		a, err := tg.rawConnect(t, tunnel.TransportTCP, tg.hello())
+		a, err := tg.agent(t, tunnel.TransportTCP, tg.hello(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,18 +203,18 @@ func TestBrokerLimits(t *testing.T) {
 	}
 	// A session that said goaway is routed to no more, but lives on (the
 	// agent has not half-closed): it still counts.
-	first.ctrl.Send(tunnel.GoAway{Reason: "draining, forever"})
-	waitFor(t, 5*time.Second, "the draining session out of the status", func() bool {
+	first.Loop.Send(tunnel.GoAway{Reason: "draining, forever"})
+	testwait.For(t, 5*time.Second, "the draining session out of the status", func() bool {
 		return len(tg.status(t, "acme", tg.acmeConnector).Sessions) == 2
 	})
 	var rej *tunnel.RejectError
-	_, err := tg.rawConnect(t, tunnel.TransportQUIC, tg.hello())
+	_, err := tg.agent(t, tunnel.TransportQUIC, tg.hello(), nil)
 	if !errors.As(err, &rej) || rej.Reject.Code != tunnel.RejectOverLimit || !strings.Contains(rej.Reject.Message, "sessions_per_broker") {
 		t.Errorf("a 4th session of acme: got %v, want reject over_limit naming sessions_per_broker", err)
 	}
 	other := tg.hello()
 	other.BrokerID, other.Token = "other", tg.otherBroker
-	if _, err := tg.rawConnect(t, tunnel.TransportTCP, other); err != nil {
+	if _, err := tg.agent(t, tunnel.TransportTCP, other, nil); err != nil {
 		t.Errorf("a session of another broker: %v", err)
 	}
 	many := other
@@ -220,7 +222,7 @@ func TestBrokerLimits(t *testing.T) {
 	for i := range many.Sites {
 		many.Sites[i].Name = fmt.Sprint("s", i)
 	}
-	_, err = tg.rawConnect(t, tunnel.TransportTCP, many)
+	_, err = tg.agent(t, tunnel.TransportTCP, many, nil)
 	if !errors.As(err, &rej) || rej.Reject.Code != tunnel.RejectOverLimit || !strings.Contains(rej.Reject.Message, "sites_per_broker") {
 		t.Errorf("a hello with 11 sites: got %v, want reject over_limit naming sites_per_broker", err)
 	}
@@ -239,11 +241,11 @@ func TestUnauthenticatedLimit(t *testing.T) {
 	for i := range 6 {
 		silent = append(silent, tg.dial(t, transports[i%2]))
 	}
-	waitFor(t, 5*time.Second, "3 sessions over the limit counted", func() bool {
+	testwait.For(t, 5*time.Second, "3 sessions over the limit counted", func() bool {
 		return limitCount(t, tg, limitUnauthenticated) == 3
 	})
 	// Closed at once, well before the 10 s hello timeout.
-	waitFor(t, 5*time.Second, "3 silent sessions closed", func() bool {
+	testwait.For(t, 5*time.Second, "3 silent sessions closed", func() bool {
 		closed := 0
 		for _, s := range silent {
 			select {
@@ -257,7 +259,7 @@ func TestUnauthenticatedLimit(t *testing.T) {
 	for _, s := range silent {
 		s.Close()
 	}
-	if _, err := tg.rawConnect(t, tunnel.TransportTCP, tg.hello()); err != nil {
+	if _, err := tg.agent(t, tunnel.TransportTCP, tg.hello(), nil); err != nil {
 		t.Errorf("an agent after the silent sessions left: %v", err)
 	}
 }
@@ -282,7 +284,7 @@ func TestTunnelLimitLoggedOnce(t *testing.T) {
 		c.Write(pings)
 		c.Close()
 	}
-	waitFor(t, 10*time.Second, "every flood counted", func() bool { return limitCount(t, tg, tunnel.LimitPings) == peers })
+	testwait.For(t, 10*time.Second, "every flood counted", func() bool { return limitCount(t, tg, tunnel.LimitPings) == peers })
 	if n := strings.Count(tg.logs.String(), "tunnel peer went over a limit"); n == 0 || n > linesBurst+1 {
 		t.Errorf("%d lines for %d floods, want 1 to %d", n, peers, linesBurst+1)
 	}
@@ -311,7 +313,7 @@ func TestSitesFloodIsNoRedisWriteStorm(t *testing.T) {
 	}
 	s := fakeSession("s1", "acme", "jira")
 	r.publish(s)
-	waitFor(t, 2*time.Second, "the session published", func() bool { return sets() > 0 })
+	testwait.For(t, 2*time.Second, "the session published", func() bool { return sets() > 0 })
 	before, start := sets(), time.Now()
 	const changes = 5000
 	for i := range changes {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/gateway/redistest"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
@@ -115,7 +116,7 @@ func TestRedisRegistryRecords(t *testing.T) {
 	a.publish(fakeSession("o1", "other", "jira"))
 
 	var recs []sessionRecord
-	waitFor(t, 2*time.Second, "b sees a's session", func() bool {
+	testwait.For(t, 2*time.Second, "b sees a's session", func() bool {
 		recs = b.fresh(t, "acme")
 		return len(recs) == 1
 	})
@@ -147,21 +148,21 @@ func TestRedisRegistryRecords(t *testing.T) {
 	// New sites are published.
 	s1.setSites([]tunnel.SiteInfo{{Name: "confluence"}})
 	a.publish(s1)
-	waitFor(t, 2*time.Second, "b sees the new sites", func() bool {
+	testwait.For(t, 2*time.Second, "b sees the new sites", func() bool {
 		recs := b.fresh(t, "acme")
 		return len(recs) == 1 && slices.Equal(recs[0].Sites, []string{"confluence"})
 	})
 
 	// A second replica's session of the same broker joins the index.
 	b.publish(fakeSession("s2", "acme", "jira"))
-	waitFor(t, 2*time.Second, "a sees b's session", func() bool {
+	testwait.For(t, 2*time.Second, "a sees b's session", func() bool {
 		return slices.Equal(recordIDs(a.fresh(t, "acme")), []string{"s2"})
 	})
 
 	// Withdrawn at once, not at the TTL.
 	start := time.Now()
 	a.withdraw(s1)
-	waitFor(t, testTTL/2, "s1 withdrawn", func() bool { return len(b.fresh(t, "acme")) == 0 })
+	testwait.For(t, testTTL/2, "s1 withdrawn", func() bool { return len(b.fresh(t, "acme")) == 0 })
 	t.Logf("withdrawn record gone after %s", time.Since(start).Round(time.Millisecond))
 	if n, _ := rdb.Exists(context.Background(), "oxbroker:session:acme:s1").Result(); n != 0 {
 		t.Error("the key of a withdrawn session is still there")
@@ -189,10 +190,10 @@ func TestRedisRegistryExpiry(t *testing.T) {
 	wrote := time.Now()
 	live.publish(fakeSession("l1", "acme", "jira"))
 
-	waitFor(t, 2*time.Second, "both records visible", func() bool {
+	testwait.For(t, 2*time.Second, "both records visible", func() bool {
 		return slices.Equal(recordIDs(reader.fresh(t, "acme")), []string{"d1", "l1"})
 	})
-	waitFor(t, testTTL+time.Second, "the dead replica's record expires", func() bool {
+	testwait.For(t, testTTL+time.Second, "the dead replica's record expires", func() bool {
 		return slices.Equal(recordIDs(reader.fresh(t, "acme")), []string{"l1"})
 	})
 	gone := time.Since(wrote)
@@ -200,13 +201,17 @@ func TestRedisRegistryExpiry(t *testing.T) {
 	if gone < testTTL-100*time.Millisecond {
 		t.Errorf("the record expired after %s, before its TTL %s", gone, testTTL)
 	}
-	// Several TTLs later the live replica's record is still there.
-	time.Sleep(3 * testTTL)
+	// Several TTLs later the live replica's record is still there: once
+	// its refreshes have moved its expiry 3 TTLs past the dead one's write.
+	rdb := newRedisClient(t, srv.URL())
+	testwait.For(t, 3*testTTL+2*time.Second, "the live record refreshed to expire 3 TTLs after the dead one's write", func() bool {
+		ms, err := rdb.PExpireTime(context.Background(), sessionKey("acme", "l1")).Result()
+		return err == nil && time.UnixMilli(ms.Milliseconds()).After(wrote.Add(3*testTTL))
+	})
 	if got := recordIDs(reader.fresh(t, "acme")); !slices.Equal(got, []string{"l1"}) {
 		t.Errorf("after 3 TTLs: got %v, want [l1] (refreshed)", got)
 	}
 	// The expired id was cleaned out of the index.
-	rdb := newRedisClient(t, srv.URL())
 	if ids, _ := rdb.SMembers(context.Background(), "oxbroker:sessions:acme").Result(); !slices.Equal(ids, []string{"l1"}) {
 		t.Errorf("index after expiry: got %v, want [l1]", ids)
 	}
@@ -219,7 +224,7 @@ func TestRedisRegistryExpiry(t *testing.T) {
 	}
 	t.Logf("records removed %s after the replica left", time.Since(start).Round(time.Millisecond))
 	live.publish(fakeSession("l2", "acme", "jira")) // after leaving: ignored
-	time.Sleep(2 * testRefresh)
+	live.write(true)                                // by the write that would publish it
 	if got := reader.fresh(t, "acme"); len(got) != 0 {
 		t.Errorf("a replica that left published %v", recordIDs(got))
 	}
@@ -233,7 +238,7 @@ func TestRedisRegistryRedisRestart(t *testing.T) {
 	a := newTestReplica(t, srv.URL(), "a")
 	b := newTestReplica(t, srv.URL(), "b")
 	a.publish(fakeSession("s1", "acme", "jira"))
-	waitFor(t, 2*time.Second, "b sees s1", func() bool { return len(b.fresh(t, "acme")) == 1 })
+	testwait.For(t, 2*time.Second, "b sees s1", func() bool { return len(b.fresh(t, "acme")) == 1 })
 
 	srv.Stop()
 	start := time.Now()
@@ -249,18 +254,18 @@ func TestRedisRegistryRedisRestart(t *testing.T) {
 	a.publish(s2)
 	a.publish(fakeSession("s3", "acme", "jira"))
 	a.withdraw(s2)
-	waitFor(t, 2*time.Second, "publish errors counted", func() bool {
+	testwait.For(t, 2*time.Second, "publish errors counted", func() bool {
 		return counterValue(a.metrics.registryErrors.WithLabelValues("publish")) > 0
 	})
 
 	srv.Restart()
 	restarted := time.Now()
-	waitFor(t, testRefresh+2*time.Second, "the sessions are registered again", func() bool {
+	testwait.For(t, testRefresh+2*time.Second, "the sessions are registered again", func() bool {
 		recs, err := b.lookup(context.Background(), "acme")
 		return err == nil && slices.Equal(recordIDs(recs), []string{"s1", "s3"})
 	})
 	t.Logf("re-registered %s after Redis restarted (refresh every %s)", time.Since(restarted).Round(10*time.Millisecond), testRefresh)
-	waitFor(t, 2*time.Second, "the replica logs that the registry is back", func() bool {
+	testwait.For(t, 2*time.Second, "the replica logs that the registry is back", func() bool {
 		return strings.Contains(a.logs.String(), "session registry reachable again")
 	})
 }
@@ -300,7 +305,7 @@ func TestRedisRegistryBrokers(t *testing.T) {
 
 	// Every replica reads them all, every refresh: a change, an addition
 	// and a removal show within one.
-	waitFor(t, 2*time.Second, "newco read with the others", func() bool {
+	testwait.For(t, 2*time.Second, "newco read with the others", func() bool {
 		return r.definedBrokers(ctx).get("newco") != nil
 	})
 	if d := r.definedBrokers(ctx); d.get("broken") != nil || d.get("fromconfig") != nil || !d.hasConnector(connector) || d.hasConnector(broker) {
@@ -309,12 +314,12 @@ func TestRedisRegistryBrokers(t *testing.T) {
 	rotated := NewToken()
 	rdb.HSet(ctx, BrokerKey("newco"), "connector_tokens", HashToken(rotated))
 	AddBroker(ctx, cfg, "later", HashToken(broker), nil)
-	waitFor(t, 2*time.Second, "the change read", func() bool {
+	testwait.For(t, 2*time.Second, "the change read", func() bool {
 		d := r.definedBrokers(ctx)
 		return d.hasConnector(rotated) && !d.hasConnector(connector) && d.get("later") != nil
 	})
 	rdb.Del(ctx, BrokerKey("later"))
-	waitFor(t, 2*time.Second, "the removal read", func() bool { return r.definedBrokers(ctx).get("later") == nil })
+	testwait.For(t, 2*time.Second, "the removal read", func() bool { return r.definedBrokers(ctx).get("later") == nil })
 
 	// Redis down: a broker read before is still known; one never read
 	// cannot be told, and says so with an error.
@@ -322,7 +327,10 @@ func TestRedisRegistryBrokers(t *testing.T) {
 	if b, err := r.broker(ctx, "newco"); b == nil || err != nil {
 		t.Errorf("broker(newco) with Redis down: got %v, %v; want the definition read before", b, err)
 	}
-	time.Sleep(2 * testRefresh) // reads fail meanwhile
+	failed := counterValue(r.metrics.registryErrors.WithLabelValues("brokers"))
+	testwait.For(t, 5*time.Second, "a read of the brokers failed", func() bool {
+		return counterValue(r.metrics.registryErrors.WithLabelValues("brokers")) > failed
+	})
 	if !r.definedBrokers(ctx).hasConnector(rotated) {
 		t.Error("the brokers read before were dropped when Redis went down")
 	}
@@ -357,14 +365,14 @@ func TestRedisRegistryNoPasswordInLogs(t *testing.T) {
 	a := newTestReplica(t, srv.URL(), "a")
 	b := newTestReplica(t, srv.URL(), "b")
 	a.publish(fakeSession("s1", "acme", "jira"))
-	waitFor(t, 2*time.Second, "b sees s1 (the password works)", func() bool { return len(b.fresh(t, "acme")) == 1 })
+	testwait.For(t, 2*time.Second, "b sees s1 (the password works)", func() bool { return len(b.fresh(t, "acme")) == 1 })
 
 	wrong := newTestReplica(t, strings.Replace(srv.URL(), password, "wrong-"+password, 1), "wrong")
 	wrong.publish(fakeSession("w1", "acme", "jira"))
 	srv.Stop()
 	b.forget("acme")
 	b.lookup(context.Background(), "acme")
-	waitFor(t, 2*time.Second, "errors logged", func() bool {
+	testwait.For(t, 2*time.Second, "errors logged", func() bool {
 		return strings.Contains(a.logs.String(), "session registry error") &&
 			strings.Contains(wrong.logs.String(), "session registry error")
 	})

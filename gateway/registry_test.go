@@ -28,13 +28,10 @@ func ids(list []*agentSession) []string {
 }
 
 func TestRegistryAddRemove(t *testing.T) {
-	r := newRegistry()
 	a1 := fakeSession("a1", "acme", "jira")
 	a2 := fakeSession("a2", "acme", "jira")
 	o1 := fakeSession("o1", "other", "jira")
-	r.add(a1)
-	r.add(a2)
-	r.add(o1)
+	r := registryOf(a1, a2, o1)
 
 	if got, want := ids(r.sessions("acme")), []string{"a1", "a2"}; !slices.Equal(got, want) {
 		t.Errorf("sessions(acme): got %v, want %v", got, want)
@@ -121,13 +118,10 @@ func TestRegistryPick(t *testing.T) {
 }
 
 func TestRegistryPickFewestInFlight(t *testing.T) {
-	r := newRegistry()
 	busy := fakeSession("busy", "acme", "jira")
 	idle := fakeSession("idle", "acme", "jira")
 	busier := fakeSession("busier", "acme", "jira")
-	r.add(busy)
-	r.add(idle)
-	r.add(busier)
+	r := registryOf(busy, idle, busier)
 	busy.inflight.Store(3)
 	idle.inflight.Store(1)
 	busier.inflight.Store(7)
@@ -163,10 +157,7 @@ func TestRegistryPickRotatesTies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRegistry()
-			for _, s := range tt.sessions {
-				r.add(s)
-			}
+			r := registryOf(tt.sessions...)
 			const picks = 300
 			count := map[string]int{}
 			for range picks {
@@ -230,9 +221,8 @@ func pickOne(r *registry, broker, site string) (*agentSession, bool) {
 // in-flight count under the registry lock, so a session removed from the
 // registry and waiting to be idle cannot lose a request picked just before.
 func TestRegistryPickCountsInFlight(t *testing.T) {
-	r := newRegistry()
 	a := fakeSession("a", "acme", "jira")
-	r.add(a)
+	r := registryOf(a)
 	s, _ := r.pick("acme", "jira")
 	if s != a || a.inflight.Load() != 1 {
 		t.Fatalf("after pick: got session %v with %d in flight, want a with 1", s, a.inflight.Load())
@@ -241,4 +231,13 @@ func TestRegistryPickCountsInFlight(t *testing.T) {
 	if s != a || a.inflight.Load() != 2 {
 		t.Fatalf("after two picks: got session %v with %d in flight, want a with 2", s, a.inflight.Load())
 	}
+}
+
+// registryOf is a registry holding sessions, added in order.
+func registryOf(sessions ...*agentSession) *registry {
+	r := newRegistry()
+	for _, s := range sessions {
+		r.add(s)
+	}
+	return r
 }

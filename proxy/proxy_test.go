@@ -23,6 +23,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira"
 )
 
@@ -821,7 +822,7 @@ func TestCallerGoesAway(t *testing.T) {
 	if _, err := f.client.Do(req); err == nil {
 		t.Fatal("request succeeded, want it canceled")
 	}
-	waitFor(t, func() bool { return strings.Contains(buf.String(), "request_id=req-gone") })
+	testwait.For(t, 5*time.Second, "the log line of request req-gone", func() bool { return strings.Contains(buf.String(), "request_id=req-gone") })
 	if line := buf.String(); !strings.Contains(line, "canceled=true") {
 		t.Errorf("audit line does not say canceled:\n%s", line)
 	}
@@ -837,7 +838,7 @@ func TestAuditLog(t *testing.T) {
 	f.do(t, "DELETE", "/rest/api/3/project/SECRETPROJ", nil, http.Header{brokerhttp.HeaderRequestID: {"req-denied"}})
 	f.do(t, "GET", "/secure/admin/SECRETPATH", nil, http.Header{brokerhttp.HeaderRequestID: {"req-unknown"}})
 	f.raw(t, "GET /rest/api/3/issue/../../x HTTP/1.1\r\nHost: x\r\nOx-Broker-Request-Id: req-bad\r\n\r\n")
-	waitFor(t, func() bool { return strings.Count(buf.String(), "msg=request ") == 4 })
+	testwait.For(t, 5*time.Second, "four request log lines", func() bool { return strings.Count(buf.String(), "msg=request ") == 4 })
 	out := buf.String()
 	for _, want := range []string{
 		// Known operations are logged by template: paths carry user data.
@@ -936,17 +937,6 @@ func slogTo(w io.Writer) *slog.Logger {
 	))
 }
 
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // recordingPolicy allows everything and remembers what it was asked.
 type recordingPolicy struct {
 	mu    sync.Mutex // guards asked
@@ -1004,7 +994,7 @@ func TestResponseBrokenMidBody(t *testing.T) {
 	if err == nil {
 		t.Error("the caller read a complete response, want an error")
 	}
-	waitFor(t, func() bool { return strings.Contains(buf.String(), "request_id=req-broken") })
+	testwait.For(t, 5*time.Second, "the log line of request req-broken", func() bool { return strings.Contains(buf.String(), "request_id=req-broken") })
 	if line := buf.String(); !strings.Contains(line, "status=200") || !strings.Contains(line, "aborted=true") {
 		t.Errorf("audit line does not say aborted:\n%s", line)
 	}
@@ -1072,7 +1062,7 @@ func TestSlowBodiesFreeTheirSlots(t *testing.T) {
 		io.WriteString(c, "POST /rest/api/3/issue HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"fields\":")
 		slows = append(slows, slow{c, bufio.NewReader(c)})
 	}
-	waitFor(t, func() bool { return len(f.p.sem) == 2 })
+	testwait.For(t, 5*time.Second, "both slots taken", func() bool { return len(f.p.sem) == 2 })
 
 	for range 3 {
 		resp, body := f.do(t, "GET", "/rest/api/3/myself", nil, nil)
@@ -1096,7 +1086,7 @@ func TestSlowBodiesFreeTheirSlots(t *testing.T) {
 			t.Error("the connection of a stalled body is still open")
 		}
 	}
-	waitFor(t, func() bool { return len(f.p.sem) == 0 })
+	testwait.For(t, 5*time.Second, "both slots free", func() bool { return len(f.p.sem) == 0 })
 	if resp, body := f.do(t, "GET", "/rest/api/3/myself", nil, nil); resp.StatusCode != 200 {
 		t.Errorf("after the stalled bodies: got %d %s, want 200", resp.StatusCode, body)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
 
 // testBroker and testPublic are what the gateway would send: the broker
@@ -114,7 +115,7 @@ func TestReflectedCredentialRemoved(t *testing.T) {
 			if obs.credentials() == 0 {
 				t.Error("the observer was not told of the credential")
 			}
-			waitFor(t, func() bool { return strings.Contains(logBuf.String(), "held the site's credential") })
+			testwait.For(t, 5*time.Second, "the log line about the credential", func() bool { return strings.Contains(logBuf.String(), "held the site's credential") })
 		})
 	}
 }

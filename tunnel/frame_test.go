@@ -169,17 +169,23 @@ func FuzzReadFrame(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// A decoded message re-encodes and decodes to the same value.
-		b, err := EncodeMessage(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m2, err := DecodeMessage(b)
-		if err != nil {
-			t.Fatalf("re-decode %s: %v", b, err)
-		}
-		if !reflect.DeepEqual(m, m2) {
-			t.Fatalf("round trip changed %#v into %#v", m, m2)
-		}
+		checkRoundTrip(t, m)
 	})
+}
+
+// checkRoundTrip checks that a decoded message re-encodes and decodes to
+// the same value.
+func checkRoundTrip(t *testing.T, m Message) {
+	t.Helper()
+	b, err := EncodeMessage(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := DecodeMessage(b)
+	if err != nil {
+		t.Fatalf("re-decode %s: %v", b, err)
+	}
+	if !reflect.DeepEqual(m, m2) {
+		t.Fatalf("round trip changed %#v into %#v", m, m2)
+	}
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 	"weak"
+
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
 
 // recordingConn records the size and start of every write to it.
@@ -150,12 +152,7 @@ func TestClosedSessionLetsGoOfTLS(t *testing.T) {
 		client.Close()
 		return wp
 	}()
-	for range 20 {
-		runtime.GC()
-		if tlsConn.Value() == nil {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	if _, ok := testwait.Until(time.Second, func() bool { runtime.GC(); return tlsConn.Value() == nil }); !ok {
+		t.Fatalf("the TLS connection of a closed session is still reachable (yamux's close timer is %s)", streamCloseTimeout)
 	}
-	t.Fatalf("the TLS connection of a closed session is still reachable (yamux's close timer is %s)", streamCloseTimeout)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 	"github.com/quic-go/quic-go"
 )
 
@@ -320,33 +321,6 @@ func TestYamuxAgentBoundsGatewayStreams(t *testing.T) {
 	t.Logf("closed after %d streams", accepted)
 }
 
-// oneShotConn is the socket of a QUIC client that sends its first
-// datagram only (a handshake that never completes, as a flood of spoofed
-// Initials makes) and counts what comes back without handing it over.
-type oneShotConn struct {
-	net.PacketConn
-	wrote     atomic.Bool
-	sent, got atomic.Int64
-}
-
-func (c *oneShotConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	if c.wrote.Swap(true) {
-		return len(b), nil
-	}
-	c.sent.Add(int64(len(b)))
-	return c.PacketConn.WriteTo(b, addr)
-}
-
-func (c *oneShotConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	for {
-		n, _, err := c.PacketConn.ReadFrom(b)
-		if err != nil {
-			return 0, nil, err
-		}
-		c.got.Add(int64(n))
-	}
-}
-
 // TestQUICHandshakeFloodBounded sends the gateway's listener 1,000 QUIC
 // Initials from 1,000 addresses, none of which ever answers. The listener
 // keeps state for a bounded number of them (beyond quicRetryAbove it asks
@@ -357,14 +331,14 @@ func TestQUICHandshakeFloodBounded(t *testing.T) {
 	l := listen(t, p, Options{})
 	before := runtime.NumGoroutine()
 	const attempts = 1000
-	conns := make([]*oneShotConn, attempts)
+	conns := make([]*tunneltest.FirstDatagramOnly, attempts)
 	var wg sync.WaitGroup
 	for i := range conns {
 		udp, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := &oneShotConn{PacketConn: udp}
+		c := &tunneltest.FirstDatagramOnly{PacketConn: udp}
 		conns[i] = c
 		wg.Go(func() {
 			tr := &quic.Transport{Conn: c}
@@ -396,7 +370,7 @@ func TestQUICHandshakeFloodBounded(t *testing.T) {
 		t.Errorf("goroutines: %d more after the flood, want at most %d", grown, 8*quicRetryAbove)
 	}
 	for i, c := range conns {
-		if got, sent := c.got.Load(), c.sent.Load(); got > 3*sent {
+		if got, sent := c.Got.Load(), c.Sent.Load(); got > 3*sent {
 			t.Errorf("address %d: the listener sent %d bytes for %d received, more than 3 times", i, got, sent)
 		}
 	}

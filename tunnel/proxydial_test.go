@@ -14,20 +14,10 @@ import (
 	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
-func newConnectProxy(t testing.TB, user, pass string) *tunneltest.ConnectProxy {
-	t.Helper()
-	p, err := tunneltest.NewConnectProxy(user, pass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	return p
-}
-
 func TestDialThroughConnectProxy(t *testing.T) {
 	p := newPKI(t)
 	l := listen(t, p, Options{})
-	proxy := newConnectProxy(t, "agent", "s3cret")
+	proxy := tunneltest.StartConnectProxy(t, "agent", "s3cret")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -70,7 +60,7 @@ func TestDialThroughConnectProxy(t *testing.T) {
 func TestDialThroughConnectProxyWrongPassword(t *testing.T) {
 	p := newPKI(t)
 	l := listen(t, p, Options{})
-	proxy := newConnectProxy(t, "agent", "s3cret")
+	proxy := tunneltest.StartConnectProxy(t, "agent", "s3cret")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, u := range []*url.URL{proxy.URL("agent", "wrong"), proxy.URL("", "")} {
@@ -96,10 +86,10 @@ func TestDialProxyError(t *testing.T) {
 	p := newPKI(t)
 	l := listen(t, p, Options{})
 	target := l.Addr().String()
-	proxy := newConnectProxy(t, "agent", "s3cret")
+	proxy := tunneltest.StartConnectProxy(t, "agent", "s3cret")
 	denied := tunneltest.ClosedAddr(t)
 	proxy.Deny(denied)
-	gone := newConnectProxy(t, "agent", "s3cret")
+	gone := tunneltest.StartConnectProxy(t, "agent", "s3cret")
 	goneURL := gone.URL("agent", "s3cret")
 	gone.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -27,6 +27,8 @@ import (
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/connectortest"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 	"github.com/oxsecurity/oxbroker/proxy"
 	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
@@ -34,17 +36,6 @@ import (
 
 // checkProxyPassword is the password of the test CONNECT proxies.
 const checkProxyPassword = "proxy-pw-0451"
-
-// startCheckProxy starts an HTTP CONNECT proxy with Basic authentication.
-func startCheckProxy(t *testing.T, user, pass string) *tunneltest.ConnectProxy {
-	t.Helper()
-	p, err := tunneltest.NewConnectProxy(user, pass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	return p
-}
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
@@ -257,14 +248,14 @@ func TestCheckAllPass(t *testing.T) {
 		})
 	}
 	// The check's sessions announce no site and are gone once it returns.
-	waitForCheck(t, 5*time.Second, func() bool { return len(checkBrokerStatus(t, cg).Sessions) == 0 })
+	testwait.For(t, 5*time.Second, "the check's session gone from the gateway", func() bool { return len(checkBrokerStatus(t, cg).Sessions) == 0 })
 }
 
 func TestCheckGatewayFailures(t *testing.T) {
 	cg := startCheckGateway(t)
 	cj := startCheckJira(t, false, jiratest.Options{})
-	prx := startCheckProxy(t, "user", checkProxyPassword)
-	strict := startCheckProxy(t, "user", checkProxyPassword)
+	prx := tunneltest.StartConnectProxy(t, "user", checkProxyPassword)
+	strict := tunneltest.StartConnectProxy(t, "user", checkProxyPassword)
 	strict.Deny(cg.addr)
 	closed := tunneltest.ClosedAddr(t)
 
@@ -442,8 +433,8 @@ func TestCheckSiteFailures(t *testing.T) {
 	forbidden := startCheckJira(t, false, jiratest.Options{})
 	forbidden.SetStatus("/rest/api/3/myself", http.StatusForbidden, nil)
 	cloud := startCheckJira(t, false, jiratest.Options{})
-	prx := startCheckProxy(t, "user", checkProxyPassword)
-	strict := startCheckProxy(t, "user", checkProxyPassword)
+	prx := tunneltest.StartConnectProxy(t, "user", checkProxyPassword)
+	strict := tunneltest.StartConnectProxy(t, "user", checkProxyPassword)
 	strict.Deny(strings.TrimPrefix(secure.url, "https://"))
 	closedTLS := tunneltest.ClosedAddr(t)
 	closed := "http://" + tunneltest.ClosedAddr(t)
@@ -608,7 +599,7 @@ func TestRemoteCheck(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); a.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitForCheck(t, 10*time.Second, func() bool { return len(checkBrokerStatus(t, cg).Sessions) == 1 })
+	testwait.For(t, 10*time.Second, "one session at the gateway", func() bool { return len(checkBrokerStatus(t, cg).Sessions) == 1 })
 
 	resp, body := checkCall(t, cg, "POST", "/v1/brokers/acme/sites/jira/check", cg.connectorToken, nil)
 	if resp.StatusCode != http.StatusOK {
@@ -654,22 +645,9 @@ func TestRemoteCheck(t *testing.T) {
 
 func checkCall(t *testing.T, cg *checkGW, method, path, token string, header http.Header) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+cg.api+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
 	c := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
 	defer c.CloseIdleConnections()
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	resp, b, err := connectortest.Call(context.Background(), c, method, "http://"+cg.api+path, token, header, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -684,17 +662,6 @@ func checkBrokerStatus(t *testing.T, cg *checkGW) gateway.BrokerStatus {
 		t.Fatalf("GET /v1/brokers/acme: %d %s", resp.StatusCode, b)
 	}
 	return st
-}
-
-func waitForCheck(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func checkMustURL(t *testing.T, s string) *url.URL {

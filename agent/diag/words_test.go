@@ -30,7 +30,7 @@ func TestExplain(t *testing.T) {
 	defer srv.Close()
 	tlsAddr := srv.Listener.Addr().String()
 	closed := tunneltest.ClosedAddr(t)
-	prx := startCheckProxy(t, "user", checkProxyPassword)
+	prx := tunneltest.StartConnectProxy(t, "user", checkProxyPassword)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 

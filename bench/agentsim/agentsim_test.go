@@ -10,6 +10,7 @@ import (
 	"github.com/oxsecurity/oxbroker/bench/rig"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"go.uber.org/goleak"
 )
 
@@ -78,13 +79,7 @@ func TestFleetComesBack(t *testing.T) {
 			}
 			stop = startGateway(t, r, addrs)
 			defer stop()
-			deadline := time.Now().Add(20 * time.Second)
-			for f.UpSince(stopped) != 4 {
-				if time.Now().After(deadline) {
-					t.Fatalf("%d of 4 agents back after the restart", f.UpSince(stopped))
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			testwait.For(t, 20*time.Second, "4 agents back after the restart", func() bool { return f.UpSince(stopped) == 4 })
 			if got := f.Up(); got != 4 {
 				t.Errorf("after the restart: Up() = %d, want 4", got)
 			}

@@ -3,6 +3,7 @@ package inproc
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/oxsecurity/oxbroker/bench/rig"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/gateway"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 )
 
@@ -95,25 +97,22 @@ func start(b *testing.B, transport string) *broker {
 // waitSessions waits until the broker has n sessions on transport.
 func (br *broker) waitSessions(b *testing.B, n int, transport string) {
 	b.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	testwait.For(b, 20*time.Second, fmt.Sprintf("%d sessions over %s", n, transport), func() bool {
 		req, _ := http.NewRequest("GET", "http://"+br.api+"/v1/brokers/"+rig.BrokerID, nil)
 		req.Header.Set("Authorization", "Bearer "+br.rig.ConnectorToken)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			var st gateway.BrokerStatus
-			err := json.NewDecoder(resp.Body).Decode(&st)
-			resp.Body.Close()
-			ok := err == nil && len(st.Sessions) == n
-			for _, s := range st.Sessions {
-				ok = ok && s.Transport == transport
-			}
-			if ok {
-				return
-			}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	b.Fatalf("the agent did not connect %d sessions over %s", n, transport)
+		var st gateway.BrokerStatus
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		ok := err == nil && len(st.Sessions) == n
+		for _, s := range st.Sessions {
+			ok = ok && s.Transport == transport
+		}
+		return ok
+	})
 }
 
 func (br *broker) header() map[string]string {

@@ -20,7 +20,6 @@ type Limiter struct {
 	burst   float64
 	every   time.Duration
 	maxKeys int
-	now     func() time.Time
 
 	mu       sync.Mutex // guards keys and overflow
 	keys     map[string]*bucket
@@ -45,7 +44,7 @@ type line struct {
 // New returns a Limiter; burst and maxKeys are at least 1.
 func New(burst int, every time.Duration, maxKeys int) *Limiter {
 	l := &Limiter{burst: float64(max(burst, 1)), every: every, maxKeys: max(maxKeys, 1),
-		now: time.Now, keys: make(map[string]*bucket)}
+		keys: make(map[string]*bucket)}
 	l.overflow = &bucket{tokens: l.burst}
 	return l
 }
@@ -62,7 +61,7 @@ func (l *Limiter) Allow(key string) (ok bool, held int) {
 
 // allow is Allow; it also returns the bucket. Callers hold l.mu.
 func (l *Limiter) allow(key string) (ok bool, held int, b *bucket) {
-	now := l.now()
+	now := time.Now()
 	b = l.keys[key]
 	if b == nil {
 		if len(l.keys) >= l.maxKeys {

@@ -32,11 +32,7 @@ func TestClassify(t *testing.T) {
 	trusted := x509.NewCertPool()
 	trusted.AddCert(tlsSrv.Certificate())
 	closed := tunneltest.ClosedAddr(t)
-	prx, err := tunneltest.NewConnectProxy("u", "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prx.Close()
+	prx := tunneltest.StartConnectProxy(t, "u", "p")
 
 	dial := func(ctx context.Context, addr string) error {
 		var d net.Dialer

@@ -15,6 +15,32 @@ import (
 // gateway's), both closed when the test ends. No hello is exchanged.
 func SessionPair(t testing.TB, transport string, opts tunnel.Options) (dialled, accepted tunnel.Session) {
 	t.Helper()
+	server, client := tlsConfigs(t)
+	l, err := tunnel.Listen("127.0.0.1:0", server, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d := &tunnel.Dialer{Transport: transport, TLS: client, Options: opts}
+	dialled, err = d.Dial(ctx, l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dialled.Close() })
+	accepted, err = l.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { accepted.Close() })
+	return dialled, accepted
+}
+
+// tlsConfigs returns the TLS configurations of a server with a
+// certificate for 127.0.0.1 and of a client that trusts it.
+func tlsConfigs(t testing.TB) (server, client *tls.Config) {
+	t.Helper()
 	ca, err := devcert.NewCA("test CA")
 	if err != nil {
 		t.Fatal(err)
@@ -27,23 +53,5 @@ func SessionPair(t testing.TB, transport string, opts tunnel.Options) (dialled, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := tunnel.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}}, opts, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	d := &tunnel.Dialer{Transport: transport, TLS: &tls.Config{RootCAs: ca.Pool()}, Options: opts}
-	dialled, err = d.Dial(ctx, l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dialled.Close() })
-	accepted, err = l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { accepted.Close() })
-	return dialled, accepted
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, &tls.Config{RootCAs: ca.Pool()}
 }

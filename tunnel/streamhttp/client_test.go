@@ -1,4 +1,4 @@
-package streamhttp
+package streamhttp_test
 
 import (
 	"bufio"
@@ -18,15 +18,16 @@ import (
 
 	"github.com/oxsecurity/oxbroker/tunnel"
 	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
+	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
 )
 
 // served runs h on the streams the dialled side opens, as the agent does,
 // and returns a Client of the dialled side and the number of streams the
 // server has accepted so far.
-func served(t *testing.T, tr string, h http.Handler, idle time.Duration) (*Client, *atomic.Int64) {
+func served(t *testing.T, tr string, h http.Handler, idle time.Duration) (*streamhttp.Client, *atomic.Int64) {
 	t.Helper()
 	agent, gw := sessiontest.SessionPair(t, tr, tunnel.Options{})
-	srv := NewServer(h, slogDiscard())
+	srv := streamhttp.NewServer(h, slogDiscard())
 	if idle > 0 {
 		srv.IdleTimeout = idle
 	}
@@ -37,8 +38,8 @@ func served(t *testing.T, tr string, h http.Handler, idle time.Duration) (*Clien
 		}
 	}
 	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(Listener(agent, MaxConcurrentStreams)) }()
-	c := NewClient(gw)
+	go func() { defer close(done); srv.Serve(streamhttp.Listener(agent, streamhttp.MaxConcurrentStreams)) }()
+	c := streamhttp.NewClient(gw)
 	t.Cleanup(func() {
 		c.CloseIdleConnections()
 		srv.Close()
@@ -47,7 +48,7 @@ func served(t *testing.T, tr string, h http.Handler, idle time.Duration) (*Clien
 	return c, &streams
 }
 
-func get(t *testing.T, c *Client, ctx context.Context, method, path string) (*http.Response, string, error) {
+func get(t *testing.T, c *streamhttp.Client, ctx context.Context, method, path string) (*http.Response, string, error) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, method, "http://agent"+path, nil)
 	resp, err := c.RoundTrip(req)
@@ -62,7 +63,7 @@ func get(t *testing.T, c *Client, ctx context.Context, method, path string) (*ht
 // TestClientReusesStreams: GETs one after another take one stream; a HEAD
 // and a 204 too; a POST with a body goes the full way and still works.
 func TestClientReusesStreams(t *testing.T) {
-	for _, tr := range transports {
+	for _, tr := range tunnel.Transports {
 		t.Run(tr, func(t *testing.T) {
 			c, streams := served(t, tr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				switch r.URL.Path {
@@ -109,7 +110,7 @@ func TestClientReusesStreams(t *testing.T) {
 // it was idle is not the caller's failure: the GET goes out again on a
 // new stream.
 func TestClientRetriesStreamClosedWhileIdle(t *testing.T) {
-	for _, tr := range transports {
+	for _, tr := range tunnel.Transports {
 		t.Run(tr, func(t *testing.T) {
 			c, streams := served(t, tr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.WriteString(w, "ok")
@@ -119,14 +120,12 @@ func TestClientRetriesStreamClosedWhileIdle(t *testing.T) {
 			}
 			// Wait until the server has closed the idle stream: a read of
 			// the kept stream ends.
-			c.mu.Lock()
-			cc := c.idle[0]
-			c.mu.Unlock()
-			cc.st.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if _, err := cc.br.Peek(1); err == nil {
+			st, br := streamhttp.FirstIdle(c)
+			st.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := br.Peek(1); err == nil {
 				t.Fatal("the idle stream sent data")
 			}
-			cc.st.SetReadDeadline(time.Time{})
+			st.SetReadDeadline(time.Time{})
 			if _, body, err := get(t, c, context.Background(), "GET", "/"); err != nil || body != "ok" {
 				t.Fatalf("GET after the idle stream closed: %v %q", err, body)
 			}
@@ -238,9 +237,9 @@ func FuzzClientLikeTransport(f *testing.F) {
 				io.Copy(io.Discard, st)
 				st.Close()
 			}()
-			var rt http.RoundTripper = NewClient(gw)
+			var rt http.RoundTripper = streamhttp.NewClient(gw)
 			if full {
-				rt = NewTransport(gw)
+				rt = streamhttp.NewTransport(gw)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			req, _ := http.NewRequestWithContext(ctx, "GET", "http://agent/x", nil)

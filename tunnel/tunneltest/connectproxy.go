@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -29,6 +30,18 @@ type ConnectProxy struct {
 	conns  map[net.Conn]struct{}
 	denied map[string]bool
 	wg     sync.WaitGroup // copy goroutines
+}
+
+// StartConnectProxy is NewConnectProxy for a test: it fails t when the
+// proxy cannot start, and closes the proxy when the test ends.
+func StartConnectProxy(t testing.TB, user, pass string) *ConnectProxy {
+	t.Helper()
+	p, err := NewConnectProxy(user, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
 }
 
 // NewConnectProxy starts a proxy on 127.0.0.1 accepting user:pass.

@@ -2,11 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
 
 // TestLogBufferBatchesAndLosesNothing writes records to a file through
@@ -35,17 +38,10 @@ func TestLogBufferBatchesAndLosesNothing(t *testing.T) {
 	b.Write([]byte(big))
 
 	// Without Close, the flusher writes everything within a few periods.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testwait.For(t, 5*time.Second, fmt.Sprintf("all %d bytes written", want.Len()), func() bool {
 		got, _ := os.ReadFile(path)
-		if len(got) == want.Len() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 5 s, %d of %d bytes written", len(got), want.Len())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(got) == want.Len()
+	})
 	b.Write([]byte("last before close\n"))
 	b.Close()
 	b.Write([]byte("after close\n"))
