@@ -60,7 +60,7 @@ func (a *Agent) report(log *slog.Logger, g *generation, f *failure, err error, w
 	case pending:
 		log.Debug(f.msg+"; the previous settings keep serving", "cause", f.Cause, "fix", f.Fix, "err", err, "retry_in", in)
 	case f.Lasting:
-		a.lastingLines.Log(log, slog.LevelError, f.msg+"|"+f.Cause, f.msg, "cause", f.Cause, "fix", f.Fix, "err", err)
+		a.lastingLines.Log(log, slog.LevelError, f.msg+"|"+f.Cause, f.msg, "cause", f.Cause, "fix", f.Fix, "err", err, "retry_in", in)
 		log.Debug("reconnecting", "in", in)
 	default:
 		log.Warn(f.msg+"; reconnecting", "in", in, "cause", f.Cause, "fix", f.Fix, "err", err)

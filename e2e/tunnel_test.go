@@ -140,8 +140,9 @@ func TestAgentKilledThenRestarted(t *testing.T) {
 	}
 }
 
-// reconnectingIn is the agent's log line that says when it dials next.
-var reconnectingIn = regexp.MustCompile(`msg=reconnecting .*in=([0-9.]+[a-zµ]+)`)
+// refusedRetryIn is the agent's error line for a refused broker token,
+// which says when it dials next.
+var refusedRetryIn = regexp.MustCompile(`refused the broker id or token.* retry_in=([0-9.]+[a-zµ]+)`)
 
 // TestWrongBrokerToken: the gateway rejects the agent, which says why and
 // backs off to the cap instead of hammering the gateway.
@@ -151,8 +152,7 @@ func TestWrongBrokerToken(t *testing.T) {
 	a := e.startAgent(agentOpts{transport: "tcp", brokerToken: "not-the-token", connections: 1})
 	a.waitOutput(t, "refused the broker id or token", 15*time.Second)
 	// The agent says when it dials next: at the backoff's cap, 15 to 30 s.
-	a.waitOutput(t, "msg=reconnecting", 5*time.Second)
-	m := reconnectingIn.FindStringSubmatch(a.out.String())
+	m := refusedRetryIn.FindStringSubmatch(a.out.String())
 	if m == nil {
 		t.Fatalf("no reconnect delay in the agent's output:\n%s", a.out.String())
 	}
