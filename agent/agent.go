@@ -215,7 +215,12 @@ func (a *Agent) sendSites() {
 // sessions stop taking streams, in-flight requests get DrainTimeout to
 // finish, and Run returns once every goroutine it started has ended. It
 // probes each site at start (and Reload after each reload).
-func (a *Agent) Run(ctx context.Context) error {
+//
+// Run has no error to return: a gateway that cannot be reached, refuses
+// the session or goes away is retried with backoff and reported through
+// Readiness, the status page and the log, never by ending Run; only ctx
+// ends it. Whatever stops the agent for good is found by New.
+func (a *Agent) Run(ctx context.Context) {
 	bg, stopBg := context.WithCancel(context.Background())
 	var bgDone sync.WaitGroup
 	bgDone.Go(func() { a.lines.Run(bg) })
@@ -244,7 +249,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.drains.Wait()
 	<-probing
 	a.router.Load().close()
-	return nil
 }
 
 // keepConnected is one of the connections of g: pick an endpoint, dial,
