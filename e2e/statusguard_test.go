@@ -101,7 +101,7 @@ func TestStatusPageAuth(t *testing.T) {
 	agentAdmin := freeAddr(t)
 	cfg := e.agentConfig(agentOpts{transport: "quic", admin: agentAdmin})
 	appendFile(t, cfg, "  auth:\n    type: bearer\n    token_file: "+tokenFile+"\n")
-	start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken}, "run", "--config", cfg)
+	start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.JiraToken}, "run", "--config", cfg)
 	e.waitSessions(2, "quic", 15*time.Second)
 
 	base := "http://" + agentAdmin

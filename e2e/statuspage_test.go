@@ -99,7 +99,7 @@ func TestStatusPages(t *testing.T) {
 
 	// The gateway's page: the broker online with its two sessions. A
 	// remote check of the site shows in its row.
-	if resp, body := e.call("POST", "/v1/brokers/acme/sites/jira/check", e.connectorToken, ""); resp.StatusCode != 200 {
+	if resp, body := e.call("POST", "/v1/brokers/acme/sites/jira/check", e.ConnectorToken, ""); resp.StatusCode != 200 {
 		t.Fatalf("remote check: %d %s", resp.StatusCode, body)
 	}
 	b.do(chromedp.Navigate("http://" + e.adminAddr + "/"))
@@ -140,7 +140,7 @@ func TestStatusPages(t *testing.T) {
 			t.Errorf("the status pages serve %q, from a call's path or query", private)
 		}
 	}
-	for _, tok := range []string{e.brokerToken, e.connectorToken, e.jiraToken} {
+	for _, tok := range []string{e.BrokerToken, e.ConnectorToken, e.JiraToken} {
 		if strings.Contains(served, tok) {
 			t.Errorf("the status pages serve a token of the run (%s…)", tok[:12])
 		}
