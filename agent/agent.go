@@ -44,15 +44,6 @@ type Options struct {
 	LookupNetIP func(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
-// Reconnect timing (tunnel/spec.md, "Reconnects").
-const (
-	backoffBase = 500 * time.Millisecond
-	backoffMax  = 30 * time.Second
-	// stableAfter is how long a session must stay up before the backoff
-	// starts again from its base.
-	stableAfter = 30 * time.Second
-)
-
 // Agent keeps the tunnel sessions up and serves the gateway's requests.
 type Agent struct {
 	opts    Options
