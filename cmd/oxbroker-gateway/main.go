@@ -39,6 +39,20 @@ Try it locally:
 	return cli.Group(root)
 }
 
+func configFlag(c *cobra.Command, p *string) {
+	c.Flags().StringVarP(p, "config", "c", "/etc/oxbroker-gateway/config.yaml", "path of the gateway's YAML config")
+}
+
+// loadConfig loads and validates the config, printing every problem.
+func loadConfig(c *cobra.Command, path string) (*config.Gateway, error) {
+	cfg, err := config.LoadGateway(path, nil)
+	if err != nil {
+		fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\n", path, err)
+		return nil, cli.Reported(err)
+	}
+	return cfg, nil
+}
+
 func runCmd() *cobra.Command {
 	var path string
 	c := &cobra.Command{
@@ -46,10 +60,9 @@ func runCmd() *cobra.Command {
 		Short: "Run the gateway in the foreground",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cfg, err := config.LoadGateway(path, nil)
+			cfg, err := loadConfig(c, path)
 			if err != nil {
-				fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\n", path, err)
-				return cli.Reported(err)
+				return err
 			}
 			logOut := cli.NewLogBuffer(c.ErrOrStderr())
 			defer logOut.Close()
@@ -88,7 +101,7 @@ func runCmd() *cobra.Command {
 			return g.Serve(c.Context())
 		},
 	}
-	c.Flags().StringVarP(&path, "config", "c", "/etc/oxbroker-gateway/config.yaml", "path of the gateway's YAML config")
+	configFlag(c, &path)
 	return c
 }
 
