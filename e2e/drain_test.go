@@ -120,7 +120,7 @@ func terminateDuringDownload(t *testing.T, e *env, p *proc) {
 func TestDrainAgentSIGTERM(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			e, _, a := newEnvUp(t, tr)
+			e, _, a := newEnvUp(t, agentOpts{transport: tr})
 			terminateDuringDownload(t, e, a)
 		})
 	}
@@ -132,7 +132,7 @@ func TestDrainAgentSIGTERM(t *testing.T) {
 func TestDrainGatewaySIGTERM(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			e, gw, a := newEnvUp(t, tr)
+			e, gw, a := newEnvUp(t, agentOpts{transport: tr})
 			terminateDuringDownload(t, e, gw)
 			a.waitOutput(t, "gateway asked us to move", 5*time.Second)
 

@@ -349,10 +349,7 @@ func waitAccepted(t *testing.T, e *env, token string) {
 // settings before it is saved over the one in use: a wrong broker token is
 // named as check names it, and the running agent is not disturbed.
 func TestValidateConnect(t *testing.T) {
-	e := newEnv(t)
-	e.startGateway()
-	e.startAgent(agentOpts{transport: "tcp"})
-	e.waitSessions(2, "tcp", 15*time.Second)
+	e, _, _ := newEnvUp(t, agentOpts{transport: "tcp"})
 	before := sessionIDs(e)
 
 	b, err := os.ReadFile(filepath.Join(e.Dir, "agent.yaml"))

@@ -306,14 +306,14 @@ func (e *env) checkJiraSaw(t *testing.T, reqs []jiratest.Request) {
 	}
 }
 
-// newEnvUp is newEnv with its gateway and an agent over transport tr
-// started, once the agent's two sessions are up.
-func newEnvUp(t *testing.T, tr string) (e *env, gw, agent *proc) {
+// newEnvUp is newEnv with its gateway and an agent with o started, once
+// the agent's two sessions over o.transport are up.
+func newEnvUp(t *testing.T, o agentOpts) (e *env, gw, agent *proc) {
 	t.Helper()
 	e = newEnv(t)
 	gw = e.startGateway()
-	agent = e.startAgent(agentOpts{transport: tr})
-	e.waitSessions(2, tr, 15*time.Second)
+	agent = e.startAgent(o)
+	e.waitSessions(2, o.transport, 15*time.Second)
 	return e, gw, agent
 }
 

@@ -21,11 +21,8 @@ import (
 // either serves holds a token of the run, or the path or query of a call.
 func TestStatusPages(t *testing.T) {
 	b := newBrowser(t)
-	e := newEnv(t)
-	e.startGateway()
 	agentAdmin := freeAddr(t)
-	e.startAgent(agentOpts{transport: "quic", admin: agentAdmin})
-	e.waitSessions(2, "quic", 15*time.Second)
+	e, _, _ := newEnvUp(t, agentOpts{transport: "quic", admin: agentAdmin})
 	agentURL := "http://" + agentAdmin + "/"
 
 	b.do(chromedp.Navigate(agentURL))

@@ -30,7 +30,7 @@ var transports = []string{"quic", "tcp"}
 func TestJiraThroughTunnel(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			e, _, _ := newEnvUp(t, tr)
+			e, _, _ := newEnvUp(t, agentOpts{transport: tr})
 			st := e.brokerStatus()
 			if len(st.Sites) != 1 || st.Sites[0] != "jira" {
 				t.Fatalf("broker sites: got %v, want [jira]", st.Sites)
@@ -86,7 +86,7 @@ func TestJiraThroughTunnel(t *testing.T) {
 }
 
 func TestWrongConnectorToken(t *testing.T) {
-	e, _, _ := newEnvUp(t, "tcp")
+	e, _, _ := newEnvUp(t, agentOpts{transport: "tcp"})
 	for _, tok := range []string{"", "wrong", e.BrokerToken} {
 		resp, b := e.call("GET", "/b/acme/jira/rest/api/3/myself", tok, "")
 		if resp.StatusCode != 401 || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.Unauthorized) {
@@ -119,7 +119,7 @@ func TestWrongConnectorToken(t *testing.T) {
 func TestAgentKilledThenRestarted(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			e, _, a := newEnvUp(t, tr)
+			e, _, a := newEnvUp(t, agentOpts{transport: tr})
 			if resp, b := e.jiraCall("GET", "/rest/api/3/myself", ""); resp.StatusCode != 200 {
 				t.Fatalf("before kill: %d %s", resp.StatusCode, b)
 			}
