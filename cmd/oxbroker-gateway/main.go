@@ -70,26 +70,17 @@ func runCmd() *cobra.Command {
 			reg := admin.NewRegistry()
 			g, err := gateway.New(cfg, gateway.Options{Logger: log, Version: version, Metrics: reg})
 			if err != nil {
-				log.Error("cannot start", "err", err)
-				return cli.Reported(err)
+				return cli.CannotStart(log, err)
 			}
 			if err := g.Listen(); err != nil {
-				log.Error("cannot start", "err", err)
-				return cli.Reported(err)
+				return cli.CannotStart(log, err)
 			}
 			if cfg.Listen.Admin != "" {
-				h, err := admin.WithPage(admin.Handler(reg, g.Ready), g.StatusHandler(), cfg.Listen.Admin, cfg.Admin)
+				srv, err := admin.Start(cfg.Listen.Admin, reg, g.Ready, g.StatusHandler(), cfg.Admin, log)
 				if err != nil {
-					log.Error("cannot start", "err", err)
-					return cli.Reported(err)
-				}
-				srv, err := admin.Listen(cfg.Listen.Admin, h, log)
-				if err != nil {
-					log.Error("cannot start", "err", err)
-					return cli.Reported(err)
+					return cli.CannotStart(log, err)
 				}
 				defer srv.Close()
-				log.Info("admin endpoints", "addr", srv.Addr().String())
 			}
 			// A Type=notify unit (the package's) starts the gateway's
 			// dependents once its listeners are up, and shows the drain.
