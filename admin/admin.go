@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/config"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -81,6 +82,22 @@ func Listen(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
 	}
 	go func() { s.done <- s.srv.Serve(ln) }()
 	return s, nil
+}
+
+// Start is a program's whole admin listener: Handler's endpoints of reg
+// and ready, and page behind WithPage's guard for access, served on addr
+// until Close. It logs the address it bound.
+func Start(addr string, reg *prometheus.Registry, ready func() (bool, string), page http.Handler, access config.AdminPage, log *slog.Logger) (*Server, error) {
+	h, err := WithPage(Handler(reg, ready), page, addr, access)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := Listen(addr, h, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("admin endpoints", "addr", srv.Addr().String())
+	return srv, nil
 }
 
 // Addr is the bound address.

@@ -44,15 +44,6 @@ type Options struct {
 	LookupNetIP func(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
-// Reconnect timing (tunnel/spec.md, "Reconnects").
-const (
-	backoffBase = 500 * time.Millisecond
-	backoffMax  = 30 * time.Second
-	// stableAfter is how long a session must stay up before the backoff
-	// starts again from its base.
-	stableAfter = 30 * time.Second
-)
-
 // Agent keeps the tunnel sessions up and serves the gateway's requests.
 type Agent struct {
 	opts    Options
@@ -215,7 +206,12 @@ func (a *Agent) sendSites() {
 // sessions stop taking streams, in-flight requests get DrainTimeout to
 // finish, and Run returns once every goroutine it started has ended. It
 // probes each site at start (and Reload after each reload).
-func (a *Agent) Run(ctx context.Context) error {
+//
+// Run has no error to return: a gateway that cannot be reached, refuses
+// the session or goes away is retried with backoff and reported through
+// Readiness, the status page and the log, never by ending Run; only ctx
+// ends it. Whatever stops the agent for good is found by New.
+func (a *Agent) Run(ctx context.Context) {
 	bg, stopBg := context.WithCancel(context.Background())
 	var bgDone sync.WaitGroup
 	bgDone.Go(func() { a.lines.Run(bg) })
@@ -244,7 +240,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.drains.Wait()
 	<-probing
 	a.router.Load().close()
-	return nil
 }
 
 // keepConnected is one of the connections of g: pick an endpoint, dial,

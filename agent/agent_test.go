@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,12 +18,11 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
-	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
 	"github.com/oxsecurity/oxbroker/internal/connectortest"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
+	"github.com/oxsecurity/oxbroker/internal/testenv"
 	"github.com/oxsecurity/oxbroker/internal/testwait"
-	"github.com/oxsecurity/oxbroker/jira/jiratest"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
@@ -39,18 +37,12 @@ func newLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// env is what an agent test needs around the agent: certificates, the
-// tokens of broker "acme", a Jira stand-in, and a client for the
-// gateway's connector API.
+// env is what an agent test needs around the agent (testenv: the
+// certificates, the tokens of broker "acme", a Jira stand-in) and a
+// client for the gateway's connector API.
 type env struct {
-	dir            string
-	certs          devcert.Files
-	brokerToken    string
-	connectorToken string
-	jiraToken      string
-	jira           *jiratest.Server
-	jiraURL        string
-	client         *http.Client
+	*testenv.Env
+	client *http.Client
 }
 
 func newEnv(t *testing.T) *env {
@@ -62,20 +54,9 @@ func newEnv(t *testing.T) *env {
 func newEnvFor(t *testing.T, names ...string) *env {
 	t.Helper()
 	e := &env{
-		dir:            t.TempDir(),
-		brokerToken:    gateway.NewToken(),
-		connectorToken: gateway.NewToken(),
-		jiraToken:      "jira-" + gateway.NewToken(),
-		client:         &http.Client{Transport: &http.Transport{}, Timeout: 20 * time.Second},
+		Env:    testenv.New(t, testenv.Options{Names: names}),
+		client: &http.Client{Transport: &http.Transport{}, Timeout: 20 * time.Second},
 	}
-	var err error
-	if e.certs, err = devcert.WriteFiles(e.dir, "gateway", names...); err != nil {
-		t.Fatal(err)
-	}
-	e.jira = jiratest.New(jiratest.Options{Credentials: []jiratest.Credential{{Scheme: jiratest.SchemeBearer, Token: e.jiraToken}}})
-	srv := httptest.NewServer(e.jira)
-	t.Cleanup(srv.Close)
-	e.jiraURL = srv.URL
 	t.Cleanup(e.client.CloseIdleConnections)
 	return e
 }
@@ -110,9 +91,9 @@ func (e *env) tryStartGateway(t *testing.T, tunnelAddr string, wait time.Duratio
 	t.Helper()
 	cfg := &config.Gateway{
 		Listen: config.GatewayListen{Tunnel: tunnelAddr, API: "127.0.0.1:0"},
-		TLS:    config.GatewayTLS{CertFile: e.certs.Cert, KeyFile: e.certs.Key},
-		Brokers: []config.BrokerEntry{{ID: "acme", Token: gateway.HashToken(e.brokerToken),
-			ConnectorTokens: []string{gateway.HashToken(e.connectorToken)}}},
+		TLS:    config.GatewayTLS{CertFile: e.Certs.Cert, KeyFile: e.Certs.Key},
+		Brokers: []config.BrokerEntry{{ID: "acme", Token: gateway.HashToken(e.BrokerToken),
+			ConnectorTokens: []string{gateway.HashToken(e.ConnectorToken)}}},
 		Registry: config.Registry{Type: config.RegistryMemory},
 		Log:      config.Log{Level: "debug", Format: "text"},
 	}
@@ -137,7 +118,7 @@ func (e *env) tryStartGateway(t *testing.T, tunnelAddr string, wait time.Duratio
 			t.Logf("gateway log:\n%s", tg.logs)
 		}
 	})
-	tg.status(t, e.connectorToken) // Serve is serving
+	tg.status(t, e.ConnectorToken) // Serve is serving
 	return tg, nil
 }
 
@@ -206,7 +187,7 @@ admin:
   listen: ""
 log:
   level: debug
-`, brokerToken, filepath.Join(e.dir, "state"), address, transport, connections, e.certs.CACert, e.jiraURL, e.jiraToken)
+`, brokerToken, filepath.Join(e.Dir, "state"), address, transport, connections, e.Certs.CACert, e.JiraURL, e.JiraToken)
 	cfg, err := config.ParseAgent([]byte(yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("agent config: %v\n%s", err, yaml)
@@ -219,7 +200,7 @@ type runningAgent struct {
 	*Agent
 	logs   *syncBuffer
 	cancel context.CancelFunc
-	done   chan error
+	done   chan struct{} // closed when Run has returned
 }
 
 func startAgent(t *testing.T, e *env, cfg *config.Agent) *runningAgent {
@@ -231,7 +212,7 @@ func startAgent(t *testing.T, e *env, cfg *config.Agent) *runningAgent {
 // version and drain timeout are the test's.
 func startAgentWith(t *testing.T, e *env, cfg *config.Agent, opts Options) *runningAgent {
 	t.Helper()
-	ra := &runningAgent{logs: &syncBuffer{}, done: make(chan error, 1)}
+	ra := &runningAgent{logs: &syncBuffer{}, done: make(chan struct{})}
 	opts.Logger, opts.Version, opts.DrainTimeout = newLogger(ra.logs), "agent-test", 10*time.Second
 	var err error
 	ra.Agent, err = New(context.Background(), cfg, opts)
@@ -240,13 +221,13 @@ func startAgentWith(t *testing.T, e *env, cfg *config.Agent, opts Options) *runn
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ra.cancel = cancel
-	go func() { ra.done <- ra.Run(ctx) }()
+	go func() { defer close(ra.done); ra.Run(ctx) }()
 	t.Cleanup(func() {
 		ra.stop(t, 15*time.Second)
 		if t.Failed() {
 			t.Logf("agent log:\n%s", ra.logs)
 		}
-		for _, tok := range []string{e.jiraToken, e.brokerToken, e.connectorToken} {
+		for _, tok := range []string{e.JiraToken, e.BrokerToken, e.ConnectorToken} {
 			if strings.Contains(ra.logs.String(), tok) {
 				t.Errorf("the agent log contains a token (%s…)", tok[:8])
 			}
@@ -260,13 +241,7 @@ func (ra *runningAgent) stop(t *testing.T, timeout time.Duration) {
 	t.Helper()
 	ra.cancel()
 	select {
-	case err, ok := <-ra.done:
-		if ok && err != nil {
-			t.Errorf("Run: got %v, want nil after its context ended", err)
-		}
-		if ok {
-			close(ra.done)
-		}
+	case <-ra.done:
 	case <-time.After(timeout):
 		t.Fatalf("Run did not return %s after its context ended", timeout)
 	}
@@ -277,12 +252,12 @@ func TestAgentServesConnectorCalls(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			e := newEnv(t)
 			gw := e.startGateway(t, "127.0.0.1:0")
-			a := startAgent(t, e, e.agentConfig(t, tr, gw.tunnel, 2, e.brokerToken))
+			a := startAgent(t, e, e.agentConfig(t, tr, gw.tunnel, 2, e.BrokerToken))
 
 			testwait.For(t, 10*time.Second, "agent ready", a.Ready)
 			var st gateway.BrokerStatus
 			testwait.For(t, 10*time.Second, "two sessions at the gateway", func() bool {
-				st = gw.status(t, e.connectorToken)
+				st = gw.status(t, e.ConnectorToken)
 				return len(st.Sessions) == 2
 			})
 			for _, s := range st.Sessions {
@@ -291,14 +266,14 @@ func TestAgentServesConnectorCalls(t *testing.T) {
 				}
 			}
 
-			resp, b := gw.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
+			resp, b := gw.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.ConnectorToken)
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("GET myself through the broker: got %d %s, want 200", resp.StatusCode, b)
 			}
 			if resp.Header.Get(brokerhttp.HeaderRequestID) == "" {
 				t.Errorf("response has no %s", brokerhttp.HeaderRequestID)
 			}
-			reqs := e.jira.Requests()
+			reqs := e.Jira.Requests()
 			if len(reqs) != 1 {
 				t.Fatalf("requests at Jira: got %d, want 1", len(reqs))
 			}
@@ -306,23 +281,23 @@ func TestAgentServesConnectorCalls(t *testing.T) {
 			if got.Method != "GET" || got.Path != "/rest/api/3/myself" {
 				t.Errorf("request at Jira: got %s %s, want GET /rest/api/3/myself", got.Method, got.Path)
 			}
-			if auth, want := got.Header.Get("Authorization"), "Bearer "+e.jiraToken; auth != want {
+			if auth, want := got.Header.Get("Authorization"), "Bearer "+e.JiraToken; auth != want {
 				t.Errorf("Authorization at Jira: got %q, want the site's Bearer token", auth)
 			}
 			for k, vs := range got.Header {
 				for _, v := range vs {
-					if strings.Contains(v, e.connectorToken) || strings.Contains(v, e.brokerToken) {
+					if strings.Contains(v, e.ConnectorToken) || strings.Contains(v, e.BrokerToken) {
 						t.Errorf("header %s at Jira carries the connector or broker token", k)
 					}
 				}
 			}
 
 			// A site the agent does not serve.
-			resp, b = gw.call(t, "GET", "/b/acme/nosite/rest/api/3/myself", e.connectorToken)
+			resp, b = gw.call(t, "GET", "/b/acme/nosite/rest/api/3/myself", e.ConnectorToken)
 			if resp.StatusCode != http.StatusNotFound || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.UnknownSite) {
 				t.Errorf("unknown site: got %d %s %s, want 404 unknown_site", resp.StatusCode, resp.Header.Get(brokerhttp.HeaderError), b)
 			}
-			if n := len(e.jira.Requests()); n != 1 {
+			if n := len(e.Jira.Requests()); n != 1 {
 				t.Errorf("requests at Jira after a call to an unknown site: got %d, want still 1", n)
 			}
 		})
@@ -371,10 +346,10 @@ func TestRunReturnsAfterCancel(t *testing.T) {
 			// gateway's accept loop may start just after this snapshot.
 			ignore := []goleak.Option{goleak.IgnoreCurrent(),
 				goleak.IgnoreAnyFunction("github.com/oxsecurity/oxbroker/tunnel.(*Listener).Accept")}
-			a := startAgent(t, e, e.agentConfig(t, tt.transport, addr, 2, e.brokerToken))
+			a := startAgent(t, e, e.agentConfig(t, tt.transport, addr, 2, e.BrokerToken))
 			if tt.connected {
 				testwait.For(t, 10*time.Second, "agent ready", a.Ready)
-				resp, b := gw.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
+				resp, b := gw.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.ConnectorToken)
 				if resp.StatusCode != http.StatusOK {
 					t.Fatalf("call: got %d %s, want 200", resp.StatusCode, b)
 				}
@@ -393,7 +368,7 @@ func TestRunReturnsAfterCancel(t *testing.T) {
 			}
 			if tt.connected {
 				testwait.For(t, 5*time.Second, "sessions gone at the gateway", func() bool {
-					return len(gw.status(t, e.connectorToken).Sessions) == 0
+					return len(gw.status(t, e.ConnectorToken).Sessions) == 0
 				})
 				e.client.CloseIdleConnections()
 			}
@@ -414,7 +389,7 @@ func TestWrongBrokerToken(t *testing.T) {
 	if a.Ready() {
 		t.Error("Ready with a refused token: got true, want false")
 	}
-	if st := gw.status(t, e.connectorToken); len(st.Sessions) != 0 {
+	if st := gw.status(t, e.ConnectorToken); len(st.Sessions) != 0 {
 		t.Errorf("sessions at the gateway: got %+v, want none", st.Sessions)
 	}
 	// Backing off toward the 30 s cap does not hold up the stop.
@@ -426,9 +401,9 @@ func TestWrongBrokerToken(t *testing.T) {
 func (e *env) connected(t *testing.T, tr string) (*testGateway, *runningAgent) {
 	t.Helper()
 	gw := e.startGateway(t, "127.0.0.1:0")
-	a := startAgent(t, e, e.agentConfig(t, tr, gw.tunnel, 1, e.brokerToken))
+	a := startAgent(t, e, e.agentConfig(t, tr, gw.tunnel, 1, e.BrokerToken))
 	testwait.For(t, 10*time.Second, "agent ready", a.Ready)
-	testwait.For(t, 5*time.Second, "session at the gateway", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 1 })
+	testwait.For(t, 5*time.Second, "session at the gateway", func() bool { return len(gw.status(t, e.ConnectorToken).Sessions) == 1 })
 	return gw, a
 }
 
@@ -444,13 +419,13 @@ type callResult struct {
 // call is in flight. The channel gives its outcome.
 func (e *env) callInFlight(t *testing.T, gw *testGateway, delay time.Duration) <-chan callResult {
 	t.Helper()
-	e.jira.SetDelay(delay)
+	e.Jira.SetDelay(delay)
 	done := make(chan callResult, 1)
 	go func() {
-		resp, b, err := gw.do("GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
+		resp, b, err := gw.do("GET", "/b/acme/jira/rest/api/3/myself", e.ConnectorToken)
 		done <- callResult{resp, b, err}
 	}()
-	testwait.For(t, 5*time.Second, "the request reaches Jira", func() bool { return len(e.jira.Requests()) == 1 })
+	testwait.For(t, 5*time.Second, "the request reaches Jira", func() bool { return len(e.Jira.Requests()) == 1 })
 	return done
 }
 
@@ -504,7 +479,7 @@ func TestGoAwayDrainsAndReconnects(t *testing.T) {
 			stopped := make(chan struct{})
 			go func() { defer close(stopped); gw1.stop(t) }()
 			wantServed(t, done, 10*time.Second, "after the goaway")
-			e.jira.SetDelay(0)
+			e.Jira.SetDelay(0)
 			<-stopped
 			if !strings.Contains(a.logs.String(), "gateway asked us to move") {
 				t.Error("the agent did not log the goaway")
@@ -515,8 +490,8 @@ func TestGoAwayDrainsAndReconnects(t *testing.T) {
 			// A new gateway on the same address gets the agent back.
 			gw2 := e.startGateway(t, gw1.tunnel)
 			testwait.For(t, 15*time.Second, "agent ready again", a.Ready)
-			testwait.For(t, 5*time.Second, "session at the new gateway", func() bool { return len(gw2.status(t, e.connectorToken).Sessions) == 1 })
-			resp, b := gw2.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
+			testwait.For(t, 5*time.Second, "session at the new gateway", func() bool { return len(gw2.status(t, e.ConnectorToken).Sessions) == 1 })
+			resp, b := gw2.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.ConnectorToken)
 			if resp.StatusCode != http.StatusOK {
 				t.Errorf("call through the new gateway: got %d %s, want 200", resp.StatusCode, b)
 			}
@@ -535,7 +510,7 @@ func TestTunnelOptionsApply(t *testing.T) {
 	}
 	addr := u.LocalAddr().String()
 	u.Close()
-	a := startAgentWith(t, e, e.agentConfig(t, "quic", addr, 1, e.brokerToken),
+	a := startAgentWith(t, e, e.agentConfig(t, "quic", addr, 1, e.BrokerToken),
 		Options{Tunnel: tunnel.Options{HandshakeTimeout: 300 * time.Millisecond}})
 	testwait.For(t, 3*time.Second, "the QUIC dial fails at the 300 ms handshake timeout", func() bool {
 		return strings.Contains(a.logs.String(), "tunnel down")

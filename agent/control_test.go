@@ -31,7 +31,7 @@ type rogueSession struct {
 
 func (e *env) startRogueGateway(t *testing.T) *rogueGateway {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(e.certs.Cert, e.certs.Key)
+	cert, err := tls.LoadX509KeyPair(e.Certs.Cert, e.Certs.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestBadControlFrameClosesSession(t *testing.T) {
 			t.Run(tr+"/"+c.name, func(t *testing.T) {
 				e := newEnv(t)
 				g := e.startRogueGateway(t)
-				ra := startAgent(t, e, e.agentConfig(t, tr, g.addr, 1, e.brokerToken))
+				ra := startAgent(t, e, e.agentConfig(t, tr, g.addr, 1, e.BrokerToken))
 				rs := g.next(t)
 				testwait.For(t, 10*time.Second, "the agent's session", ra.Ready)
 				rs.st.Write([]byte(frame(`{"type":"from-the-future"}`)))

@@ -30,7 +30,7 @@ func TestDrainServesUntilGatewayAcks(t *testing.T) {
 				e := newEnv(t)
 				// The test plays the gateway's part of the drain.
 				g := e.fakeGateway(t, sessiontest.GatewayOptions{Hold: true})
-				ra := startAgent(t, e, e.agentConfig(t, tr, g.Addr(), 1, e.brokerToken))
+				ra := startAgent(t, e, e.agentConfig(t, tr, g.Addr(), 1, e.BrokerToken))
 				old := g.Next(t, 15*time.Second)
 				testwait.For(t, 10*time.Second, "the agent's session", ra.Ready)
 

@@ -220,23 +220,23 @@ func TestRetryAfterShuttingDown(t *testing.T) {
 		if w := quickWait(i); d < w/2 || d > w {
 			t.Fatalf("delay after failure #%d (%v) since shutting_down: got %s, want within [%s, %s]", i+1, err, d, w/2, w)
 		}
-		if r.bo.attempt != 0 {
-			t.Fatalf("backoff after failure #%d since shutting_down: got attempt %d, want 0 (not grown)", i+1, r.bo.attempt)
+		if r.bo.Attempt() != 0 {
+			t.Fatalf("backoff after failure #%d since shutting_down: got attempt %d, want 0 (not grown)", i+1, r.bo.Attempt())
 		}
 	}
 	r.after(false, time.Millisecond, shutdownReject())
-	if r.bo.attempt != 1 {
-		t.Fatalf("after %d shutting_down in a row: backoff attempt %d, want 1 (the backoff applies)", quickRetries+1, r.bo.attempt)
+	if r.bo.Attempt() != 1 {
+		t.Fatalf("after %d shutting_down in a row: backoff attempt %d, want 1 (the backoff applies)", quickRetries+1, r.bo.Attempt())
 	}
 	r.after(false, time.Millisecond, shutdownReject())
-	if r.bo.attempt != 2 {
-		t.Fatalf("after %d shutting_down in a row: backoff attempt %d, want 2 (it grows)", quickRetries+2, r.bo.attempt)
+	if r.bo.Attempt() != 2 {
+		t.Fatalf("after %d shutting_down in a row: backoff attempt %d, want 2 (it grows)", quickRetries+2, r.bo.Attempt())
 	}
 	// A session (however short) ends the restart: a failure after it
 	// takes the backoff, and a shutting_down is quick again.
 	r.after(true, time.Second, errors.New("session closed"))
-	if r.bo.attempt != 3 {
-		t.Fatalf("a failure after a session: backoff attempt %d, want 3", r.bo.attempt)
+	if r.bo.Attempt() != 3 {
+		t.Fatalf("a failure after a session: backoff attempt %d, want 3", r.bo.Attempt())
 	}
 	if d := r.after(false, time.Millisecond, shutdownReject()); d > quickRetry {
 		t.Fatalf("shutting_down after a session: got %s, want at most %s", d, quickRetry)
@@ -254,8 +254,8 @@ func TestRetryAfter(t *testing.T) {
 		if d := r.after(true, time.Second, goaway); d != 0 {
 			t.Errorf("delay after goaway: got %s, want 0", d)
 		}
-		if r.bo.attempt != 0 {
-			t.Errorf("backoff after goaway: got attempt %d, want 0", r.bo.attempt)
+		if r.bo.Attempt() != 0 {
+			t.Errorf("backoff after goaway: got attempt %d, want 0", r.bo.Attempt())
 		}
 		// The gateway restarts in place: its address refuses for a moment.
 		if d := r.after(false, time.Millisecond, errors.New("connection refused")); d > quickRetry {
@@ -266,23 +266,23 @@ func TestRetryAfter(t *testing.T) {
 		r := newRetry()
 		for i := range 5 {
 			r.after(false, 0, errors.New("refused"))
-			if r.bo.attempt != i+1 {
-				t.Fatalf("after %d failures: attempt %d, want %d", i+1, r.bo.attempt, i+1)
+			if r.bo.Attempt() != i+1 {
+				t.Fatalf("after %d failures: attempt %d, want %d", i+1, r.bo.Attempt(), i+1)
 			}
 		}
 		r.after(true, time.Second, errors.New("tunnel down"))
-		if r.bo.attempt != 6 {
-			t.Errorf("after a short session: attempt %d, want 6 (a session shorter than %s does not reset)", r.bo.attempt, stableAfter)
+		if r.bo.Attempt() != 6 {
+			t.Errorf("after a short session: attempt %d, want 6 (a session shorter than %s does not reset)", r.bo.Attempt(), tunnel.StableAfter)
 		}
-		r.after(true, stableAfter+time.Second, errors.New("tunnel down"))
-		if r.bo.attempt != 1 {
-			t.Errorf("after a stable session: attempt %d, want 1 (reset, then one step)", r.bo.attempt)
+		r.after(true, tunnel.StableAfter+time.Second, errors.New("tunnel down"))
+		if r.bo.Attempt() != 1 {
+			t.Errorf("after a stable session: attempt %d, want 1 (reset, then one step)", r.bo.Attempt())
 		}
 	})
 	t.Run("unauthorized: near the cap", func(t *testing.T) {
 		r := newRetry()
-		if d := r.after(false, 0, unauthorized); d < backoffMax/2 {
-			t.Errorf("delay after unauthorized: got %s, want at least %s", d, backoffMax/2)
+		if d := r.after(false, 0, unauthorized); d < tunnel.BackoffMax/2 {
+			t.Errorf("delay after unauthorized: got %s, want at least %s", d, tunnel.BackoffMax/2)
 		}
 	})
 }

@@ -79,7 +79,7 @@ func (e *env) sessionsAt(t *testing.T, gws []*testGateway) []int {
 	t.Helper()
 	n := make([]int, len(gws))
 	for i, g := range gws {
-		n[i] = len(g.status(t, e.connectorToken).Sessions)
+		n[i] = len(g.status(t, e.ConnectorToken).Sessions)
 	}
 	return n
 }
@@ -129,7 +129,7 @@ func TestConnectionsSpreadOverEndpoints(t *testing.T) {
 					gws = append(gws, g)
 					addresses = append(addresses, g.tunnel)
 				}
-				cfg := withAddresses(e.agentConfig(t, tr, addresses[0], tt.connections, e.brokerToken), addresses[1:]...)
+				cfg := withAddresses(e.agentConfig(t, tr, addresses[0], tt.connections, e.BrokerToken), addresses[1:]...)
 				a := startAgentWith(t, e, cfg, resolvesTo(tt.named...))
 
 				// Once the agent has every connection up, it dials no more:
@@ -150,7 +150,7 @@ func TestConnectionsSpreadOverEndpoints(t *testing.T) {
 					if got[i] == 0 {
 						continue
 					}
-					resp, b := g.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
+					resp, b := g.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.ConnectorToken)
 					if resp.StatusCode != http.StatusOK {
 						t.Errorf("call through the gateway at %s: got %d %s, want 200", g.tunnel, resp.StatusCode, b)
 					}
@@ -223,27 +223,27 @@ func TestTLSChecksTheHostName(t *testing.T) {
 			lookup := Options{LookupNetIP: fakeLookup(map[string][]string{gwName: {"127.0.0.2"}, "other.test": {"127.0.0.2"}})}
 
 			// The certificate's name: a session.
-			a := startAgentWith(t, e, e.agentConfig(t, tr, net.JoinHostPort(gwName, port), 1, e.brokerToken), lookup)
-			testwait.For(t, 10*time.Second, "a session at the gateway", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 1 })
+			a := startAgentWith(t, e, e.agentConfig(t, tr, net.JoinHostPort(gwName, port), 1, e.BrokerToken), lookup)
+			testwait.For(t, 10*time.Second, "a session at the gateway", func() bool { return len(gw.status(t, e.ConnectorToken).Sessions) == 1 })
 			a.stop(t, 10*time.Second)
-			testwait.For(t, 10*time.Second, "the session gone", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 0 })
+			testwait.For(t, 10*time.Second, "the session gone", func() bool { return len(gw.status(t, e.ConnectorToken).Sessions) == 0 })
 
 			// Another name for the same address: refused by the agent.
-			cfg := e.agentConfig(t, tr, net.JoinHostPort("other.test", port), 1, e.brokerToken)
+			cfg := e.agentConfig(t, tr, net.JoinHostPort("other.test", port), 1, e.BrokerToken)
 			b := startAgentWith(t, e, cfg, lookup)
 			testwait.For(t, 10*time.Second, "a certificate error", func() bool {
 				return strings.Contains(b.logs.String(), "not other.test")
 			})
-			if n := len(gw.status(t, e.connectorToken).Sessions); n != 0 || b.Ready() {
+			if n := len(gw.status(t, e.ConnectorToken).Sessions); n != 0 || b.Ready() {
 				t.Fatalf("with a name the certificate does not hold: %d sessions, ready %v; want none", n, b.Ready())
 			}
 			b.stop(t, 10*time.Second)
 
 			// The same with server_name set to the certificate's name.
-			cfg = e.agentConfig(t, tr, net.JoinHostPort("other.test", port), 1, e.brokerToken)
+			cfg = e.agentConfig(t, tr, net.JoinHostPort("other.test", port), 1, e.BrokerToken)
 			cfg.Gateway.ServerName = gwName
 			startAgentWith(t, e, cfg, lookup)
-			testwait.For(t, 10*time.Second, "a session with server_name", func() bool { return len(gw.status(t, e.connectorToken).Sessions) == 1 })
+			testwait.For(t, 10*time.Second, "a session with server_name", func() bool { return len(gw.status(t, e.ConnectorToken).Sessions) == 1 })
 		})
 	}
 }
@@ -256,7 +256,7 @@ func TestStoppedGatewaySendsAgentsElsewhere(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			e := newEnvFor(t, gwCertNames...)
 			port, gws := e.realGateways(t, "127.0.0.2", "127.0.0.3")
-			a := startAgentWith(t, e, e.agentConfig(t, tr, net.JoinHostPort(gwName, port), 1, e.brokerToken), resolvesTo("127.0.0.2", "127.0.0.3"))
+			a := startAgentWith(t, e, e.agentConfig(t, tr, net.JoinHostPort(gwName, port), 1, e.BrokerToken), resolvesTo("127.0.0.2", "127.0.0.3"))
 			var at int
 			testwait.For(t, 10*time.Second, "a session", func() bool {
 				n := e.sessionsAt(t, gws)
@@ -265,8 +265,8 @@ func TestStoppedGatewaySendsAgentsElsewhere(t *testing.T) {
 			})
 			other := gws[1-at]
 			gws[at].stop(t)
-			testwait.For(t, 10*time.Second, "the session at the other gateway", func() bool { return len(other.status(t, e.connectorToken).Sessions) == 1 })
-			resp, b := other.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.connectorToken)
+			testwait.For(t, 10*time.Second, "the session at the other gateway", func() bool { return len(other.status(t, e.ConnectorToken).Sessions) == 1 })
+			resp, b := other.call(t, "GET", "/b/acme/jira/rest/api/3/myself", e.ConnectorToken)
 			if resp.StatusCode != http.StatusOK {
 				t.Errorf("call through the other gateway: got %d %s, want 200", resp.StatusCode, b)
 			}
@@ -290,7 +290,7 @@ func (e *env) fakeGateway(t *testing.T, opts sessiontest.GatewayOptions) *sessio
 // tryFakeGateway is fakeGateway that returns the error of the listen.
 func (e *env) tryFakeGateway(t *testing.T, opts sessiontest.GatewayOptions) (*sessiontest.Gateway, error) {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(e.certs.Cert, e.certs.Key)
+	cert, err := tls.LoadX509KeyPair(e.Certs.Cert, e.Certs.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +356,7 @@ func TestReplacementGoesElsewhere(t *testing.T) {
 				e := newEnvFor(t, gwCertNames...)
 				hellos := &helloLog{}
 				port, fs := e.fakes(t, hellos, welcomeAll, "127.0.0.2", "127.0.0.3")
-				startAgentWith(t, e, e.agentConfig(t, tr, net.JoinHostPort(gwName, port), 1, e.brokerToken), resolvesTo("127.0.0.2", "127.0.0.3"))
+				startAgentWith(t, e, e.agentConfig(t, tr, net.JoinHostPort(gwName, port), 1, e.BrokerToken), resolvesTo("127.0.0.2", "127.0.0.3"))
 				const moves = 3
 				for i := range moves + 1 {
 					testwait.For(t, 10*time.Second, fmt.Sprintf("hello %d", i+1), func() bool { return len(hellos.all()) == i+1 })
@@ -402,7 +402,7 @@ func TestShuttingDownRetriesAtOnce(t *testing.T) {
 			// Each refuses its first hello: shutting_down, the other
 			// refuses too, then the first one welcomes.
 			port, _ := e.fakes(t, hellos, shuttingDownFirst(1), "127.0.0.2", "127.0.0.3")
-			a := startAgentWith(t, e, e.agentConfig(t, tr, net.JoinHostPort(gwName, port), 1, e.brokerToken), resolvesTo("127.0.0.2", "127.0.0.3"))
+			a := startAgentWith(t, e, e.agentConfig(t, tr, net.JoinHostPort(gwName, port), 1, e.BrokerToken), resolvesTo("127.0.0.2", "127.0.0.3"))
 			testwait.For(t, 10*time.Second, "the first hello", func() bool { return len(hellos.all()) >= 1 })
 			first := time.Now()
 			testwait.For(t, 10*time.Second, "agent ready", a.Ready)
@@ -421,7 +421,7 @@ func TestShuttingDownRetriesAtOnce(t *testing.T) {
 			hellos := &helloLog{}
 			const refusals = 4
 			_, fs := e.fakes(t, hellos, shuttingDownFirst(refusals), "127.0.0.4")
-			a := startAgentWith(t, e, e.agentConfig(t, tr, fs[0].Addr(), 1, e.brokerToken), Options{})
+			a := startAgentWith(t, e, e.agentConfig(t, tr, fs[0].Addr(), 1, e.BrokerToken), Options{})
 			testwait.For(t, 15*time.Second, "agent ready", a.Ready)
 			if got := len(hellos.all()); got != refusals+1 {
 				t.Fatalf("hellos: got %d, want %d shutting_down then a welcome", got, refusals+1)
@@ -447,7 +447,7 @@ func TestRedialResolvesAgain(t *testing.T) {
 				defer mu.Unlock()
 				return fakeLookup(map[string][]string{gwName: ips})(ctx, network, host)
 			}
-			startAgentWith(t, e, e.agentConfig(t, tr, net.JoinHostPort(gwName, port), 1, e.brokerToken), Options{LookupNetIP: lookup})
+			startAgentWith(t, e, e.agentConfig(t, tr, net.JoinHostPort(gwName, port), 1, e.BrokerToken), Options{LookupNetIP: lookup})
 			testwait.For(t, 10*time.Second, "the session at 127.0.0.2", func() bool { return len(fs[0].Live()) == 1 })
 			mu.Lock()
 			ips = []string{"127.0.0.3"}
@@ -508,7 +508,7 @@ func TestProxySpreadsOverNames(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 
 	names := []string{"localhost:" + portNumber(t, gw1.tunnel), "localhost:" + portNumber(t, gw2.tunnel)}
-	cfg := withAddresses(e.agentConfig(t, "auto", names[0], 2, e.brokerToken), names[1])
+	cfg := withAddresses(e.agentConfig(t, "auto", names[0], 2, e.BrokerToken), names[1])
 	cfg.Gateway.Proxy = "http://u:p@" + ln.Addr().String()
 	noLookup := func(_ context.Context, _, host string) ([]netip.Addr, error) {
 		t.Errorf("the agent resolved %s itself; through a proxy the proxy resolves names", host)
@@ -516,7 +516,7 @@ func TestProxySpreadsOverNames(t *testing.T) {
 	}
 	startAgentWith(t, e, cfg, Options{LookupNetIP: noLookup})
 	testwait.For(t, 15*time.Second, "a session at each gateway", func() bool {
-		return len(gw1.status(t, e.connectorToken).Sessions) == 1 && len(gw2.status(t, e.connectorToken).Sessions) == 1
+		return len(gw1.status(t, e.ConnectorToken).Sessions) == 1 && len(gw2.status(t, e.ConnectorToken).Sessions) == 1
 	})
 	mu.Lock()
 	got := slices.Sorted(slices.Values(targets))

@@ -11,6 +11,7 @@ import (
 	"github.com/oxsecurity/oxbroker/agent/diag"
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/proxy"
+	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
 // A site's health is what its probe found: the light part of `oxbroker
@@ -48,7 +49,7 @@ var refusalProbeGap = time.Minute
 
 // probeRetry paces the probes of a site whose probe failed in a way that
 // may mend by itself (Jira down, a timeout); tests shorten it.
-var probeRetry = backoff{base: 30 * time.Second, max: 5 * time.Minute}
+var probeRetry = tunnel.Backoff{Base: 30 * time.Second, Max: 5 * time.Minute}
 
 // probeRequest asks Run's prober to probe a site; "" is every site.
 type probeRequest struct{ site string }
@@ -103,7 +104,7 @@ func (a *Agent) probeUntilJudged(ctx context.Context, r *router, slot *siteSlot)
 		if h.problem == nil || h.problem.Lasting {
 			return
 		}
-		t := time.NewTimer(b.next())
+		t := time.NewTimer(b.Next())
 		select {
 		case <-ctx.Done():
 			t.Stop()

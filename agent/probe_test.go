@@ -97,8 +97,8 @@ func TestRefusalsInRowProbeTheSite(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
 	defer func() {
 		cancel()
 		<-done

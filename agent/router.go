@@ -187,7 +187,7 @@ func sameCloudSite(a, b config.Site) bool {
 // discoveryBackoff paces the background reads of a down site's Cloud ID,
 // waiting at least discoveryMinWait between two (tests shorten both).
 var (
-	discoveryBackoff = backoff{base: 2 * time.Second, max: 2 * time.Minute}
+	discoveryBackoff = tunnel.Backoff{Base: 2 * time.Second, Max: 2 * time.Minute}
 	discoveryMinWait = time.Second
 )
 
@@ -198,7 +198,7 @@ func (r *router) rediscover(slot *siteSlot) {
 		b := discoveryBackoff
 		site := slot.cfg
 		for {
-			t := time.NewTimer(max(b.next(), discoveryMinWait))
+			t := time.NewTimer(max(b.Next(), discoveryMinWait))
 			select {
 			case <-r.ctx.Done():
 				t.Stop()

@@ -18,6 +18,7 @@ import (
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
+	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
 // siteCall sends one request for site through the agent's router, as a
@@ -52,7 +53,7 @@ func tenantInfo(t *testing.T, cloudID string) (*httptest.Server, *atomic.Bool) {
 // site serves, and once tenant_info answers the site serves too.
 func TestCloudSiteDownAtStartKeepsOtherSites(t *testing.T) {
 	saved, savedMin := discoveryBackoff, discoveryMinWait
-	discoveryBackoff, discoveryMinWait = backoff{base: 20 * time.Millisecond, max: 100 * time.Millisecond}, 10*time.Millisecond
+	discoveryBackoff, discoveryMinWait = tunnel.Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}, 10*time.Millisecond
 	t.Cleanup(func() { discoveryBackoff, discoveryMinWait = saved, savedMin })
 
 	js := jiratest.New(jiratest.Options{Credentials: []jiratest.Credential{{Scheme: jiratest.SchemeBearer, Token: "jira-tok"}}})

@@ -13,7 +13,7 @@ import (
 func TestStatus(t *testing.T) {
 	e := newEnv(t)
 	gw := e.startGateway(t, "127.0.0.1:0")
-	a := startAgent(t, e, e.agentConfig(t, transports[0], gw.tunnel, 2, e.brokerToken))
+	a := startAgent(t, e, e.agentConfig(t, transports[0], gw.tunnel, 2, e.BrokerToken))
 	testwait.For(t, 10*time.Second, "two tunnels in Status", func() bool { return a.Status().Tunnels == 2 })
 	if st := a.Status(); st.Wanted != 2 || !st.Ready || st.Reason != "" {
 		t.Errorf("with two tunnels up: got %+v, want 2 of 2, ready, no reason", st)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -28,10 +29,14 @@ type decoded struct {
 	lines map[string]int
 }
 
-// decode reads YAML data into out, a pointer to Agent or Gateway. Only a
-// YAML syntax error stops it; every other problem is collected in the
-// result so that all of them are reported together.
+// decode reads YAML data into out, a pointer to Agent or Gateway, with
+// ${NAME} and the overrides of prefix resolved by lookupEnv (nil:
+// os.LookupEnv). Only a YAML syntax error stops it; every other problem is
+// collected in the result so that all of them are reported together.
 func decode(data []byte, prefix string, lookupEnv func(string) (string, bool), out any) (*decoded, error) {
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
 	v := viper.New()
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {

@@ -53,82 +53,46 @@ func DefaultAgentPath() string { return defaultAgentPath() }
 // admin listener off and an explicit `timeout: 0s` is reported, not
 // replaced.
 func (a *Agent) setDefaults(set map[string]bool) {
-	if !set["state_dir"] {
-		a.StateDir = defaultStateDir()
-	}
-	if !set["gateway.transport"] {
-		a.Gateway.Transport = TransportAuto
-	}
-	if !set["gateway.connections"] {
-		a.Gateway.Connections = defaultConnections
-	}
+	unlessSet(set, "state_dir", &a.StateDir, defaultStateDir())
+	unlessSet(set, "gateway.transport", &a.Gateway.Transport, TransportAuto)
+	unlessSet(set, "gateway.connections", &a.Gateway.Connections, defaultConnections)
 	for i := range a.Sites {
 		s, p := &a.Sites[i], "sites["+strconv.Itoa(i)+"]."
-		if !set[p+"type"] {
-			s.Type = "jira"
-		}
-		if !set[p+"atlassian_api"] {
-			s.AtlassianAPI = defaultAtlassianAPI
-		}
-		if !set[p+"allow.scopes"] {
-			s.Allow.Scopes = slices.Clone(defaultScopes)
-		}
-		if !set[p+"timeout"] {
-			s.Timeout = defaultTimeout
-		}
-		if !set[p+"max_concurrent"] {
-			s.MaxConcurrent = defaultMaxConcurrent
-		}
-		if !set[p+"max_body"] {
-			s.MaxBody = defaultMaxBody
-		}
-		if !set[p+"rewrite_links"] {
-			s.RewriteLinks = true
-		}
+		unlessSet(set, p+"type", &s.Type, "jira")
+		unlessSet(set, p+"atlassian_api", &s.AtlassianAPI, defaultAtlassianAPI)
+		unlessSet(set, p+"allow.scopes", &s.Allow.Scopes, slices.Clone(defaultScopes))
+		unlessSet(set, p+"timeout", &s.Timeout, defaultTimeout)
+		unlessSet(set, p+"max_concurrent", &s.MaxConcurrent, defaultMaxConcurrent)
+		unlessSet(set, p+"max_body", &s.MaxBody, defaultMaxBody)
+		unlessSet(set, p+"rewrite_links", &s.RewriteLinks, true)
 	}
-	if !set["admin.listen"] {
-		a.Admin.Listen = defaultAgentAdmin
-	}
-	if !set["admin.page"] {
-		a.Admin.Page = true
-	}
+	unlessSet(set, "admin.listen", &a.Admin.Listen, defaultAgentAdmin)
+	unlessSet(set, "admin.page", &a.Admin.Page, true)
 	a.Log.setDefaults(set)
 }
 
 func (g *Gateway) setDefaults(set map[string]bool) {
-	if !set["listen.tunnel"] {
-		g.Listen.Tunnel = defaultTunnelListen
-	}
-	if !set["listen.api"] {
-		g.Listen.API = defaultAPIListen
-	}
-	if !set["listen.admin"] {
-		g.Listen.Admin = defaultGatewayAdmin
-	}
-	if !set["admin.page"] {
-		g.Admin.Page = true
-	}
-	if !set["registry.type"] {
-		g.Registry.Type = RegistryMemory
-	}
-	if !set["limits.unauthenticated_sessions"] {
-		g.Limits.UnauthenticatedSessions = defaultUnauthenticatedSessions
-	}
-	if !set["limits.sessions_per_broker"] {
-		g.Limits.SessionsPerBroker = defaultSessionsPerBroker
-	}
-	if !set["limits.sites_per_broker"] {
-		g.Limits.SitesPerBroker = defaultSitesPerBroker
-	}
+	unlessSet(set, "listen.tunnel", &g.Listen.Tunnel, defaultTunnelListen)
+	unlessSet(set, "listen.api", &g.Listen.API, defaultAPIListen)
+	unlessSet(set, "listen.admin", &g.Listen.Admin, defaultGatewayAdmin)
+	unlessSet(set, "admin.page", &g.Admin.Page, true)
+	unlessSet(set, "registry.type", &g.Registry.Type, RegistryMemory)
+	unlessSet(set, "limits.unauthenticated_sessions", &g.Limits.UnauthenticatedSessions, defaultUnauthenticatedSessions)
+	unlessSet(set, "limits.sessions_per_broker", &g.Limits.SessionsPerBroker, defaultSessionsPerBroker)
+	unlessSet(set, "limits.sites_per_broker", &g.Limits.SitesPerBroker, defaultSitesPerBroker)
 	g.Log.setDefaults(set)
 }
 
 func (l *Log) setDefaults(set map[string]bool) {
-	if !set["log.level"] {
-		l.Level = "info"
-	}
-	if !set["log.format"] {
-		l.Format = "text"
+	unlessSet(set, "log.level", &l.Level, "info")
+	unlessSet(set, "log.format", &l.Format, "text")
+}
+
+// unlessSet sets *field to value when the file and the overrides left
+// key out.
+func unlessSet[T any](set map[string]bool, key string, field *T, value T) {
+	if !set[key] {
+		*field = value
 	}
 }
 

@@ -16,23 +16,23 @@ import (
 // error is returned as it is; every other problem is reported in one
 // Errors value.
 func LoadAgent(path string, lookupEnv func(string) (string, bool)) (*Agent, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, deniedError(path, err)
-	}
-	a, err := ParseAgent(data, lookupEnv)
-	return a, withFile(path, err)
+	return load(path, lookupEnv, ParseAgent)
 }
 
 // LoadGateway is LoadAgent for the gateway config; overrides are
 // OXGATEWAY_* variables.
 func LoadGateway(path string, lookupEnv func(string) (string, bool)) (*Gateway, error) {
+	return load(path, lookupEnv, ParseGateway)
+}
+
+// load reads the file at path and parses it with parse.
+func load[T any](path string, lookupEnv func(string) (string, bool), parse func([]byte, func(string) (string, bool)) (*T, error)) (*T, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, deniedError(path, err)
 	}
-	g, err := ParseGateway(data, lookupEnv)
-	return g, withFile(path, err)
+	cfg, err := parse(data, lookupEnv)
+	return cfg, withFile(path, err)
 }
 
 // withFile names the file in a YAML syntax error, which has no key path.
@@ -53,9 +53,6 @@ func ParseAgent(data []byte, lookupEnv func(string) (string, bool)) (*Agent, err
 
 // ParseGateway is LoadGateway for YAML already read.
 func ParseGateway(data []byte, lookupEnv func(string) (string, bool)) (*Gateway, error) {
-	if lookupEnv == nil {
-		lookupEnv = os.LookupEnv
-	}
 	var g Gateway
 	d, err := decode(data, "OXGATEWAY_", lookupEnv, &g)
 	if err != nil {
@@ -69,9 +66,6 @@ func ParseGateway(data []byte, lookupEnv func(string) (string, bool)) (*Gateway,
 // parseAgent takes the token file reader as a parameter so that the fuzz
 // test does not open files named by random input.
 func parseAgent(data []byte, lookupEnv func(string) (string, bool), readFile tokenReader) (*Agent, error) {
-	if lookupEnv == nil {
-		lookupEnv = os.LookupEnv
-	}
 	var a Agent
 	d, err := decode(data, "OXBROKER_", lookupEnv, &a)
 	if err != nil {

@@ -72,12 +72,15 @@ func (b ByteSize) String() string {
 func (b ByteSize) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
 
 // UnmarshalText parses the size as ParseByteSize does.
-func (b *ByteSize) UnmarshalText(text []byte) error {
-	v, err := ParseByteSize(string(text))
+func (b *ByteSize) UnmarshalText(text []byte) error { return parseInto(b, text, ParseByteSize) }
+
+// parseInto sets *dst to what parse makes of text, or leaves it.
+func parseInto[T any](dst *T, text []byte, parse func(string) (T, error)) error {
+	v, err := parse(string(text))
 	if err != nil {
 		return err
 	}
-	*b = v
+	*dst = v
 	return nil
 }
 
@@ -125,14 +128,7 @@ func (d Date) String() string {
 func (d Date) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
 // UnmarshalText parses the date as ParseDate does.
-func (d *Date) UnmarshalText(text []byte) error {
-	v, err := ParseDate(string(text))
-	if err != nil {
-		return err
-	}
-	*d = v
-	return nil
-}
+func (d *Date) UnmarshalText(text []byte) error { return parseInto(d, text, ParseDate) }
 
 // MarshalJSON writes the date as a "YYYY-MM-DD" string.
 func (d Date) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }

@@ -57,17 +57,9 @@ func (a *Agent) Validate() error {
 	if len(a.Sites) == 0 {
 		errs.add("sites", "at least one site is required")
 	}
-	first := map[string]int{} // site name -> index of its first use
+	uniqueNames(&errs, "sites", "name", a.Sites, func(s Site) string { return s.Name })
 	for i, s := range a.Sites {
-		p := index("sites", i)
-		if msg := required(s.Name, validName); msg != "" {
-			errs.add(p+".name", msg)
-		} else if j, dup := first[s.Name]; dup {
-			errs.add(p+".name", "duplicate of "+index("sites", j))
-		} else {
-			first[s.Name] = i
-		}
-		s.validate(&errs, p)
+		s.validate(&errs, index("sites", i))
 	}
 
 	errs.check("admin.listen", optional(a.Admin.Listen, listenAddr))
@@ -168,16 +160,9 @@ func (g *Gateway) Validate() error {
 	if len(g.Brokers) == 0 {
 		errs.add("brokers", "at least one broker is required")
 	}
-	first := map[string]int{} // broker id -> index of its first use
+	uniqueNames(&errs, "brokers", "id", g.Brokers, func(b BrokerEntry) string { return b.ID })
 	for i, b := range g.Brokers {
 		p := index("brokers", i)
-		if msg := required(b.ID, validName); msg != "" {
-			errs.add(p+".id", msg)
-		} else if j, dup := first[b.ID]; dup {
-			errs.add(p+".id", "duplicate of "+index("brokers", j))
-		} else {
-			first[b.ID] = i
-		}
 		errs.check(p+".token", required(b.Token, tokenHash))
 		for j, t := range b.ConnectorTokens {
 			errs.check(index(p+".connector_tokens", j), required(t, tokenHash))
@@ -218,6 +203,23 @@ func limit(n, hi int) string {
 func (e *Errors) check(path, msg string) {
 	if msg != "" {
 		e.add(path, msg)
+	}
+}
+
+// uniqueNames checks the name of each entry of list, at list[i].field:
+// required, valid, and not the name of an earlier entry, which the
+// problem names.
+func uniqueNames[T any](errs *Errors, list, field string, entries []T, name func(T) string) {
+	first := map[string]int{} // name -> index of its first use
+	for i, e := range entries {
+		n, p := name(e), index(list, i)+"."+field
+		if msg := required(n, validName); msg != "" {
+			errs.add(p, msg)
+		} else if j, dup := first[n]; dup {
+			errs.add(p, "duplicate of "+index(list, j))
+		} else {
+			first[n] = i
+		}
 	}
 }
 

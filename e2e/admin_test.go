@@ -37,11 +37,8 @@ func waitStatus(t *testing.T, url string, want int, timeout time.Duration) strin
 // with the contract's metric names; the agent's /readyz is 503 while no
 // tunnel is up and comes back when the gateway does.
 func TestAdminEndpoints(t *testing.T) {
-	e := newEnv(t)
-	gw := e.startGateway()
 	agentAdmin := freeAddr(t)
-	e.startAgent(agentOpts{transport: "quic", admin: agentAdmin})
-	e.waitSessions(2, "quic", 15*time.Second)
+	e, gw, _ := newEnvUp(t, agentOpts{transport: "quic", admin: agentAdmin})
 	if resp, b := e.jiraCall("GET", "/rest/api/3/myself", ""); resp.StatusCode != 200 {
 		t.Fatalf("call: %d %s", resp.StatusCode, b)
 	}

@@ -103,7 +103,7 @@ func TestCheckCommand(t *testing.T) {
 
 	t.Run("all pass", func(t *testing.T) {
 		e.useSubtest(t)
-		code, rep := e.checkJSON(agentOpts{transport: "auto"}, e.jiraToken)
+		code, rep := e.checkJSON(agentOpts{transport: "auto"}, e.JiraToken)
 		if code != 0 || !rep.OK {
 			t.Errorf("exit %d, ok %v; want 0 and true", code, rep.OK)
 		}
@@ -125,15 +125,15 @@ func TestCheckCommand(t *testing.T) {
 
 	t.Run("self-signed Jira", func(t *testing.T) {
 		e.useSubtest(t)
-		srv := httptest.NewTLSServer(e.jira)
+		srv := httptest.NewTLSServer(e.Jira)
 		t.Cleanup(srv.Close)
 		ca := e.writeFile("jira-ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})))
-		plainURL := e.jiraURL
-		e.jiraURL = srv.URL
-		t.Cleanup(func() { e.jiraURL = plainURL })
+		plainURL := e.JiraURL
+		e.JiraURL = srv.URL
+		t.Cleanup(func() { e.JiraURL = plainURL })
 		// A second site trusts the stand-in's certificate through tls.ca_file.
 		extra := fmt.Sprintf("  - name: jira-ca\n    url: %s\n    auth:\n      type: bearer\n      token: ${JIRA_TOKEN}\n    tls:\n      ca_file: %s\n", srv.URL, ca)
-		code, rep := e.checkJSON(agentOpts{transport: "tcp", extraSites: extra}, e.jiraToken)
+		code, rep := e.checkJSON(agentOpts{transport: "tcp", extraSites: extra}, e.JiraToken)
 		if code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}
@@ -145,7 +145,7 @@ func TestCheckCommand(t *testing.T) {
 
 	t.Run("wrong broker token", func(t *testing.T) {
 		e.useSubtest(t)
-		code, rep := e.checkJSON(agentOpts{transport: "auto", brokerToken: "not-the-broker-token"}, e.jiraToken)
+		code, rep := e.checkJSON(agentOpts{transport: "auto", brokerToken: "not-the-broker-token"}, e.JiraToken)
 		if code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}
@@ -171,7 +171,7 @@ func TestCheckCommand(t *testing.T) {
 
 func TestCheckGatewayUnreachable(t *testing.T) {
 	e := newEnv(t) // no gateway: nothing listens on e.tunnelAddr
-	code, rep := e.checkJSON(agentOpts{transport: "auto"}, e.jiraToken)
+	code, rep := e.checkJSON(agentOpts{transport: "auto"}, e.JiraToken)
 	if code != 1 || rep.OK {
 		t.Errorf("exit %d, ok %v; want 1 and false", code, rep.OK)
 	}
@@ -199,7 +199,7 @@ sites:
       type: service_account
       token: ${JIRA_TOKEN}
 `, e.t.TempDir(), e.tunnelAddr))
-	code, stdout, stderr := e.runCheck([]string{"JIRA_TOKEN=" + e.jiraToken}, "--config", cfg, "--json")
+	code, stdout, stderr := e.runCheck([]string{"JIRA_TOKEN=" + e.JiraToken}, "--config", cfg, "--json")
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
@@ -217,7 +217,7 @@ func TestRemoteCheck(t *testing.T) {
 	e := newEnv(t)
 	e.startGateway()
 
-	resp, b := e.call("POST", "/v1/brokers/acme/sites/jira/check", e.connectorToken, "")
+	resp, b := e.call("POST", "/v1/brokers/acme/sites/jira/check", e.ConnectorToken, "")
 	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.BrokerOffline) {
 		t.Errorf("before the agent: got %d %s, want 502 broker_offline", resp.StatusCode, b)
 	}
@@ -225,7 +225,7 @@ func TestRemoteCheck(t *testing.T) {
 	e.startAgent(agentOpts{transport: "quic", connections: 1})
 	e.waitSessions(1, "quic", 10*time.Second)
 
-	resp, b = e.call("POST", "/v1/brokers/acme/sites/jira/check", e.connectorToken, "")
+	resp, b = e.call("POST", "/v1/brokers/acme/sites/jira/check", e.ConnectorToken, "")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("check: got %d %s, want 200", resp.StatusCode, b)
 	}
@@ -238,23 +238,23 @@ func TestRemoteCheck(t *testing.T) {
 	}
 	wantCheck(t, sr.Results, "credentials", diag.StatusPass, "", "")
 	wantCheck(t, sr.Results, "permissions", diag.StatusPass, "", "")
-	for _, tok := range []string{e.jiraToken, e.brokerToken, e.connectorToken} {
+	for _, tok := range []string{e.JiraToken, e.BrokerToken, e.ConnectorToken} {
 		if strings.Contains(string(b), tok) {
 			t.Errorf("the report holds a token (%s…)", tok[:12])
 		}
 	}
 
 	// The report says what is wrong when Jira refuses the token.
-	e.jira.SetStatus("/rest/api/3/myself", http.StatusUnauthorized, nil)
-	resp, b = e.call("POST", "/v1/brokers/acme/sites/jira/check", e.connectorToken, "")
-	e.jira.SetStatus("/rest/api/3/myself", 0, nil)
+	e.Jira.SetStatus("/rest/api/3/myself", http.StatusUnauthorized, nil)
+	resp, b = e.call("POST", "/v1/brokers/acme/sites/jira/check", e.ConnectorToken, "")
+	e.Jira.SetStatus("/rest/api/3/myself", 0, nil)
 	sr = diag.SiteReport{}
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &sr) != nil || sr.OK {
 		t.Fatalf("check with a refused token: got %d %s, want 200 and a failed report", resp.StatusCode, b)
 	}
 	wantCheck(t, sr.Results, "credentials", diag.StatusFail, "401", "auth.token")
 
-	resp, b = e.call("POST", "/v1/brokers/acme/sites/nosite/check", e.connectorToken, "")
+	resp, b = e.call("POST", "/v1/brokers/acme/sites/nosite/check", e.ConnectorToken, "")
 	if resp.StatusCode != http.StatusNotFound || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.UnknownSite) {
 		t.Errorf("unknown site: got %d %s, want 404 unknown_site", resp.StatusCode, b)
 	}

@@ -106,7 +106,7 @@ func (c *cluster) startAgent(tr string) (agent *proc, owner, other *replica) {
 	agent = c.e.startAgentNamed("acme", agentOpts{transport: tr, address: c.a.tunnel, addresses: []string{c.b.tunnel}, connections: 1})
 	var st gateway.BrokerStatus
 	if _, ok := testwait.Until(15*time.Second, func() bool {
-		st = c.status(c.a, "acme", c.e.connectorToken)
+		st = c.status(c.a, "acme", c.e.ConnectorToken)
 		return len(st.Sessions) == 1 && st.Sessions[0].Transport == tr
 	}); !ok {
 		c.t.Fatalf("acme's sessions are %+v, want one over %s", st.Sessions, tr)
@@ -152,7 +152,7 @@ func (c *cluster) call(r *replica, method, path, token, body string) callResult 
 
 // myself is GET /rest/api/3/myself of acme's site through r.
 func (c *cluster) myself(r *replica) callResult {
-	return c.call(r, "GET", "/b/acme/jira/rest/api/3/myself", c.e.connectorToken, "")
+	return c.call(r, "GET", "/b/acme/jira/rest/api/3/myself", c.e.ConnectorToken, "")
 }
 
 // status is GET /v1/brokers/{broker} through r.
@@ -172,7 +172,7 @@ func (c *cluster) waitSessionOn(via, on *replica, tr string, timeout time.Durati
 	c.t.Helper()
 	var st gateway.BrokerStatus
 	if _, ok := testwait.Until(timeout, func() bool {
-		st = c.status(via, "acme", c.e.connectorToken)
+		st = c.status(via, "acme", c.e.ConnectorToken)
 		return slices.ContainsFunc(st.Sessions, func(s gateway.SessionStatus) bool {
 			return s.Replica == on.advertise() && s.Transport == tr
 		})
@@ -225,7 +225,7 @@ func testClusterForwarded(t *testing.T, tr string) {
 		t.Errorf("create user: got %d %s, want 403 path_not_allowed", resp.StatusCode, body)
 	}
 
-	reqs := e.jira.Requests()
+	reqs := e.Jira.Requests()
 	if len(reqs) != 2 {
 		t.Errorf("Jira saw %d requests, want 2", len(reqs))
 	}
@@ -293,7 +293,7 @@ func testClusterKill9(t *testing.T, tr string) {
 	c.waitSessionOn(b, b, tr, 5*time.Second)
 	// The dead replica's record is gone by its TTL (10 s) at the latest.
 	if _, ok := testwait.Until(gateway.DefaultRecordTTL+3*time.Second-time.Since(killed), func() bool {
-		for _, s := range c.status(b, "acme", c.e.connectorToken).Sessions {
+		for _, s := range c.status(b, "acme", c.e.ConnectorToken).Sessions {
 			if s.Replica == a.advertise() {
 				return false
 			}
@@ -316,8 +316,8 @@ func testClusterDrain(t *testing.T, tr string) {
 	_, a, b := c.startAgent(tr)
 	e := c.e
 	e.apiAddr = b.api // the load goes through B
-	e.jira.Reset()
-	e.jira.SetDelay(50 * time.Millisecond)
+	e.Jira.Reset()
+	e.Jira.SetDelay(50 * time.Millisecond)
 
 	stop := e.steadyLoad(rate, loadTimeout)
 	time.Sleep(2 * time.Second)
@@ -327,7 +327,7 @@ func testClusterDrain(t *testing.T, tr string) {
 	moved := make(chan time.Duration, 1)
 	go func() {
 		took, _ := testwait.Until(15*time.Second, func() bool {
-			res := c.call(b, "GET", "/v1/brokers/acme", c.e.connectorToken, "")
+			res := c.call(b, "GET", "/v1/brokers/acme", c.e.ConnectorToken, "")
 			var st gateway.BrokerStatus
 			return res.status == 200 && jsonUnmarshal([]byte(res.body), &st) == nil &&
 				slices.ContainsFunc(st.Sessions, func(s gateway.SessionStatus) bool { return s.Replica == b.advertise() })
@@ -339,7 +339,7 @@ func testClusterDrain(t *testing.T, tr string) {
 	// well within the records' TTL (B caches lookups for 250 ms).
 	var left []gateway.SessionStatus
 	if _, ok := testwait.Until(2*time.Second, func() bool {
-		left = slices.DeleteFunc(c.status(b, "acme", c.e.connectorToken).Sessions, func(s gateway.SessionStatus) bool { return s.Replica != a.advertise() })
+		left = slices.DeleteFunc(c.status(b, "acme", c.e.ConnectorToken).Sessions, func(s gateway.SessionStatus) bool { return s.Replica != a.advertise() })
 		return len(left) == 0
 	}); !ok {
 		t.Errorf("sessions %+v of %s are still in the registry 2 s after it exited (TTL %s)", left, a.name, gateway.DefaultRecordTTL)

@@ -42,8 +42,8 @@ func TestWireCompatWithPreviousRelease(t *testing.T) {
 				if resp.StatusCode != 200 {
 					t.Fatalf("a call through the tunnel: got %d %s, want 200", resp.StatusCode, b)
 				}
-				e.checkJiraSaw(t, e.jira.Requests())
-				if n := len(e.jira.Requests()); n != 1 {
+				e.checkJiraSaw(t, e.Jira.Requests())
+				if n := len(e.Jira.Requests()); n != 1 {
 					t.Errorf("requests at Jira: got %d, want 1", n)
 				}
 			})

@@ -19,8 +19,8 @@ func TestDeps(t *testing.T) {
 		banned    []string
 		bannedStd []string
 	}{
-		{"../cmd/oxbroker", []string{"gateway", "jira/jiratest", "tunnel/tunneltest", "devcert"}, []string{"net/http/httptest"}},
-		{"../cmd/oxbroker-gateway", []string{"proxy", "agent", "jira/jiratest", "tunnel/tunneltest", "gateway/redistest"}, []string{"net/http/httptest"}},
+		{"../cmd/oxbroker", []string{"gateway", "jira/jiratest", "tunnel/tunneltest", "devcert", "internal/testenv"}, []string{"net/http/httptest"}},
+		{"../cmd/oxbroker-gateway", []string{"proxy", "agent", "jira/jiratest", "tunnel/tunneltest", "gateway/redistest", "internal/testenv"}, []string{"net/http/httptest"}},
 		{"../tunnel", []string{"jira", "proxy", "agent", "gateway", "config"}, nil},
 		{"../proxy", []string{"tunnel", "agent", "gateway"}, nil},
 		{"../jira", []string{"tunnel", "proxy", "agent", "gateway"}, nil},

@@ -53,7 +53,7 @@ func (e *env) getAttachment(ctx context.Context, id string) (*http.Response, err
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+e.connectorToken)
+	req.Header.Set("Authorization", "Bearer "+e.ConnectorToken)
 	return http.DefaultClient.Do(req)
 }
 
@@ -79,7 +79,7 @@ type downloadResult struct {
 // downloading it through the gateway and returns once 4 MiB have arrived.
 func startDownload(t *testing.T, e *env) *download {
 	t.Helper()
-	id := e.jira.AddAttachment(e.jira.AddIssue("DRN", "big file"), "big.bin", downloadSize)
+	id := e.Jira.AddAttachment(e.Jira.AddIssue("DRN", "big file"), "big.bin", downloadSize)
 	d := &download{done: make(chan downloadResult, 1)}
 	go func() {
 		sum, status, err := slowDownload(e, id, &d.got)
@@ -120,7 +120,7 @@ func terminateDuringDownload(t *testing.T, e *env, p *proc) {
 func TestDrainAgentSIGTERM(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			e, _, a := newEnvUp(t, tr)
+			e, _, a := newEnvUp(t, agentOpts{transport: tr})
 			terminateDuringDownload(t, e, a)
 		})
 	}
@@ -132,7 +132,7 @@ func TestDrainAgentSIGTERM(t *testing.T) {
 func TestDrainGatewaySIGTERM(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			e, gw, a := newEnvUp(t, tr)
+			e, gw, a := newEnvUp(t, agentOpts{transport: tr})
 			terminateDuringDownload(t, e, gw)
 			a.waitOutput(t, "gateway asked us to move", 5*time.Second)
 

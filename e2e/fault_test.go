@@ -97,7 +97,7 @@ func (e *env) connectorGet(path string, timeout time.Duration) connectorResult {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	resp, b, err := connectortest.Call(ctx, http.DefaultClient, "GET", "http://"+e.apiAddr+"/b/acme/jira"+path, e.connectorToken, nil, "")
+	resp, b, err := connectortest.Call(ctx, http.DefaultClient, "GET", "http://"+e.apiAddr+"/b/acme/jira"+path, e.ConnectorToken, nil, "")
 	if resp == nil {
 		return connectorResult{err: err, took: time.Since(start), end: time.Now()}
 	}
@@ -293,14 +293,14 @@ func testInFlightFailFast(t *testing.T, tr string, mode tunneltest.Mode) {
 		jiraDelay = 25 * time.Second
 		timeout   = 30 * time.Second
 	)
-	e.jira.Reset()
-	e.jira.SetDelay(jiraDelay)
+	e.Jira.Reset()
+	e.Jira.SetDelay(jiraDelay)
 	results := make(chan connectorResult, n)
 	for i := range n {
 		go func() { results <- e.connectorGet(fmt.Sprintf("/rest/api/3/myself?inflight=%d", i), timeout) }()
 	}
-	if _, ok := testwait.Until(10*time.Second, func() bool { return len(e.jira.Requests()) == n }); !ok {
-		t.Fatalf("only %d of %d requests reached Jira", len(e.jira.Requests()), n)
+	if _, ok := testwait.Until(10*time.Second, func() bool { return len(e.Jira.Requests()) == n }); !ok {
+		t.Fatalf("only %d of %d requests reached Jira", len(e.Jira.Requests()), n)
 	}
 	if tr == "tcp" {
 		r.SetTCP(mode)
@@ -328,7 +328,7 @@ func testInFlightFailFast(t *testing.T, tr string, mode tunneltest.Mode) {
 	}
 	measure(t, fmt.Sprintf("slowest of %d in-flight requests failed with 502 after the fault", n), slowest)
 
-	e.jira.SetDelay(0)
+	e.Jira.SetDelay(0)
 	r.Set(tunneltest.Pass())
 	restored := time.Now()
 	e.waitSessions(2, tr, 30*time.Second)
@@ -346,7 +346,7 @@ func testCutMidResponse(t *testing.T) {
 	e.startAgentViaRelay(r, agentOpts{transport: "tcp", connections: 1})
 	e.waitSessions(1, "tcp", 15*time.Second)
 	const size = 64 << 20
-	id := e.jira.AddAttachment(e.jira.AddIssue("CUT", "cut me"), "big.bin", size)
+	id := e.Jira.AddAttachment(e.Jira.AddIssue("CUT", "cut me"), "big.bin", size)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -494,7 +494,7 @@ func testNoGrowth(t *testing.T, tr string, cycles int) {
 	// GOGC=10 makes the agent collect garbage soon, so that heap in use
 	// tracks the live heap rather than when the last GC happened to run.
 	cfg := e.agentConfig(agentOpts{transport: tr, address: f.Addr(), serverName: "127.0.0.1", admin: admin})
-	start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken, "GOGC=10"}, "run", "--config", cfg)
+	start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.JiraToken, "GOGC=10"}, "run", "--config", cfg)
 
 	cycleSessions(t, f, 0, noGrowthWarmup)
 	// Two sessions up (the agent's connections), idle: the state compared.
@@ -589,7 +589,7 @@ func (e *env) loadRequest(seq int, timeout time.Duration) (r loadResult) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(timeout))
 	fmt.Fprintf(c, "GET /b/acme/jira/rest/api/3/myself?seq=%d HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n",
-		seq, e.connectorToken)
+		seq, e.ConnectorToken)
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		r.err = err
@@ -666,7 +666,7 @@ const (
 // seenByJira returns the seq numbers Jira received.
 func (e *env) seenByJira() map[int]bool {
 	seen := map[int]bool{}
-	for _, r := range e.jira.Requests() {
+	for _, r := range e.Jira.Requests() {
 		if v, ok := strings.CutPrefix(r.RawQuery, "seq="); ok {
 			seen[atoi(v)] = true
 		}
@@ -691,8 +691,8 @@ func describe(r loadResult) string {
 // load's stop, and when the signal went and p exited.
 func (e *env) terminateUnderLoad(t *testing.T, p *proc) (stop func() []loadResult, term, exited time.Time) {
 	t.Helper()
-	e.jira.Reset()
-	e.jira.SetDelay(loadDelay)
+	e.Jira.Reset()
+	e.Jira.SetDelay(loadDelay)
 	stop = e.steadyLoad(loadRate, loadTimeout)
 	time.Sleep(loadBefore)
 	term = time.Now()

@@ -94,9 +94,9 @@ func TestFirstRunJournal(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := e.agentConfig(agentOpts{transport: "auto"})
-		editFile(t, cfg, "ca_file: "+e.certs.CACert, "ca_file: "+other.CACert)
+		editFile(t, cfg, "ca_file: "+e.Certs.CACert, "ca_file: "+other.CACert)
 		editFile(t, cfg, "admin:", "log:\n  level: debug\nadmin:")
-		a := start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken}, "run", "--config", cfg)
+		a := start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.JiraToken}, "run", "--config", cfg)
 		parts := []string{`level=ERROR`, `msg="tunnel down: cannot reach the gateway"`,
 			`cause="The gateway's certificate at ` + e.tunnelAddr + ` is signed by an unknown authority`,
 			`fix="Check that gateway.ca_file (` + other.CACert + `) holds the CA that signed the gateway's certificate."`}
@@ -137,10 +137,10 @@ func TestFirstRunJournal(t *testing.T) {
 	t.Run("wrong Jira URL path", func(t *testing.T) {
 		e.useSubtest(t)
 		cfg := e.agentConfig(agentOpts{transport: "tcp"})
-		editFile(t, cfg, "url: "+e.jiraURL, "url: "+e.jiraURL+"/jira-wrong")
-		a := start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken}, "run", "--config", cfg)
+		editFile(t, cfg, "url: "+e.JiraURL, "url: "+e.JiraURL+"/jira-wrong")
+		a := start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.JiraToken}, "run", "--config", cfg)
 		journalLine(t, a, `level=ERROR`, `msg="site is unhealthy: it fails its check"`, `site=jira`,
-			`cause="No Jira REST API at `+e.jiraURL+`/jira-wrong (404 Not Found on versions 3 and 2)."`,
+			`cause="No Jira REST API at `+e.JiraURL+`/jira-wrong (404 Not Found on versions 3 and 2)."`,
 			`fix="Set url to the Jira base URL: https://jira.example.com for Data Center`)
 	})
 
@@ -151,14 +151,14 @@ func TestFirstRunJournal(t *testing.T) {
 		// A name, not a loopback address: HTTPS_PROXY never applies to
 		// those. Through a proxy the agent does not resolve it.
 		cfg := e.agentConfig(agentOpts{address: "gateway.oxbroker.test:" + port})
-		a := start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken, "HTTPS_PROXY=http://" + prx}, "run", "--config", cfg)
+		a := start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.JiraToken, "HTTPS_PROXY=http://" + prx}, "run", "--config", cfg)
 		journalLine(t, a, `level=INFO`, `msg="dialing the gateway through proxy http://`+prx+` (from HTTPS_PROXY)"`, "transport=tcp")
 		journalLine(t, a, `level=WARN`, `msg="tunnel down: cannot reach the gateway; reconnecting"`,
 			`cause="Cannot connect to the proxy: connection refused: nothing listens on `+prx+`, or a firewall rejects the connection."`,
 			`fix="Check the proxy's host and port in HTTPS_PROXY."`)
 
 		// NO_PROXY takes the same gateway out of the proxy, and says so.
-		b := start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken, "HTTPS_PROXY=http://" + prx,
+		b := start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.JiraToken, "HTTPS_PROXY=http://" + prx,
 			"NO_PROXY=gateway.oxbroker.test"}, "run", "--config", cfg)
 		journalLine(t, b, `level=INFO`, `msg="dialing the gateway directly (NO_PROXY names gateway.oxbroker.test)"`)
 	})
@@ -178,15 +178,15 @@ func TestFirstRunJournal(t *testing.T) {
 		}
 		// The service's user may enter the folders and read the config and
 		// the broker token; the Jira token is root's alone.
-		for d := e.dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		for d := e.Dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
 			if err := os.Chmod(d, 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}
 		cfg := e.agentConfig(agentOpts{transport: "tcp", tokenFile: true})
-		jiraToken := e.writeFile("jira.token", e.jiraToken+"\n")
+		jiraToken := e.writeFile("jira.token", e.JiraToken+"\n")
 		uid, _ := strconv.Atoi(nobody.Uid)
-		if err := os.Chown(filepath.Join(e.dir, "broker.token"), uid, -1); err != nil {
+		if err := os.Chown(filepath.Join(e.Dir, "broker.token"), uid, -1); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Chmod(cfg, 0o644); err != nil {
@@ -201,7 +201,7 @@ func TestFirstRunJournal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		bin := filepath.Join(e.dir, "oxbroker")
+		bin := filepath.Join(e.Dir, "oxbroker")
 		if err := os.WriteFile(bin, exe, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -253,9 +253,9 @@ func TestReloadWrongBrokerTokenKeepsServing(t *testing.T) {
 // waitServed waits until Jira has answered n more calls.
 func waitServed(t *testing.T, e *env, n int) {
 	t.Helper()
-	from := len(e.jira.Requests())
-	if _, ok := testwait.Until(15*time.Second, func() bool { return len(e.jira.Requests()) >= from+n }); !ok {
-		t.Fatalf("Jira saw %d calls in 15 s, want %d", len(e.jira.Requests())-from, n)
+	from := len(e.Jira.Requests())
+	if _, ok := testwait.Until(15*time.Second, func() bool { return len(e.Jira.Requests()) >= from+n }); !ok {
+		t.Fatalf("Jira saw %d calls in 15 s, want %d", len(e.Jira.Requests())-from, n)
 	}
 }
 
@@ -266,12 +266,12 @@ func waitServed(t *testing.T, e *env, n int) {
 func TestReloadNewBrokerTokenMovesOver(t *testing.T) {
 	e := newEnv(t)
 	rds := redistest.Start(t)
-	oldToken, newToken := e.brokerToken, randomToken("broker-rotated-")
+	oldToken, newToken := e.BrokerToken, randomToken("broker-rotated-")
 	// The gateway knows acme from Redis only, where its token can change
 	// under a running gateway; the config holds another broker.
 	cfg := e.writeFile("gateway.yaml", string(gatewayyaml.YAML(gatewayyaml.Config{
 		Tunnel: e.tunnelAddr, API: e.apiAddr, Admin: e.adminAddr, Internal: freeAddr(t),
-		CertFile: e.certs.Cert, KeyFile: e.certs.Key,
+		CertFile: e.Certs.Cert, KeyFile: e.Certs.Key,
 		Brokers: []gatewayyaml.Broker{{ID: "other", Token: randomToken("other-tok-"), ConnectorTokens: []string{randomToken("other-conn-")}}},
 		More: fmt.Sprintf("registry:\n  type: redis\n  url: %s\n  advertise: http://127.0.0.1:1\ncluster:\n  secret_file: %s\n",
 			rds.URL(), e.writeFile("cluster.secret", randomToken("cluster-secret-")+"\n")),
@@ -282,7 +282,7 @@ func TestReloadNewBrokerTokenMovesOver(t *testing.T) {
 	setToken := func(tok string) {
 		t.Helper()
 		if err := rdb.HSet(ctx, gateway.BrokerKey("acme"), "token", gateway.HashToken(tok),
-			"connector_tokens", gateway.HashToken(e.connectorToken)).Err(); err != nil {
+			"connector_tokens", gateway.HashToken(e.ConnectorToken)).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -349,20 +349,17 @@ func waitAccepted(t *testing.T, e *env, token string) {
 // settings before it is saved over the one in use: a wrong broker token is
 // named as check names it, and the running agent is not disturbed.
 func TestValidateConnect(t *testing.T) {
-	e := newEnv(t)
-	e.startGateway()
-	e.startAgent(agentOpts{transport: "tcp"})
-	e.waitSessions(2, "tcp", 15*time.Second)
+	e, _, _ := newEnvUp(t, agentOpts{transport: "tcp"})
 	before := sessionIDs(e)
 
-	b, err := os.ReadFile(filepath.Join(e.dir, "agent.yaml"))
+	b, err := os.ReadFile(filepath.Join(e.Dir, "agent.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.writeFile("new-broker.token", "not-the-broker-token\n")
-	next := e.writeFile("new.yaml", strings.Replace(string(b), filepath.Join(e.dir, "broker.token"), filepath.Join(e.dir, "new-broker.token"), 1))
+	next := e.writeFile("new.yaml", strings.Replace(string(b), filepath.Join(e.Dir, "broker.token"), filepath.Join(e.Dir, "new-broker.token"), 1))
 	cmd := exec.Command(bins.agent, "config", "validate", "--connect", "--config", next)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "JIRA_TOKEN=" + e.jiraToken}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "JIRA_TOKEN=" + e.JiraToken}
 	out, err := cmd.CombinedOutput()
 	logs.add("config validate --connect", string(out))
 	if err == nil {

@@ -12,7 +12,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,12 +26,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
-	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
 	"github.com/oxsecurity/oxbroker/internal/connectortest"
 	"github.com/oxsecurity/oxbroker/internal/freeport"
 	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
+	"github.com/oxsecurity/oxbroker/internal/testenv"
 	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 )
@@ -225,39 +224,19 @@ func freeAddr(t *testing.T) string {
 	return lowPortAddr(t, false)
 }
 
-// env is one gateway, its broker "acme", and a Jira stand-in.
+// env is one gateway, its broker "acme", and a Jira stand-in (testenv).
 type env struct {
-	t              *testing.T
-	dir            string
-	certs          devcert.Files
-	brokerToken    string
-	connectorToken string
-	jiraToken      string
-	jira           *jiratest.Server
-	jiraURL        string
-	tunnelAddr     string
-	apiAddr        string
-	adminAddr      string // gateway admin listener
-	gw             *proc
+	*testenv.Env
+	t          *testing.T
+	tunnelAddr string
+	apiAddr    string
+	adminAddr  string // gateway admin listener
+	gw         *proc
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{
-		t:              t,
-		dir:            t.TempDir(),
-		brokerToken:    randomToken("broker-tok-"),
-		connectorToken: randomToken("connector-tok-"),
-		jiraToken:      randomToken("jira-tok-"),
-	}
-	var err error
-	if e.certs, err = devcert.WriteFiles(e.dir, "gateway", "127.0.0.1", "localhost"); err != nil {
-		t.Fatal(err)
-	}
-	e.jira = jiratest.New(jiratest.Options{Credentials: []jiratest.Credential{{Scheme: "Bearer", Token: e.jiraToken}}})
-	srv := httptest.NewServer(e.jira)
-	t.Cleanup(srv.Close)
-	e.jiraURL = srv.URL
+	e := &env{Env: testenv.New(t, testenv.Options{Token: randomToken}), t: t}
 	e.tunnelAddr = freeTunnelAddr(t)
 	e.apiAddr = freeAddr(t)
 	e.adminAddr = freeAddr(t)
@@ -267,7 +246,7 @@ func newEnv(t *testing.T) *env {
 // serverTLS is the TLS config of a server with the gateway's certificate.
 func (e *env) serverTLS(t *testing.T) *tls.Config {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(e.certs.Cert, e.certs.Key)
+	cert, err := tls.LoadX509KeyPair(e.Certs.Cert, e.Certs.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +255,7 @@ func (e *env) serverTLS(t *testing.T) *tls.Config {
 
 func (e *env) writeFile(name, content string) string {
 	e.t.Helper()
-	p := filepath.Join(e.dir, name)
+	p := filepath.Join(e.Dir, name)
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
@@ -300,8 +279,8 @@ func (e *env) startGatewayBin(bin string) *proc {
 // gatewayYAML is the config c describes, with the env's certificate and
 // broker acme first among the brokers.
 func (e *env) gatewayYAML(c gatewayyaml.Config) string {
-	c.CertFile, c.KeyFile = e.certs.Cert, e.certs.Key
-	acme := gatewayyaml.Broker{ID: "acme", Token: e.brokerToken, ConnectorTokens: []string{e.connectorToken}}
+	c.CertFile, c.KeyFile = e.Certs.Cert, e.Certs.Key
+	acme := gatewayyaml.Broker{ID: "acme", Token: e.BrokerToken, ConnectorTokens: []string{e.ConnectorToken}}
 	c.Brokers = append([]gatewayyaml.Broker{acme}, c.Brokers...)
 	return string(gatewayyaml.YAML(c))
 }
@@ -311,7 +290,7 @@ func (e *env) gatewayYAML(c gatewayyaml.Config) string {
 func (e *env) checkJiraSaw(t *testing.T, reqs []jiratest.Request) {
 	t.Helper()
 	for _, r := range reqs {
-		if got, want := r.Header.Get("Authorization"), "Bearer "+e.jiraToken; got != want {
+		if got, want := r.Header.Get("Authorization"), "Bearer "+e.JiraToken; got != want {
 			t.Errorf("%s %s: Jira saw Authorization %q, want the site's token", r.Method, r.Path, got)
 		}
 		for k, vs := range r.Header {
@@ -319,7 +298,7 @@ func (e *env) checkJiraSaw(t *testing.T, reqs []jiratest.Request) {
 				t.Errorf("%s %s: Jira saw broker header %s", r.Method, r.Path, k)
 			}
 			for _, v := range vs {
-				if strings.Contains(v, e.connectorToken) {
+				if strings.Contains(v, e.ConnectorToken) {
 					t.Errorf("%s %s: Jira saw the connector token in %s", r.Method, r.Path, k)
 				}
 			}
@@ -327,14 +306,14 @@ func (e *env) checkJiraSaw(t *testing.T, reqs []jiratest.Request) {
 	}
 }
 
-// newEnvUp is newEnv with its gateway and an agent over transport tr
-// started, once the agent's two sessions are up.
-func newEnvUp(t *testing.T, tr string) (e *env, gw, agent *proc) {
+// newEnvUp is newEnv with its gateway and an agent with o started, once
+// the agent's two sessions over o.transport are up.
+func newEnvUp(t *testing.T, o agentOpts) (e *env, gw, agent *proc) {
 	t.Helper()
 	e = newEnv(t)
 	gw = e.startGateway()
-	agent = e.startAgent(agentOpts{transport: tr})
-	e.waitSessions(2, tr, 15*time.Second)
+	agent = e.startAgent(o)
+	e.waitSessions(2, o.transport, 15*time.Second)
 	return e, gw, agent
 }
 
@@ -362,7 +341,7 @@ func (e *env) startAgent(o agentOpts) *proc {
 func (e *env) startAgentBin(bin string, o agentOpts) *proc {
 	e.t.Helper()
 	cfg := e.agentConfig(o)
-	return start(e.t, "agent", bin, []string{"JIRA_TOKEN=" + e.jiraToken}, "run", "--config", cfg)
+	return start(e.t, "agent", bin, []string{"JIRA_TOKEN=" + e.JiraToken}, "run", "--config", cfg)
 }
 
 // agentConfig writes agent.yaml and broker.token and returns the config path.
@@ -372,7 +351,7 @@ func (e *env) agentConfig(o agentOpts) string {
 		o.address = e.tunnelAddr
 	}
 	if o.brokerToken == "" {
-		o.brokerToken = e.brokerToken
+		o.brokerToken = e.BrokerToken
 	}
 	if o.connections == 0 {
 		o.connections = 2
@@ -390,7 +369,7 @@ func (e *env) agentConfig(o agentOpts) string {
 	e.writeFile(tokenName, o.brokerToken+"\n")
 	siteToken := "token: ${JIRA_TOKEN}"
 	if o.tokenFile {
-		siteToken = "token_file: " + filepath.Join(e.dir, "jira.token")
+		siteToken = "token_file: " + filepath.Join(e.Dir, "jira.token")
 	}
 	cfg := e.writeFile("agent.yaml", fmt.Sprintf(`broker:
   id: %s
@@ -412,8 +391,8 @@ sites:
       %s
 %sadmin:
   listen: %q
-`, o.broker, filepath.Join(e.dir, tokenName), filepath.Join(e.dir, "state"), o.address, strings.Join(addresses, ", "), o.transport, o.connections,
-		e.certs.CACert, o.serverName, o.proxy, e.jiraURL, siteToken, o.extraSites, o.admin))
+`, o.broker, filepath.Join(e.Dir, tokenName), filepath.Join(e.Dir, "state"), o.address, strings.Join(addresses, ", "), o.transport, o.connections,
+		e.Certs.CACert, o.serverName, o.proxy, e.JiraURL, siteToken, o.extraSites, o.admin))
 	return cfg
 }
 
@@ -431,7 +410,7 @@ func (e *env) call(method, path, token, body string) (*http.Response, []byte) {
 
 // jiraCall calls the site "jira" of broker acme with the connector token.
 func (e *env) jiraCall(method, path, body string) (*http.Response, []byte) {
-	return e.call(method, "/b/acme/jira"+path, e.connectorToken, body)
+	return e.call(method, "/b/acme/jira"+path, e.ConnectorToken, body)
 }
 
 // brokerOffline reports whether a call through the gateway answers 502
@@ -460,7 +439,7 @@ func (e *env) waitSessions(n int, transport string, timeout time.Duration) gatew
 
 func (e *env) brokerStatus() gateway.BrokerStatus {
 	e.t.Helper()
-	resp, b := e.call("GET", "/v1/brokers/acme", e.connectorToken, "")
+	resp, b := e.call("GET", "/v1/brokers/acme", e.ConnectorToken, "")
 	if resp.StatusCode != 200 {
 		e.t.Fatalf("GET /v1/brokers/acme: %d %s", resp.StatusCode, b)
 	}
@@ -601,9 +580,9 @@ func (e *env) startAgentNamed(name string, o agentOpts) *proc {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cfg := strings.Replace(string(b), "state_dir: "+filepath.Join(e.dir, "state"), "state_dir: "+filepath.Join(e.dir, "state-"+name), 1)
+	cfg := strings.Replace(string(b), "state_dir: "+filepath.Join(e.Dir, "state"), "state_dir: "+filepath.Join(e.Dir, "state-"+name), 1)
 	path := e.writeFile("agent-"+name+".yaml", cfg)
-	return start(e.t, "agent "+name, bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken}, "run", "--config", path)
+	return start(e.t, "agent "+name, bins.agent, []string{"JIRA_TOKEN=" + e.JiraToken}, "run", "--config", path)
 }
 
 // scrapeMetrics fetches the Prometheus text of an admin listener (it

@@ -67,7 +67,7 @@ func testHostileThroughGateway(t *testing.T) {
 	e.startAgent(agentOpts{transport: "tcp", extraSites: extraSite(up.url)})
 	e.waitSessions(2, "tcp", 15*time.Second)
 	e.mustServe("before the corpus")
-	auth := "Authorization: Bearer " + e.connectorToken + "\r\n"
+	auth := "Authorization: Bearer " + e.ConnectorToken + "\r\n"
 
 	t.Run("headers", func(t *testing.T) {
 		dropped := []string{
@@ -137,7 +137,7 @@ func testHostileThroughGateway(t *testing.T) {
 						t.Errorf("%s at Jira: got %q, want [%q]", k, v, want)
 					}
 				}
-				if auth := got.Values("Authorization"); len(auth) != 1 || auth[0] != "Bearer "+e.jiraToken {
+				if auth := got.Values("Authorization"); len(auth) != 1 || auth[0] != "Bearer "+e.JiraToken {
 					t.Error("Authorization at Jira is not the site's token alone")
 				}
 				if _, ok := got["X-Acme-Trace"]; ok != (site == "jira-extra") {
@@ -181,7 +181,7 @@ func testHostileThroughGateway(t *testing.T) {
 			}
 			return h + "\r\n" // and then nothing: the connector waits for the answer
 		}
-		tok := e.connectorToken
+		tok := e.ConnectorToken
 		runEarlyRefusals(t, up, func() (net.Conn, error) { return net.Dial("tcp", e.apiAddr) }, []earlyCase{
 			{"401 no token", post("/b/acme/jira/rest/api/3/issue", "", "1000"), brokerhttp.Unauthorized},
 			{"401 no token, 60 MB", post("/b/acme/jira/rest/api/3/issue", "", "60000000"), brokerhttp.Unauthorized},

@@ -32,7 +32,7 @@ import (
 // gatewayRoots trusts e's CA, as an agent with gateway.ca_file does.
 func gatewayRoots(t *testing.T, e *env) *x509.CertPool {
 	t.Helper()
-	pem, err := os.ReadFile(e.certs.CACert)
+	pem, err := os.ReadFile(e.Certs.CACert)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func testTunnelPort(t *testing.T) {
 		t.Fatalf("new session after the attacks: %v", err)
 	}
 	defer s.Close()
-	probe, err := sessiontest.Connect(t, s, tunnel.Hello{BrokerID: "acme", Token: e.brokerToken, AgentID: "probe"}, nil)
+	probe, err := sessiontest.Connect(t, s, tunnel.Hello{BrokerID: "acme", Token: e.BrokerToken, AgentID: "probe"}, nil)
 	if err != nil {
 		t.Fatalf("hello after the attacks: %v", err)
 	}
@@ -578,10 +578,10 @@ func testConnectorCorpus(t *testing.T) {
 	e.startAgent(agentOpts{transport: "tcp"})
 	e.waitSessions(2, "tcp", 15*time.Second)
 	e.mustServe("before the corpus")
-	e.jira.Reset()
+	e.Jira.Reset()
 
-	auth := "Authorization: Bearer " + e.connectorToken + "\r\n"
-	smug := smuggled(e.connectorToken)
+	auth := "Authorization: Bearer " + e.ConnectorToken + "\r\n"
+	smug := smuggled(e.ConnectorToken)
 	post := "POST /b/acme/jira/rest/api/3/search/jql HTTP/1.1\r\nHost: gw\r\n" + auth + "Content-Type: application/json\r\n"
 	get := func(target string) string { return "GET " + target + " HTTP/1.1\r\nHost: gw\r\n" + auth + "\r\n" }
 	const api = "/b/acme/jira/rest/api/3"
@@ -658,7 +658,7 @@ func testConnectorCorpus(t *testing.T) {
 		}})
 	}
 	t.Run("corpus", func(t *testing.T) { concurrently(t, cases) })
-	if reqs := e.jira.Requests(); len(reqs) > 0 {
+	if reqs := e.Jira.Requests(); len(reqs) > 0 {
 		for _, r := range reqs {
 			t.Errorf("Jira received %s %s?%s from the corpus", r.Method, r.Path, r.RawQuery)
 		}

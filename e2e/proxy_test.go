@@ -48,10 +48,10 @@ func TestProxyThroughTunnel(t *testing.T) {
 
 	// An HTTPS Jira with a self-signed certificate, and its certificate
 	// as a CA file.
-	tlsJira := jiratest.New(jiratest.Options{Credentials: []jiratest.Credential{{Scheme: "Bearer", Token: e.jiraToken}}})
+	tlsJira := jiratest.New(jiratest.Options{Credentials: []jiratest.Credential{{Scheme: "Bearer", Token: e.JiraToken}}})
 	tlsSrv := httptest.NewTLSServer(tlsJira)
 	t.Cleanup(tlsSrv.Close)
-	caFile := filepath.Join(e.dir, "jira-ca.pem")
+	caFile := filepath.Join(e.Dir, "jira-ca.pem")
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw})
 	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
 		t.Fatal(err)
@@ -59,18 +59,18 @@ func TestProxyThroughTunnel(t *testing.T) {
 	site := func(name, extra string) string {
 		return fmt.Sprintf("  - name: %s\n%s    auth:\n      type: bearer\n      token: ${JIRA_TOKEN}\n", name, extra)
 	}
-	sites := site("small", fmt.Sprintf("    url: %s\n    max_body: 1KiB\n    timeout: 1s\n", e.jiraURL)) +
+	sites := site("small", fmt.Sprintf("    url: %s\n    max_body: 1KiB\n    timeout: 1s\n", e.JiraURL)) +
 		site("tls", fmt.Sprintf("    url: %s\n", tlsSrv.URL)) +
 		site("tlsca", fmt.Sprintf("    url: %s\n    tls:\n      ca_file: %s\n", tlsSrv.URL, caFile)) +
 		site("tlsskip", fmt.Sprintf("    url: %s\n    tls:\n      insecure_skip_verify: true\n", tlsSrv.URL)) +
 		fmt.Sprintf("  - name: cloud\n    cloud_site: %s\n    atlassian_api: %s\n    auth:\n      type: service_account\n      token: ${JIRA_TOKEN}\n",
-			e.jiraURL, e.jiraURL)
+			e.JiraURL, e.JiraURL)
 	a := e.startAgent(agentOpts{transport: "tcp", extraSites: sites})
 	e.waitSessions(2, "tcp", 15*time.Second)
-	e.jira.Reset()
+	e.Jira.Reset()
 
 	call := func(siteName, method, path, body string) (*http.Response, []byte) {
-		return e.call(method, "/b/acme/"+siteName+path, e.connectorToken, body)
+		return e.call(method, "/b/acme/"+siteName+path, e.ConnectorToken, body)
 	}
 	want := func(name string, resp *http.Response, b []byte, status int, code brokerhttp.Code) {
 		t.Helper()
@@ -81,7 +81,7 @@ func TestProxyThroughTunnel(t *testing.T) {
 
 	// Traversal and smuggling attempts, sent as raw bytes so no client
 	// cleans them first.
-	auth := "Authorization: Bearer " + e.connectorToken + "\r\n"
+	auth := "Authorization: Bearer " + e.ConnectorToken + "\r\n"
 	for _, target := range []string{
 		"/b/acme/jira/rest/api/3/issue/../../../secure/admin",
 		"/b/acme/jira/rest/api/3/%2e%2e/%2e%2e/secure/admin",
@@ -108,7 +108,7 @@ func TestProxyThroughTunnel(t *testing.T) {
 		resp, b := call("small", p.method, p.path, "")
 		want(p.method+" "+p.path, resp, b, 403, brokerhttp.PathNotAllowed)
 	}
-	if n := len(e.jira.Requests()); n != 0 {
+	if n := len(e.Jira.Requests()); n != 0 {
 		t.Fatalf("refused requests reached Jira: %d", n)
 	}
 
@@ -116,13 +116,13 @@ func TestProxyThroughTunnel(t *testing.T) {
 	big := `{"fields":{"summary":"` + strings.Repeat("x", 2048) + `"}}`
 	resp, b := call("small", "POST", "/rest/api/3/issue", big)
 	want("oversize body", resp, b, 413, brokerhttp.TooLarge)
-	if n := len(e.jira.Requests()); n != 0 {
+	if n := len(e.Jira.Requests()); n != 0 {
 		t.Fatalf("an oversize body reached Jira")
 	}
-	e.jira.SetDelay(3 * time.Second)
+	e.Jira.SetDelay(3 * time.Second)
 	resp, b = call("small", "GET", "/rest/api/3/myself", "")
 	want("slow Jira", resp, b, 504, brokerhttp.UpstreamTimeout)
-	e.jira.SetDelay(0)
+	e.Jira.SetDelay(0)
 
 	// Upstream TLS: unknown authority without ca_file, fine with it or
 	// with verification off.
@@ -142,16 +142,16 @@ func TestProxyThroughTunnel(t *testing.T) {
 
 	// cloud_site: the Cloud ID came from tenant_info (sent with no
 	// credentials) and calls go to <atlassian_api>/ex/jira/<cloudId>.
-	e.jira.Reset()
+	e.Jira.Reset()
 	resp, b = call("cloud", "POST", "/rest/api/3/search/jql", `{"jql":"project = OX"}`)
 	if resp.StatusCode >= 500 || resp.StatusCode == 401 {
 		t.Fatalf("cloud site: %d %s", resp.StatusCode, b)
 	}
-	reqs := e.jira.Requests()
-	if len(reqs) != 1 || !strings.HasPrefix(reqs[0].Path, "/ex/jira/"+e.jira.CloudID()+"/rest/api/3/search/jql") {
-		t.Fatalf("cloud site: Jira saw %+v, want one call under /ex/jira/%s", reqs, e.jira.CloudID())
+	reqs := e.Jira.Requests()
+	if len(reqs) != 1 || !strings.HasPrefix(reqs[0].Path, "/ex/jira/"+e.Jira.CloudID()+"/rest/api/3/search/jql") {
+		t.Fatalf("cloud site: Jira saw %+v, want one call under /ex/jira/%s", reqs, e.Jira.CloudID())
 	}
-	if !strings.Contains(a.out.String(), e.jira.CloudID()) {
+	if !strings.Contains(a.out.String(), e.Jira.CloudID()) {
 		t.Errorf("the agent did not log the resolved Cloud ID")
 	}
 }

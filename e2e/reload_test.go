@@ -31,29 +31,29 @@ func TestReloadKeepsTunnels(t *testing.T) {
 	// A Jira that accepts the rotated token as well: the agent takes a new
 	// Jira token only once Jira accepts it (e2e/firstrun_test.go).
 	rotated := randomToken("jira-rotated-")
-	e.jira = jiratest.New(jiratest.Options{Credentials: []jiratest.Credential{
-		{Scheme: jiratest.SchemeBearer, Token: e.jiraToken}, {Scheme: jiratest.SchemeBearer, Token: rotated}}})
-	jira := httptest.NewServer(e.jira)
+	e.Jira = jiratest.New(jiratest.Options{Credentials: []jiratest.Credential{
+		{Scheme: jiratest.SchemeBearer, Token: e.JiraToken}, {Scheme: jiratest.SchemeBearer, Token: rotated}}})
+	jira := httptest.NewServer(e.Jira)
 	t.Cleanup(jira.Close)
-	e.jiraURL = jira.URL
+	e.JiraURL = jira.URL
 	e.startGateway()
-	e.writeFile("jira.token", e.jiraToken+"\n")
+	e.writeFile("jira.token", e.JiraToken+"\n")
 	o := agentOpts{transport: "quic", tokenFile: true}
 	a := e.startAgent(o)
 	e.waitSessions(2, "quic", 15*time.Second)
 	before := sessionIDs(e)
-	if resp, _ := e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.connectorToken, ""); resp.StatusCode != 404 {
+	if resp, _ := e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.ConnectorToken, ""); resp.StatusCode != 404 {
 		t.Fatalf("jira2 before reload: got %d, want 404 unknown_site", resp.StatusCode)
 	}
 
 	// A second site, pointed at the same stand-in.
-	o.extraSites = fmt.Sprintf("  - name: jira2\n    url: %s\n    auth:\n      type: bearer\n      token: ${JIRA_TOKEN}\n", e.jiraURL)
+	o.extraSites = fmt.Sprintf("  - name: jira2\n    url: %s\n    auth:\n      type: bearer\n      token: ${JIRA_TOKEN}\n", e.JiraURL)
 	e.agentConfig(o)
 	a.cmd.Process.Signal(syscall.SIGHUP)
 	var resp *http.Response
 	var b []byte
 	if _, ok := testwait.Until(10*time.Second, func() bool {
-		resp, b = e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.connectorToken, "")
+		resp, b = e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.ConnectorToken, "")
 		return resp.StatusCode == 200
 	}); !ok {
 		t.Fatalf("jira2 after SIGHUP: %d %s", resp.StatusCode, b)
@@ -69,17 +69,17 @@ func TestReloadKeepsTunnels(t *testing.T) {
 	e.writeFile("agent.yaml", "broker: {id: acme}\nsites: nope\n")
 	a.cmd.Process.Signal(syscall.SIGHUP)
 	a.waitOutput(t, "config reload failed; keeping the running config", 10*time.Second)
-	if resp, b := e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.connectorToken, ""); resp.StatusCode != 200 {
+	if resp, b := e.call("GET", "/b/acme/jira2/rest/api/3/myself", e.ConnectorToken, ""); resp.StatusCode != 200 {
 		t.Fatalf("after a broken reload: %d %s", resp.StatusCode, b)
 	}
 	e.agentConfig(o)
 
 	// Token rotation through the file: no signal, the watcher reloads.
-	e.jira.Reset()
+	e.Jira.Reset()
 	e.writeFile("jira.token", rotated+"\n")
 	testwait.For(t, 10*time.Second, "the rotated Jira token used", func() bool {
 		e.jiraCall("GET", "/rest/api/3/myself", "") // 401 from Jira once the new token is used
-		reqs := e.jira.Requests()
+		reqs := e.Jira.Requests()
 		return len(reqs) > 0 && reqs[len(reqs)-1].Header.Get("Authorization") == "Bearer "+rotated
 	})
 	if after := sessionIDs(e); !slices.Equal(before, after) {

@@ -36,7 +36,7 @@ func (c *linkClient) do(method, rawURL, body string) (*http.Response, []byte) {
 	defer cancel()
 	// What Python's requests sends: the agent must answer readably.
 	h := http.Header{"Content-Type": {"application/json"}, "Accept-Encoding": {"gzip, deflate"}}
-	resp, b, err := connectortest.Call(ctx, http.DefaultClient, method, rawURL, c.e.connectorToken, h, body)
+	resp, b, err := connectortest.Call(ctx, http.DefaultClient, method, rawURL, c.e.ConnectorToken, h, body)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func (c *linkClient) want(resp *http.Response, body []byte, status int, what str
 func TestLinksThroughGateway(t *testing.T) {
 	e := newEnv(t)
 	dc := jiratest.New(jiratest.Options{ContextPath: "/jira",
-		Credentials: []jiratest.Credential{{Scheme: jiratest.SchemeBearer, Token: e.jiraToken}}})
+		Credentials: []jiratest.Credential{{Scheme: jiratest.SchemeBearer, Token: e.JiraToken}}})
 	dcSrv := httptest.NewServer(dc)
 	t.Cleanup(dcSrv.Close)
 	e.startGateway()
@@ -80,12 +80,12 @@ func TestLinksThroughGateway(t *testing.T) {
     auth:
       type: service_account
       token: ${JIRA_TOKEN}
-`, dcSrv.URL, e.jiraURL, e.jiraURL)})
+`, dcSrv.URL, e.JiraURL, e.JiraURL)})
 	e.waitSessions(2, "tcp", 15*time.Second)
 
 	c := &linkClient{t: t, e: e}
-	stand := map[string]*jiratest.Server{"jira": e.jira, "dc": dc, "cloud": e.jira}
-	web := map[string]string{"jira": e.jiraURL, "dc": dcSrv.URL + "/jira", "cloud": e.jiraURL}
+	stand := map[string]*jiratest.Server{"jira": e.Jira, "dc": dc, "cloud": e.Jira}
+	web := map[string]string{"jira": e.JiraURL, "dc": dcSrv.URL + "/jira", "cloud": e.JiraURL}
 	for i, site := range []string{"jira", "dc", "cloud"} {
 		t.Run(site, func(t *testing.T) {
 			c.t = t
@@ -123,7 +123,7 @@ func TestLinksThroughGateway(t *testing.T) {
 				t.Fatalf("Jira got %d requests, want 3", len(reqs))
 			}
 			for _, r := range reqs {
-				if got := r.Header.Get("Authorization"); got != "Bearer "+e.jiraToken {
+				if got := r.Header.Get("Authorization"); got != "Bearer "+e.JiraToken {
 					t.Errorf("%s %s reached Jira without the site's credential", r.Method, r.Path)
 				}
 			}
@@ -186,7 +186,7 @@ func TestLinksThroughGateway(t *testing.T) {
 
 	// Jira's addresses appear in no answer, but in links for people:
 	// the /browse/ links of the descriptions, the site's static icons.
-	for _, upstream := range []string{e.jiraURL, dcSrv.URL} {
+	for _, upstream := range []string{e.JiraURL, dcSrv.URL} {
 		re := regexp.MustCompile(regexp.QuoteMeta(upstream) + `[^"\s]*`)
 		for _, r := range c.received {
 			for _, link := range re.FindAllString(r, -1) {
@@ -205,7 +205,7 @@ func TestLinksThroughGateway(t *testing.T) {
 		if strings.Contains(r, "\"fields\"") {
 			continue
 		}
-		for _, upstream := range []string{e.jiraURL, dcSrv.URL} {
+		for _, upstream := range []string{e.JiraURL, dcSrv.URL} {
 			if strings.Contains(r, strings.TrimPrefix(upstream, "http://")) {
 				t.Errorf("an answer names Jira (%s):\n%s", upstream, r)
 			}
@@ -259,18 +259,18 @@ func TestReflectedCredentialThroughGateway(t *testing.T) {
 `, echo.URL)})
 	e.waitSessions(2, "tcp", 15*time.Second)
 
-	resp, b := e.call("GET", "/b/acme/echo/rest/api/3/myself", e.connectorToken, "")
+	resp, b := e.call("GET", "/b/acme/echo/rest/api/3/myself", e.ConnectorToken, "")
 	if resp.StatusCode != 200 {
 		t.Fatalf("myself: %d %s", resp.StatusCode, b)
 	}
 	var all strings.Builder
 	resp.Header.Write(&all)
 	all.Write(b)
-	if strings.Contains(all.String(), e.jiraToken) || !strings.Contains(all.String(), "REDACTED") {
+	if strings.Contains(all.String(), e.JiraToken) || !strings.Contains(all.String(), "REDACTED") {
 		t.Errorf("the answer holds the token or no marker:\n%s", all.String())
 	}
-	resp, b = e.call("POST", "/v1/brokers/acme/sites/echo/check", e.connectorToken, "")
-	if resp.StatusCode != 200 || strings.Contains(string(b), e.jiraToken) || !strings.Contains(string(b), "REDACTED") {
+	resp, b = e.call("POST", "/v1/brokers/acme/sites/echo/check", e.ConnectorToken, "")
+	if resp.StatusCode != 200 || strings.Contains(string(b), e.JiraToken) || !strings.Contains(string(b), "REDACTED") {
 		t.Errorf("remote check: got %d %s, want 200 with the marker and no token", resp.StatusCode, b)
 	}
 }

@@ -383,7 +383,7 @@ func rogueSession(t *testing.T, e *env, serve bool) *rawMux {
 	t.Helper()
 	m := newRawMux(rogueTLS(t, e))
 	m.write(muxHeader(muxWindowUpdate, muxSYN, 1, 0))
-	if err := m.sendCtrl(controlFrame(helloJSON("acme", e.brokerToken, `[{"name":"jira"}]`))); err != nil {
+	if err := m.sendCtrl(controlFrame(helloJSON("acme", e.BrokerToken, `[{"name":"jira"}]`))); err != nil {
 		t.Fatal(err)
 	}
 	msg, err := m.readCtrl(10 * time.Second)
@@ -416,7 +416,7 @@ func rogueQUIC(t *testing.T, e *env, conf *quic.Config) (*quic.Conn, *quic.Strea
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.Write(controlFrame(helloJSON("acme", e.brokerToken, `[]`)))
+	st.Write(controlFrame(helloJSON("acme", e.BrokerToken, `[]`)))
 	var n [4]byte
 	st.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.ReadFull(st, n[:]); err != nil {

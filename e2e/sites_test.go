@@ -26,7 +26,7 @@ func TestCloudSiteDownAtStart(t *testing.T) {
 	admin := freeAddr(t)
 	a := e.startAgent(agentOpts{transport: "tcp", connections: 1, admin: admin, extraSites: `  - name: cloud
     cloud_site: ` + dead + `
-    atlassian_api: ` + e.jiraURL + `
+    atlassian_api: ` + e.JiraURL + `
     auth:
       type: service_account
       token: ${JIRA_TOKEN}
@@ -37,7 +37,7 @@ func TestCloudSiteDownAtStart(t *testing.T) {
 	if resp, b := e.jiraCall("GET", "/rest/api/3/myself", ""); resp.StatusCode != 200 {
 		t.Errorf("the other site: got %d %s, want 200", resp.StatusCode, b)
 	}
-	resp, b := e.call("GET", "/b/acme/cloud/rest/api/3/myself", e.connectorToken, "")
+	resp, b := e.call("GET", "/b/acme/cloud/rest/api/3/myself", e.ConnectorToken, "")
 	var body struct {
 		Error struct{ Code, Message string }
 	}

@@ -56,7 +56,7 @@ func testSoakRestarts(t *testing.T, tr string) {
 	r := newRelay(t, e)
 	admin := lowPortAddr(t, false)
 	cfg := e.agentConfig(agentOpts{transport: tr, address: r.Addr(), serverName: "127.0.0.1", admin: admin})
-	start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken, "GOGC=10"}, "run", "--config", cfg)
+	start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.JiraToken, "GOGC=10"}, "run", "--config", cfg)
 	t.Cleanup(func() { r.Set(tunneltest.Pass()) })
 	e.waitSessions(2, tr, 15*time.Second)
 	before := idleFootprint(t, admin)
@@ -142,9 +142,9 @@ func testSoakSteady(t *testing.T, tr string) {
 	r.Set(tunneltest.Delay(2 * time.Millisecond))
 	admin := lowPortAddr(t, false)
 	cfg := e.agentConfig(agentOpts{transport: tr, address: r.Addr(), serverName: "127.0.0.1", admin: admin})
-	start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken, "GOGC=10"}, "run", "--config", cfg)
+	start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.JiraToken, "GOGC=10"}, "run", "--config", cfg)
 	e.waitSessions(2, tr, 15*time.Second)
-	e.jira.SetDelay(loadDelay)
+	e.Jira.SetDelay(loadDelay)
 
 	gatewayFootprint := func() (float64, float64) {
 		m := scrapeMetrics(t, e.adminAddr)

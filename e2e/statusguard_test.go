@@ -22,11 +22,8 @@ import (
 // is not the agent's (DNS rebinding) gets nothing.
 func TestStatusPageCrossSite(t *testing.T) {
 	b := newBrowser(t)
-	e := newEnv(t)
-	e.startGateway()
 	agentAdmin := freeAddr(t)
-	agent := e.startAgent(agentOpts{transport: "tcp", admin: agentAdmin})
-	e.waitSessions(2, "tcp", 15*time.Second)
+	_, _, agent := newEnvUp(t, agentOpts{transport: "tcp", admin: agentAdmin})
 	target := "http://" + agentAdmin + "/api/check"
 
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -101,7 +98,7 @@ func TestStatusPageAuth(t *testing.T) {
 	agentAdmin := freeAddr(t)
 	cfg := e.agentConfig(agentOpts{transport: "quic", admin: agentAdmin})
 	appendFile(t, cfg, "  auth:\n    type: bearer\n    token_file: "+tokenFile+"\n")
-	start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.jiraToken}, "run", "--config", cfg)
+	start(t, "agent", bins.agent, []string{"JIRA_TOKEN=" + e.JiraToken}, "run", "--config", cfg)
 	e.waitSessions(2, "quic", 15*time.Second)
 
 	base := "http://" + agentAdmin

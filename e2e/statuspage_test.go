@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,11 +20,8 @@ import (
 // either serves holds a token of the run, or the path or query of a call.
 func TestStatusPages(t *testing.T) {
 	b := newBrowser(t)
-	e := newEnv(t)
-	e.startGateway()
 	agentAdmin := freeAddr(t)
-	e.startAgent(agentOpts{transport: "quic", admin: agentAdmin})
-	e.waitSessions(2, "quic", 15*time.Second)
+	e, _, _ := newEnvUp(t, agentOpts{transport: "quic", admin: agentAdmin})
 	agentURL := "http://" + agentAdmin + "/"
 
 	b.do(chromedp.Navigate(agentURL))
@@ -99,7 +95,7 @@ func TestStatusPages(t *testing.T) {
 
 	// The gateway's page: the broker online with its two sessions. A
 	// remote check of the site shows in its row.
-	if resp, body := e.call("POST", "/v1/brokers/acme/sites/jira/check", e.connectorToken, ""); resp.StatusCode != 200 {
+	if resp, body := e.call("POST", "/v1/brokers/acme/sites/jira/check", e.ConnectorToken, ""); resp.StatusCode != 200 {
 		t.Fatalf("remote check: %d %s", resp.StatusCode, body)
 	}
 	b.do(chromedp.Navigate("http://" + e.adminAddr + "/"))
@@ -140,7 +136,7 @@ func TestStatusPages(t *testing.T) {
 			t.Errorf("the status pages serve %q, from a call's path or query", private)
 		}
 	}
-	for _, tok := range []string{e.brokerToken, e.connectorToken, e.jiraToken} {
+	for _, tok := range []string{e.BrokerToken, e.ConnectorToken, e.JiraToken} {
 		if strings.Contains(served, tok) {
 			t.Errorf("the status pages serve a token of the run (%s…)", tok[:12])
 		}
@@ -180,18 +176,14 @@ func TestStatusPages(t *testing.T) {
 	}
 }
 
+// getJSON decodes the 200 answer of GET url into v.
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
+	code, body := httpGet(t, url)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, code, body)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if err := json.Unmarshal([]byte(body), v); err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 }

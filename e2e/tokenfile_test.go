@@ -16,11 +16,11 @@ import (
 // `config validate` say how to close it.
 func TestTokenFileModes(t *testing.T) {
 	e := newEnv(t)
-	jiraToken := filepath.Join(e.dir, "jira.token")
+	jiraToken := filepath.Join(e.Dir, "jira.token")
 	cfg := e.agentConfig(agentOpts{transport: "tcp", connections: 1, tokenFile: true})
 	setMode := func(mode os.FileMode) {
 		t.Helper()
-		if err := os.WriteFile(jiraToken, []byte(e.jiraToken+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(jiraToken, []byte(e.JiraToken+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Chmod(jiraToken, mode); err != nil {

@@ -30,7 +30,7 @@ var transports = []string{"quic", "tcp"}
 func TestJiraThroughTunnel(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			e, _, _ := newEnvUp(t, tr)
+			e, _, _ := newEnvUp(t, agentOpts{transport: tr})
 			st := e.brokerStatus()
 			if len(st.Sites) != 1 || st.Sites[0] != "jira" {
 				t.Fatalf("broker sites: got %v, want [jira]", st.Sites)
@@ -67,16 +67,16 @@ func TestJiraThroughTunnel(t *testing.T) {
 				t.Fatalf("search (POST): %d %s", resp.StatusCode, b)
 			}
 			// Outside the first-cut allowlist: refused by the agent, never sent.
-			before := len(e.jira.Requests())
+			before := len(e.Jira.Requests())
 			resp, b = e.jiraCall("POST", "/rest/api/3/user", `{}`)
 			if resp.StatusCode != 403 || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.PathNotAllowed) {
 				t.Fatalf("create user: got %d %s, want 403 path_not_allowed", resp.StatusCode, b)
 			}
-			if got := len(e.jira.Requests()); got != before {
+			if got := len(e.Jira.Requests()); got != before {
 				t.Fatalf("a refused call reached Jira: %d requests, want %d", got, before)
 			}
 
-			reqs := e.jira.Requests()
+			reqs := e.Jira.Requests()
 			if len(reqs) < 5 {
 				t.Fatalf("Jira saw %d requests, want at least 5", len(reqs))
 			}
@@ -86,15 +86,15 @@ func TestJiraThroughTunnel(t *testing.T) {
 }
 
 func TestWrongConnectorToken(t *testing.T) {
-	e, _, _ := newEnvUp(t, "tcp")
-	for _, tok := range []string{"", "wrong", e.brokerToken} {
+	e, _, _ := newEnvUp(t, agentOpts{transport: "tcp"})
+	for _, tok := range []string{"", "wrong", e.BrokerToken} {
 		resp, b := e.call("GET", "/b/acme/jira/rest/api/3/myself", tok, "")
 		if resp.StatusCode != 401 || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.Unauthorized) {
 			t.Fatalf("token %q: got %d %s, want 401 unauthorized", tok, resp.StatusCode, b)
 		}
 	}
 	// Unknown broker with a valid token: 404; without one: 401 (no probing).
-	if resp, b := e.call("GET", "/b/nope/jira/rest/api/3/myself", e.connectorToken, ""); resp.StatusCode != 404 ||
+	if resp, b := e.call("GET", "/b/nope/jira/rest/api/3/myself", e.ConnectorToken, ""); resp.StatusCode != 404 ||
 		resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.UnknownBroker) {
 		t.Fatalf("unknown broker: got %d %s, want 404 unknown_broker", resp.StatusCode, b)
 	}
@@ -104,11 +104,11 @@ func TestWrongConnectorToken(t *testing.T) {
 	if resp, b := e.jiraCall("GET", "/../jira/rest/api/3/myself", ""); resp.StatusCode == 200 {
 		t.Fatalf("traversal got 200: %s", b)
 	}
-	resp, b := e.call("GET", "/b/acme/confluence/rest/api/3/myself", e.connectorToken, "")
+	resp, b := e.call("GET", "/b/acme/confluence/rest/api/3/myself", e.ConnectorToken, "")
 	if resp.StatusCode != 404 || resp.Header.Get(brokerhttp.HeaderError) != string(brokerhttp.UnknownSite) {
 		t.Fatalf("unknown site: got %d %s, want 404 unknown_site", resp.StatusCode, b)
 	}
-	if n := len(e.jira.Requests()); n != 0 {
+	if n := len(e.Jira.Requests()); n != 0 {
 		t.Fatalf("Jira saw %d requests, want none", n)
 	}
 }
@@ -119,7 +119,7 @@ func TestWrongConnectorToken(t *testing.T) {
 func TestAgentKilledThenRestarted(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			e, _, a := newEnvUp(t, tr)
+			e, _, a := newEnvUp(t, agentOpts{transport: tr})
 			if resp, b := e.jiraCall("GET", "/rest/api/3/myself", ""); resp.StatusCode != 200 {
 				t.Fatalf("before kill: %d %s", resp.StatusCode, b)
 			}
@@ -203,7 +203,7 @@ func TestGatewayNeverSeesJiraToken(t *testing.T) {
 
 	var sent strings.Builder // every byte the connector (this test) sends
 	do := func(method, path, body string) {
-		sent.WriteString(method + " " + path + " " + body + " Bearer " + e.connectorToken)
+		sent.WriteString(method + " " + path + " " + body + " Bearer " + e.ConnectorToken)
 		resp, b := e.jiraCall(method, path, body)
 		if resp.StatusCode >= 500 {
 			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
@@ -222,8 +222,8 @@ func TestGatewayNeverSeesJiraToken(t *testing.T) {
 			t.Fatalf("recorder did not see %q: it would not catch a leak", want)
 		}
 	}
-	forms := []string{e.jiraToken, base64.StdEncoding.EncodeToString([]byte(e.jiraToken)),
-		base64.StdEncoding.EncodeToString([]byte(":" + e.jiraToken))}
+	forms := []string{e.JiraToken, base64.StdEncoding.EncodeToString([]byte(e.JiraToken)),
+		base64.StdEncoding.EncodeToString([]byte(":" + e.JiraToken))}
 	for _, f := range forms {
 		if strings.Contains(got, f) {
 			t.Fatalf("the gateway received the Jira token (%d bytes recorded)", len(got))

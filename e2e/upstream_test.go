@@ -110,7 +110,7 @@ func (u *recordingUpstream) reset() {
 func newRecordingEnv(t *testing.T) (*env, *recordingUpstream) {
 	t.Helper()
 	e := newEnv(t)
-	u := newRecordingUpstream(t, e.jira)
-	e.jiraURL = u.url
+	u := newRecordingUpstream(t, e.Jira)
+	e.JiraURL = u.url
 	return e, u
 }

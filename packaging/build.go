@@ -94,6 +94,11 @@ func Build(ctx context.Context, o Options) error {
 		o.SourceDate = time.Now()
 	}
 	o.SourceDate = o.SourceDate.UTC().Truncate(time.Second)
+	root, err := filepath.Abs(o.Root) // nfpm runs in the stage folder, not in Root
+	if err != nil {
+		return err
+	}
+	o.Root = root
 	if d := filepath.Clean(o.Dist); !filepath.IsAbs(d) || d == filepath.Dir(d) || d == filepath.Clean(o.Root) {
 		return fmt.Errorf("dist %q: want an absolute path of its own folder, which Build empties", o.Dist)
 	}
@@ -126,7 +131,7 @@ func Build(ctx context.Context, o Options) error {
 	}{
 		{"binaries", b.binaries},
 		{"sign", b.sign},
-		{"example configs", b.examples},
+		{"staged files", b.stage},
 		{"deb and rpm", b.linuxPackages},
 		{"zip and tar.gz", b.archives},
 		{"msi", b.msis},
@@ -209,9 +214,10 @@ func (b *builder) sign(ctx context.Context) error {
 	return nil
 }
 
-// examples writes each OS's example agent config, and the gateway's, to
-// stage/<os>/.
-func (b *builder) examples(context.Context) error {
+// stage writes the files Build renders: each OS's example agent config,
+// to stage/<os>/oxbroker.yaml, and the maintainer scripts of each Linux
+// package, to stage/linux/scripts/<package>/.
+func (b *builder) stage(context.Context) error {
 	for _, goos := range []string{"linux", "windows", "darwin"} {
 		data, err := AgentExample(b.Root, goos)
 		if err != nil {
@@ -224,12 +230,28 @@ func (b *builder) examples(context.Context) error {
 			return err
 		}
 	}
+	for _, pkg := range Packages {
+		scripts, err := MaintainerScripts(b.Root, pkg)
+		if err != nil {
+			return err
+		}
+		dir := filepath.Join(b.stageDir("linux"), "scripts", pkg)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		for name, data := range scripts {
+			if err := os.WriteFile(filepath.Join(dir, name+".sh"), data, 0o755); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
-// linuxPackages runs nfpm for each package, architecture and format. The
-// nfpm configs (linux/nfpm-*.yaml) name their inputs relative to the
-// repository and through the variables set here.
+// linuxPackages runs nfpm for each package, architecture and format, in
+// stage/linux. The nfpm configs (linux/nfpm-*.yaml) name the maintainer
+// scripts relative to it, and their other inputs through the variables
+// set here.
 func (b *builder) linuxPackages(ctx context.Context) error {
 	type job struct{ pkg, arch, format string }
 	var jobs []job
@@ -246,10 +268,11 @@ func (b *builder) linuxPackages(ctx context.Context) error {
 		j := jobs[i]
 		out := filepath.Join(b.Dist, fmt.Sprintf("%s_%s_linux_%s.%s", j.pkg, b.Version, j.arch, j.format))
 		cmd := exec.CommandContext(ctx, b.NFPM, "package",
-			"--config", filepath.Join("packaging", "linux", "nfpm-"+j.pkg+".yaml"),
+			"--config", filepath.Join(b.Root, "packaging", "linux", "nfpm-"+j.pkg+".yaml"),
 			"--packager", j.format, "--target", out)
-		cmd.Dir = b.Root
+		cmd.Dir = b.stageDir("linux")
 		cmd.Env = append(os.Environ(),
+			"ROOT="+b.Root,
 			"VERSION="+b.Version,
 			"ARCH="+j.arch,
 			"BINDIR="+b.binDir(target{OS: "linux", Arch: j.arch}),

@@ -1,7 +1,6 @@
 package packaging
 
 import (
-	"bytes"
 	"debug/pe"
 	"os"
 	"path/filepath"
@@ -162,14 +161,7 @@ func TestWindowsMSI(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f, err := pe.NewFile(bytes.NewReader(exe))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if f.Machine != machine {
-				t.Errorf("machine: got %#x, want %#x", f.Machine, machine)
-			}
-			checkBuild(t, exe, d.version)
+			checkWindowsExe(t, exe, machine, d.version)
 		})
 	}
 }

@@ -238,15 +238,7 @@ func TestWindowsZip(t *testing.T) {
 			if want := []string{"oxbroker.exe", "config.example.yaml", "install.ps1"}; !slices.Equal(names, want) {
 				t.Errorf("unzip -Z1: got %q, want %q", names, want)
 			}
-			exe := unzipFile(t, path, "oxbroker.exe")
-			f, err := pe.NewFile(bytes.NewReader(exe))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if f.Machine != machine {
-				t.Errorf("machine: got %#x, want %#x", f.Machine, machine)
-			}
-			checkBuild(t, exe, d.version)
+			checkWindowsExe(t, unzipFile(t, path, "oxbroker.exe"), machine, d.version)
 		})
 	}
 }
@@ -300,6 +292,20 @@ func TestLinuxBinaries(t *testing.T) {
 			})
 		}
 	}
+}
+
+// checkWindowsExe checks a Windows agent of the release: built for
+// machine, as checkBuild wants.
+func checkWindowsExe(t *testing.T, exe []byte, machine uint16, version string) {
+	t.Helper()
+	f, err := pe.NewFile(bytes.NewReader(exe))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Machine != machine {
+		t.Errorf("machine: got %#x, want %#x", f.Machine, machine)
+	}
+	checkBuild(t, exe, version)
 }
 
 // checkBuild reads the build settings Go records in a binary of any

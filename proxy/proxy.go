@@ -206,13 +206,9 @@ func parseBaseURL(s string) (*url.URL, error) {
 	if s == "" {
 		return nil, errors.New("url is empty (is the Cloud ID resolved?)")
 	}
-	u, err := url.Parse(s)
+	u, err := parseQuiet("url", s)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("url: not a valid URL: %w", err)
+		return nil, err
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":

@@ -1129,3 +1129,21 @@ func TestTricklingAnswerStreams(t *testing.T) {
 		t.Errorf("second part: got %q", rest)
 	}
 }
+
+// TestBadURLErrorsHideTheURL: a site's url or proxy that does not parse
+// is reported by its key and url.Parse's reason, never quoted: it may
+// hold a password.
+func TestBadURLErrorsHideTheURL(t *testing.T) {
+	for _, tt := range []struct {
+		key   string
+		parse func(string) (*url.URL, error)
+	}{
+		{"url", parseBaseURL},
+		{"proxy", parseProxyURL},
+	} {
+		_, err := tt.parse("https://user:s3cret@jira%zz.example/")
+		if err == nil || !strings.HasPrefix(err.Error(), tt.key+": not a valid URL: ") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: got %v, want %q and why, without the URL", tt.key, err, tt.key+": not a valid URL")
+		}
+	}
+}

@@ -74,16 +74,27 @@ func TLSConfig(c config.SiteTLS, log *slog.Logger) (*tls.Config, error) {
 	}, nil
 }
 
-// parseProxyURL parses the site's proxy setting. Its errors never repeat
-// the URL, which may hold a password.
-func parseProxyURL(s string) (*url.URL, error) {
+// parseQuiet parses s, the URL of config key key, which may hold a
+// password: its error says why it is not a URL without quoting it, as
+// url.Error would.
+func parseQuiet(key, s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("proxy: not a valid URL: %w", err)
+		return nil, fmt.Errorf("%s: not a valid URL: %w", key, err)
+	}
+	return u, nil
+}
+
+// parseProxyURL parses the site's proxy setting. Its errors never repeat
+// the URL, which may hold a password.
+func parseProxyURL(s string) (*url.URL, error) {
+	u, err := parseQuiet("proxy", s)
+	if err != nil {
+		return nil, err
 	}
 	switch u.Scheme {
 	case "http", "https", "socks5", "socks5h":

@@ -14,12 +14,20 @@ import (
 	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
-func TestDialThroughConnectProxy(t *testing.T) {
-	p := newPKI(t)
-	l := listen(t, p, Options{})
-	proxy := tunneltest.StartConnectProxy(t, "agent", "s3cret")
+// proxied is a tunnel listener with a CONNECT proxy beside it that
+// wants user "agent", password "s3cret"; ctx bounds the test's dials.
+func proxied(t *testing.T) (p pki, l *Listener, proxy *tunneltest.ConnectProxy, ctx context.Context) {
+	t.Helper()
+	p = newPKI(t)
+	l = listen(t, p, Options{})
+	proxy = tunneltest.StartConnectProxy(t, "agent", "s3cret")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
+	return p, l, proxy, ctx
+}
+
+func TestDialThroughConnectProxy(t *testing.T) {
+	p, l, proxy, ctx := proxied(t)
 
 	// A proxy forces TCP even when QUIC was asked for.
 	d := &Dialer{Transport: DialQUIC, TLS: p.client, Proxy: proxy.URL("agent", "s3cret")}
@@ -58,11 +66,7 @@ func TestDialThroughConnectProxy(t *testing.T) {
 }
 
 func TestDialThroughConnectProxyWrongPassword(t *testing.T) {
-	p := newPKI(t)
-	l := listen(t, p, Options{})
-	proxy := tunneltest.StartConnectProxy(t, "agent", "s3cret")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	p, l, proxy, ctx := proxied(t)
 	for _, u := range []*url.URL{proxy.URL("agent", "wrong"), proxy.URL("", "")} {
 		d := &Dialer{Transport: DialTCP, TLS: p.client, Proxy: u}
 		s, err := d.Dial(ctx, l.Addr().String())
@@ -83,17 +87,13 @@ func TestDialThroughConnectProxyWrongPassword(t *testing.T) {
 // which step failed and, for a refusal, the proxy's own status; a 407 is
 // ErrProxyAuth too, and no error shows the proxy's password.
 func TestDialProxyError(t *testing.T) {
-	p := newPKI(t)
-	l := listen(t, p, Options{})
+	_, l, proxy, ctx := proxied(t)
 	target := l.Addr().String()
-	proxy := tunneltest.StartConnectProxy(t, "agent", "s3cret")
 	denied := tunneltest.ClosedAddr(t)
 	proxy.Deny(denied)
 	gone := tunneltest.StartConnectProxy(t, "agent", "s3cret")
 	goneURL := gone.URL("agent", "s3cret")
 	gone.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 
 	for _, tt := range []struct {
 		name   string

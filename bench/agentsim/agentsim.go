@@ -11,22 +11,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/oxsecurity/oxbroker/tunnel"
-)
-
-// The protocol's reconnect backoff (tunnel/spec.md, "Reconnects"):
-// exponential with full jitter from 500 ms to 30 s, reset once a session
-// has stayed up 30 s. The agent's own (agent/backoff.go) is unexported;
-// this is the same rule.
-const (
-	BackoffBase = 500 * time.Millisecond
-	BackoffMax  = 30 * time.Second
-	stableAfter = 30 * time.Second
 )
 
 // Config describes the simulated agents.
@@ -164,7 +153,7 @@ func (f *Fleet) run(ctx context.Context, a *agent, h tunnel.Hello, gate chan str
 		}
 	}
 	defer release()
-	attempt := 0
+	bo := tunnel.NewBackoff()
 	for ctx.Err() == nil {
 		start := time.Now()
 		err := f.session(ctx, a, h, release)
@@ -173,29 +162,18 @@ func (f *Fleet) run(ctx context.Context, a *agent, h tunnel.Hello, gate chan str
 		}
 		release() // a failed first dial gives its slot to the next agent
 		if errors.Is(err, errGoAway) {
-			attempt = 0
+			bo.Reset()
 			continue
 		}
-		if time.Since(start) > stableAfter {
-			attempt = 0
+		if time.Since(start) > tunnel.StableAfter {
+			bo.Reset()
 		}
-		d := backoff(attempt)
-		attempt++
 		select {
-		case <-time.After(d):
+		case <-time.After(bo.Next()):
 		case <-ctx.Done():
 			return
 		}
 	}
-}
-
-// backoff is the n-th delay: uniform in [0, min(max, base·2ⁿ)].
-func backoff(n int) time.Duration {
-	ceil := BackoffMax
-	if n < 30 && BackoffBase<<n < BackoffMax {
-		ceil = BackoffBase << n
-	}
-	return rand.N(ceil + 1)
 }
 
 // session dials and handshakes, calls welcomed, and holds the session

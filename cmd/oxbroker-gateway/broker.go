@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oxsecurity/oxbroker/cmd/internal/cli"
-	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/gateway"
 )
 
@@ -32,10 +31,9 @@ Every replica accepts the broker within seconds, without a restart or a new conf
 It refuses an id that the config file or Redis already has.`,
 		Args: cli.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			cfg, err := config.LoadGateway(path, nil)
+			cfg, err := loadConfig(c, path)
 			if err != nil {
-				fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\n", path, err)
-				return cli.Reported(err)
+				return err
 			}
 			broker, connector := gateway.NewToken(), gateway.NewToken()
 			ctx, cancel := context.WithTimeout(c.Context(), 10*time.Second)
@@ -47,6 +45,6 @@ It refuses an id that the config file or Redis already has.`,
 			return nil
 		},
 	}
-	c.Flags().StringVarP(&path, "config", "c", "/etc/oxbroker-gateway/config.yaml", "path of the gateway's YAML config")
+	configFlag(c, &path)
 	return c
 }

@@ -39,6 +39,20 @@ Try it locally:
 	return cli.Group(root)
 }
 
+func configFlag(c *cobra.Command, p *string) {
+	c.Flags().StringVarP(p, "config", "c", "/etc/oxbroker-gateway/config.yaml", "path of the gateway's YAML config")
+}
+
+// loadConfig loads and validates the config, printing every problem.
+func loadConfig(c *cobra.Command, path string) (*config.Gateway, error) {
+	cfg, err := config.LoadGateway(path, nil)
+	if err != nil {
+		fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\n", path, err)
+		return nil, cli.Reported(err)
+	}
+	return cfg, nil
+}
+
 func runCmd() *cobra.Command {
 	var path string
 	c := &cobra.Command{
@@ -46,10 +60,9 @@ func runCmd() *cobra.Command {
 		Short: "Run the gateway in the foreground",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cfg, err := config.LoadGateway(path, nil)
+			cfg, err := loadConfig(c, path)
 			if err != nil {
-				fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\n", path, err)
-				return cli.Reported(err)
+				return err
 			}
 			logOut := cli.NewLogBuffer(c.ErrOrStderr())
 			defer logOut.Close()
@@ -57,26 +70,17 @@ func runCmd() *cobra.Command {
 			reg := admin.NewRegistry()
 			g, err := gateway.New(cfg, gateway.Options{Logger: log, Version: version, Metrics: reg})
 			if err != nil {
-				log.Error("cannot start", "err", err)
-				return cli.Reported(err)
+				return cli.CannotStart(log, err)
 			}
 			if err := g.Listen(); err != nil {
-				log.Error("cannot start", "err", err)
-				return cli.Reported(err)
+				return cli.CannotStart(log, err)
 			}
 			if cfg.Listen.Admin != "" {
-				h, err := admin.WithPage(admin.Handler(reg, g.Ready), g.StatusHandler(), cfg.Listen.Admin, cfg.Admin)
+				srv, err := admin.Start(cfg.Listen.Admin, reg, g.Ready, g.StatusHandler(), cfg.Admin, log)
 				if err != nil {
-					log.Error("cannot start", "err", err)
-					return cli.Reported(err)
-				}
-				srv, err := admin.Listen(cfg.Listen.Admin, h, log)
-				if err != nil {
-					log.Error("cannot start", "err", err)
-					return cli.Reported(err)
+					return cli.CannotStart(log, err)
 				}
 				defer srv.Close()
-				log.Info("admin endpoints", "addr", srv.Addr().String())
 			}
 			// A Type=notify unit (the package's) starts the gateway's
 			// dependents once its listeners are up, and shows the drain.
@@ -88,7 +92,7 @@ func runCmd() *cobra.Command {
 			return g.Serve(c.Context())
 		},
 	}
-	c.Flags().StringVarP(&path, "config", "c", "/etc/oxbroker-gateway/config.yaml", "path of the gateway's YAML config")
+	configFlag(c, &path)
 	return c
 }
 

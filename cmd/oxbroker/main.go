@@ -99,22 +99,14 @@ func runCmd() *cobra.Command {
 			reg := admin.NewRegistry()
 			a, err := agent.New(c.Context(), cfg, agent.Options{Logger: log, Version: version, Metrics: reg})
 			if err != nil {
-				log.Error("cannot start", "err", err)
-				return cli.Reported(err)
+				return cli.CannotStart(log, err)
 			}
 			if cfg.Admin.Listen != "" {
-				h, err := admin.WithPage(admin.Handler(reg, a.Readiness), a.StatusHandler(), cfg.Admin.Listen, cfg.Admin.PageAccess())
+				srv, err := admin.Start(cfg.Admin.Listen, reg, a.Readiness, a.StatusHandler(), cfg.Admin.PageAccess(), log)
 				if err != nil {
-					log.Error("cannot start", "err", err)
-					return cli.Reported(err)
-				}
-				srv, err := admin.Listen(cfg.Admin.Listen, h, log)
-				if err != nil {
-					log.Error("cannot start", "err", err)
-					return cli.Reported(err)
+					return cli.CannotStart(log, err)
 				}
 				defer srv.Close()
-				log.Info("admin endpoints", "addr", srv.Addr().String())
 			}
 			log.Info("oxbroker starting", "version", version, "broker", cfg.Broker.ID, "agent_id", a.AgentID(),
 				"gateway", cfg.Gateway.Address, "transport", cfg.Gateway.Transport,

@@ -146,36 +146,41 @@ secret with "secret set" reloads the running agent.
 
 On Linux use systemd credentials instead: oxbroker service install --credential.`,
 	}
-	set := &cobra.Command{
-		Use:   "set NAME",
-		Short: "Store a secret read from standard input (one line), protected by DPAPI (Windows, elevated)",
-		Args:  cli.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			if s.dir == "" {
-				return errSecretsWindowsOnly
-			}
-			if err := validSecretName(args[0]); err != nil {
-				return cli.UsageError{Err: err}
-			}
+	set := s.nameCmd("set NAME", "Store a secret read from standard input (one line), protected by DPAPI (Windows, elevated)",
+		func(c *cobra.Command, name string) error {
 			if f, ok := c.InOrStdin().(*os.File); ok {
 				if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-					fmt.Fprintf(c.ErrOrStderr(), "paste the secret %s, then Enter (it is shown as you type; pipe it in to avoid that):\n", args[0])
+					fmt.Fprintf(c.ErrOrStderr(), "paste the secret %s, then Enter (it is shown as you type; pipe it in to avoid that):\n", name)
 				}
 			}
 			line, err := bufio.NewReader(io.LimitReader(c.InOrStdin(), 64<<10)).ReadString('\n')
 			if err != nil && !errors.Is(err, io.EOF) {
 				return err
 			}
-			if err := s.set(args[0], []byte(strings.TrimSpace(line))); err != nil {
+			if err := s.set(name, []byte(strings.TrimSpace(line))); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.OutOrStdout(), "stored secret %s in %s\nin the config: ${%s}\n", args[0], s.path(args[0]), secretVar(args[0]))
+			fmt.Fprintf(c.OutOrStdout(), "stored secret %s in %s\nin the config: ${%s}\n", name, s.path(name), secretVar(name))
 			return nil
-		},
-	}
-	del := &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Delete a stored secret (Windows, elevated)",
+		})
+	del := s.nameCmd("delete NAME", "Delete a stored secret (Windows, elevated)",
+		func(c *cobra.Command, name string) error {
+			if err := os.Remove(s.path(name)); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.OutOrStdout(), "deleted secret %s\n", name)
+			return nil
+		})
+	c.AddCommand(set, del)
+	return cli.Group(c)
+}
+
+// nameCmd is a "secret" subcommand that takes one secret NAME: it runs
+// run only where the store exists (Windows) and for a valid name.
+func (s secretStore) nameCmd(use, short string, run func(c *cobra.Command, name string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
 		Args:  cli.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if s.dir == "" {
@@ -184,15 +189,9 @@ On Linux use systemd credentials instead: oxbroker service install --credential.
 			if err := validSecretName(args[0]); err != nil {
 				return cli.UsageError{Err: err}
 			}
-			if err := os.Remove(s.path(args[0])); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.OutOrStdout(), "deleted secret %s\n", args[0])
-			return nil
+			return run(c, args[0])
 		},
 	}
-	c.AddCommand(set, del)
-	return cli.Group(c)
 }
 
 var errSecretsWindowsOnly = errors.New(`"oxbroker secret" stores DPAPI-protected secrets, on Windows only; on Linux use systemd credentials (oxbroker service install --credential)`)

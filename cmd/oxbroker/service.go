@@ -298,12 +298,9 @@ and deletes /etc/systemd/system/oxbroker.service). The binary, the config and st
 are left in place.`,
 		Args: cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			s, st, err := openInstalled(h)
+			s, st, err := openInstalled(h, "uninstall")
 			if err != nil {
 				return err
-			}
-			if err := h.privileged(); err != nil {
-				return fmt.Errorf("service uninstall %w", err)
 			}
 			if st == service.StatusRunning {
 				if err := s.Stop(); err != nil {
@@ -327,12 +324,9 @@ func controlCmd(h serviceHost, action, short string) *cobra.Command {
 		Short: short + " (needs root/Administrator)",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			s, st, err := openInstalled(h)
+			s, st, err := openInstalled(h, action)
 			if err != nil {
 				return err
-			}
-			if err := h.privileged(); err != nil {
-				return fmt.Errorf("service %s %w", action, err)
 			}
 			w := c.OutOrStdout()
 			switch {
@@ -442,9 +436,10 @@ var errNotConnected = errors.New("the agent is not connected to the gateway")
 
 var errNotRunning = errors.New("service is not running")
 
-// openInstalled opens the service manager and refuses a service that is not
-// installed, with the command that installs it.
-func openInstalled(h serviceHost) (service.Service, service.Status, error) {
+// openInstalled opens the service manager for action (stop, uninstall…) and
+// refuses a service that is not installed, with the command that installs
+// it, then a user without the rights to act on it.
+func openInstalled(h serviceHost, action string) (service.Service, service.Status, error) {
 	s, err := h.open(&service.Config{Name: serviceName, DisplayName: serviceDisplayName})
 	if err != nil {
 		return nil, 0, err
@@ -454,6 +449,9 @@ func openInstalled(h serviceHost) (service.Service, service.Status, error) {
 		return nil, 0, fmt.Errorf("service %s is not installed; install it with: oxbroker service install --config FILE", serviceName)
 	}
 	// Another error leaves the state unknown; the action itself may still work.
+	if err := h.privileged(); err != nil {
+		return nil, 0, fmt.Errorf("service %s %w", action, err)
+	}
 	return s, st, nil
 }
 

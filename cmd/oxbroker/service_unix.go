@@ -19,8 +19,11 @@ func checkPrivileged() error {
 }
 
 // runManaged runs the agent. systemd and launchd stop a service with
-// SIGTERM, which already cancels ctx.
-func runManaged(ctx context.Context, run func(context.Context) error) error { return run(ctx) }
+// SIGTERM, which already cancels ctx, so there is nothing to fail here.
+func runManaged(ctx context.Context, run func(context.Context)) error {
+	run(ctx)
+	return nil
+}
 
 // logOutput is where "oxbroker run" writes: stderr, which systemd sends
 // to the journal and launchd to /var/log/oxbroker.err.log.

@@ -43,10 +43,12 @@ func checkManager() error { return nil }
 
 // runManaged runs the agent. When the SCM started this process it also
 // talks to the SCM: the SCM's stop (or shutdown) cancels run's context,
-// and the service reports stopped once the agent has drained.
-func runManaged(ctx context.Context, run func(context.Context) error) error {
+// and the service reports stopped once the agent has drained. Its error
+// is the SCM conversation's; run itself has none.
+func runManaged(ctx context.Context, run func(context.Context)) error {
 	if service.Interactive() {
-		return run(ctx)
+		run(ctx)
+		return nil
 	}
 	// Only the SCM stops a service. Go delivers CTRL_LOGOFF_EVENT, which
 	// a service receives whenever any user logs off, as SIGTERM; cli.Main
@@ -57,19 +59,15 @@ func runManaged(ctx context.Context, run func(context.Context) error) error {
 	if err != nil {
 		return err
 	}
-	if err := s.Run(); err != nil {
-		return err
-	}
-	return p.err
+	return s.Run()
 }
 
 // scmProgram is the agent as kardianos runs it under the SCM.
 type scmProgram struct {
 	parent context.Context
-	run    func(context.Context) error
+	run    func(context.Context)
 	cancel context.CancelFunc // set by Start, before Stop can be called
 	done   chan struct{}      // closed when run has returned
-	err    error              // run's result, written before done is closed
 }
 
 func (p *scmProgram) Start(service.Service) error {
@@ -77,7 +75,7 @@ func (p *scmProgram) Start(service.Service) error {
 	p.cancel = cancel
 	go func() {
 		defer close(p.done)
-		p.err = p.run(ctx)
+		p.run(ctx)
 		if ctx.Err() == nil {
 			// The agent ended although the SCM did not stop it. Exiting
 			// without reporting "stopped" is a failure to the SCM, which

@@ -53,8 +53,8 @@ sites:
 	}
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
 	defer func() {
 		cancel()
 		<-done

@@ -123,11 +123,27 @@ func (r *recorder) statuses() []string {
 	return out
 }
 
+// superviseFor runs Supervise with probe and o (Send: a recorder) for d
+// of the synctest bubble's time, then ends it, and returns what it sent.
+func superviseFor(d time.Duration, probe func() Report, o Options) *recorder {
+	ctx, cancel := context.WithCancel(context.Background())
+	rec := &recorder{}
+	o.Send = rec.send
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Supervise(ctx, probe, o)
+	}()
+	time.Sleep(d)
+	cancel()
+	<-done
+	return rec
+}
+
 // TestSuperviseReadyWhenProbeIs: READY=1 waits for the probe to say so,
 // and the status line follows the probe.
 func TestSuperviseReadyWhenProbeIs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
 		start := time.Now()
 		probe := func() Report {
 			if time.Since(start) < 5*time.Second {
@@ -135,15 +151,7 @@ func TestSuperviseReadyWhenProbeIs(t *testing.T) {
 			}
 			return Report{Ready: true, Status: "2 of 2 tunnels up"}
 		}
-		rec := &recorder{}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			Supervise(ctx, probe, Options{ReadyWait: time.Minute, Watchdog: 4 * time.Second, Send: rec.send})
-		}()
-		time.Sleep(10 * time.Second)
-		cancel()
-		<-done
+		rec := superviseFor(10*time.Second, probe, Options{ReadyWait: time.Minute, Watchdog: 4 * time.Second})
 		at, ok := rec.first(Ready)
 		if !ok || at.Sub(start) < 5*time.Second || at.Sub(start) > 6*time.Second {
 			t.Errorf("READY=1 at %v (sent %v), want once the probe is ready, 5 s in", at.Sub(start), ok)
@@ -161,17 +169,8 @@ func TestSuperviseReadyWhenProbeIs(t *testing.T) {
 // gateway is down) still tells systemd it started, after ReadyWait.
 func TestSuperviseReadyAfterWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
 		start := time.Now()
-		rec := &recorder{}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			Supervise(ctx, func() Report { return Report{Status: "no tunnel up"} }, Options{ReadyWait: 20 * time.Second, Send: rec.send})
-		}()
-		time.Sleep(30 * time.Second)
-		cancel()
-		<-done
+		rec := superviseFor(30*time.Second, func() Report { return Report{Status: "no tunnel up"} }, Options{ReadyWait: 20 * time.Second})
 		at, ok := rec.first(Ready)
 		if !ok || at.Sub(start) < 20*time.Second || at.Sub(start) > 21*time.Second {
 			t.Errorf("READY=1 at %v (sent %v), want after the 20 s wait", at.Sub(start), ok)

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
 
 // container is a Debian root file system booted with systemd-nspawn. It
@@ -48,7 +50,7 @@ func boot(t *testing.T, cached string) *container {
 		close(c.exited)
 	}()
 	t.Cleanup(func() { c.powerOff(t) })
-	waitFor(t, "the container's systemd", 60*time.Second, func() bool {
+	testwait.For(t, 60*time.Second, "the container's systemd", func() bool {
 		select {
 		case <-c.exited:
 			t.Fatalf("systemd-nspawn exited:\n%s", c.console)
@@ -59,7 +61,7 @@ func boot(t *testing.T, cached string) *container {
 	})
 	// Until its bus is up, systemctl cannot even ask.
 	var state string
-	waitFor(t, "the container to boot", 90*time.Second, func() bool {
+	testwait.For(t, 90*time.Second, "the container to boot", func() bool {
 		out, _ := c.exec("", "systemctl", "is-system-running", "--wait")
 		state = strings.TrimSpace(out)
 		return state == "running" || state == "degraded"
@@ -185,7 +187,7 @@ func (c *container) journal(t *testing.T, unit string) string {
 // waitJournal waits until unit has logged text at least n times.
 func (c *container) waitJournal(t *testing.T, unit, text string, n int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d× %q in the journal of %s", n, text, unit), 60*time.Second, func() bool {
+	testwait.For(t, 60*time.Second, fmt.Sprintf("%d× %q in the journal of %s", n, text, unit), func() bool {
 		return strings.Count(c.journal(t, unit), text) >= n
 	})
 }
@@ -222,18 +224,6 @@ func (c *container) noSandboxDenial(t *testing.T, unit string) {
 	}
 	if len(bad) > 0 {
 		t.Errorf("the journal of %s shows sandbox denials:\n%s", unit, strings.Join(bad, "\n"))
-	}
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 

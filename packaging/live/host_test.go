@@ -4,15 +4,12 @@ package live
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,12 +19,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/gateway"
 	"github.com/oxsecurity/oxbroker/internal/freeport"
 	"github.com/oxsecurity/oxbroker/internal/gatewayyaml"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
-	"github.com/oxsecurity/oxbroker/jira/jiratest"
+	"github.com/oxsecurity/oxbroker/internal/testenv"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
 
 // release is the two versions of the Linux packages the test installs
@@ -79,42 +76,25 @@ func extract(t *testing.T, deb, path, dir string) string {
 	return out
 }
 
-// host is what runs on the host's loopback: the Jira stand-in, and a
-// gateway for the agents in the container.
+// host is what runs on the host's loopback: the Jira stand-in (testenv),
+// and a gateway for the agents in the container.
 type host struct {
-	dir            string
-	certs          devcert.Files
-	brokerToken    string
-	connectorToken string
-	jiraToken      string
-	jira           *jiratest.Server
-	jiraURL        string
-	inflight       atomic.Int32 // Jira requests being answered
-	gw             *gatewayProc
+	*testenv.Env
+	inflight atomic.Int32 // Jira requests being answered
+	gw       *gatewayProc
 }
 
 func newHost(t *testing.T) *host {
 	t.Helper()
-	h := &host{dir: t.TempDir(), brokerToken: token("broker-"), connectorToken: token("connector-"), jiraToken: token("jira-")}
-	var err error
-	if h.certs, err = devcert.WriteFiles(h.dir, "gateway", "127.0.0.1", "localhost"); err != nil {
-		t.Fatal(err)
-	}
-	h.jira = jiratest.New(jiratest.Options{Credentials: []jiratest.Credential{{Scheme: jiratest.SchemeBearer, Token: h.jiraToken}}})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.inflight.Add(1)
-		defer h.inflight.Add(-1)
-		h.jira.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	h.jiraURL = srv.URL
+	h := &host{}
+	h.Env = testenv.New(t, testenv.Options{Wrap: func(jira http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.inflight.Add(1)
+			defer h.inflight.Add(-1)
+			jira.ServeHTTP(w, r)
+		})
+	}})
 	return h
-}
-
-func token(prefix string) string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return prefix + hex.EncodeToString(b)
 }
 
 // gatewayConfig is the config of a gateway with broker acme, its
@@ -123,7 +103,7 @@ func (h *host) gatewayConfig(tunnel, api, admin, dir string) string {
 	return string(gatewayyaml.YAML(gatewayyaml.Config{
 		Tunnel: tunnel, API: api, Admin: admin,
 		CertFile: dir + "/tls.crt", KeyFile: dir + "/tls.key",
-		Brokers: []gatewayyaml.Broker{{ID: "acme", Token: h.brokerToken, ConnectorTokens: []string{h.connectorToken}}},
+		Brokers: []gatewayyaml.Broker{{ID: "acme", Token: h.BrokerToken, ConnectorTokens: []string{h.ConnectorToken}}},
 	}))
 }
 
@@ -146,7 +126,7 @@ sites:
       token_file: %s
 admin:
   listen: ""
-`, brokerTokenFile, stateDir, tunnel, caFile, h.jiraURL, jiraTokenFile)
+`, brokerTokenFile, stateDir, tunnel, caFile, h.JiraURL, jiraTokenFile)
 }
 
 // gatewayProc is a gateway on the host, or the address of one in the
@@ -161,11 +141,11 @@ type gatewayProc struct {
 func (h *host) startGateway(t *testing.T, bin string) *gatewayProc {
 	t.Helper()
 	g := &gatewayProc{tunnel: freeAddr(t, true), api: freeAddr(t, false), admin: freeAddr(t, false), out: &syncBuffer{}}
-	cfg := filepath.Join(h.dir, "gateway.yaml")
-	os.Rename(h.certs.Cert, filepath.Join(h.dir, "tls.crt"))
-	os.Rename(h.certs.Key, filepath.Join(h.dir, "tls.key"))
-	h.certs.Cert, h.certs.Key = filepath.Join(h.dir, "tls.crt"), filepath.Join(h.dir, "tls.key")
-	if err := os.WriteFile(cfg, []byte(h.gatewayConfig(g.tunnel, g.api, g.admin, h.dir)), 0o600); err != nil {
+	cfg := filepath.Join(h.Dir, "gateway.yaml")
+	os.Rename(h.Certs.Cert, filepath.Join(h.Dir, "tls.crt"))
+	os.Rename(h.Certs.Key, filepath.Join(h.Dir, "tls.key"))
+	h.Certs.Cert, h.Certs.Key = filepath.Join(h.Dir, "tls.crt"), filepath.Join(h.Dir, "tls.key")
+	if err := os.WriteFile(cfg, []byte(h.gatewayConfig(g.tunnel, g.api, g.admin, h.Dir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	g.cmd = exec.Command(bin, "run", "--config", cfg)
@@ -180,7 +160,7 @@ func (h *host) startGateway(t *testing.T, bin string) *gatewayProc {
 			t.Logf("host gateway's log:\n%s", g.out)
 		}
 	})
-	waitFor(t, "the host gateway", 30*time.Second, func() bool { return strings.Contains(g.out.String(), "gateway listening") })
+	testwait.For(t, 30*time.Second, "the host gateway", func() bool { return strings.Contains(g.out.String(), "gateway listening") })
 	return g
 }
 
@@ -188,13 +168,13 @@ func (h *host) startGateway(t *testing.T, bin string) *gatewayProc {
 func (h *host) startAgent(t *testing.T, bin string, g *gatewayProc) *syncBuffer {
 	t.Helper()
 	dir := t.TempDir()
-	for name, v := range map[string]string{"broker.token": h.brokerToken, "jira.token": h.jiraToken} {
+	for name, v := range map[string]string{"broker.token": h.BrokerToken, "jira.token": h.JiraToken} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(v+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	cfg := filepath.Join(dir, "agent.yaml")
-	yaml := h.agentConfig(g.tunnel, h.certs.CACert, filepath.Join(dir, "broker.token"), filepath.Join(dir, "jira.token"), filepath.Join(dir, "state"))
+	yaml := h.agentConfig(g.tunnel, h.Certs.CACert, filepath.Join(dir, "broker.token"), filepath.Join(dir, "jira.token"), filepath.Join(dir, "state"))
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +211,7 @@ func (h *host) tryCall(g *gatewayProc, method, path string) (int, string, error)
 	if err != nil {
 		return 0, "", err
 	}
-	req.Header.Set("Authorization", "Bearer "+h.connectorToken)
+	req.Header.Set("Authorization", "Bearer "+h.ConnectorToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, "", err

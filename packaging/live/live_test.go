@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
 
 // maxExposure is the highest systemd-analyze security score a running
@@ -56,7 +57,7 @@ func TestLive(t *testing.T) {
 	bins := t.TempDir()
 	h.gw = h.startGateway(t, extract(t, rel.deb("oxbroker-gateway", rel.new), "/usr/bin/oxbroker-gateway", bins))
 	c := boot(t, rootfs)
-	c.putFile(t, "gateway-ca.pem", h.certs.CACert)
+	c.putFile(t, "gateway-ca.pem", h.Certs.CACert)
 	for _, v := range []string{rel.old, rel.new} {
 		for _, pkg := range []string{"oxbroker", "oxbroker-gateway"} {
 			c.putFile(t, filepath.Base(rel.deb(pkg, v)), rel.deb(pkg, v))
@@ -97,8 +98,8 @@ func agentDeb(t *testing.T, c *container, h *host, rel *release) {
 	}
 
 	// The tokens and the config, as 2.1 says.
-	c.shIn(t, h.brokerToken+"\n", "umask 077 && cat > /etc/oxbroker/broker.token")
-	c.shIn(t, h.jiraToken+"\n", "umask 077 && cat > /etc/oxbroker/jira.token")
+	c.shIn(t, h.BrokerToken+"\n", "umask 077 && cat > /etc/oxbroker/broker.token")
+	c.shIn(t, h.JiraToken+"\n", "umask 077 && cat > /etc/oxbroker/jira.token")
 	c.sh(t, "chgrp oxbroker /etc/oxbroker/broker.token /etc/oxbroker/jira.token && chmod 0640 /etc/oxbroker/broker.token /etc/oxbroker/jira.token")
 	c.sh(t, "install -m 0644 /srv/live/gateway-ca.pem /etc/oxbroker/gateway-ca.pem")
 	cfg := h.agentConfig(h.gw.tunnel, "/etc/oxbroker/gateway-ca.pem", "/etc/oxbroker/broker.token", "/etc/oxbroker/jira.token", "/var/lib/oxbroker")
@@ -138,7 +139,7 @@ func agentDeb(t *testing.T, c *container, h *host, rel *release) {
 	h.myself(t, h.gw)
 
 	// Stop: a call in flight finishes, then the broker is offline.
-	h.jira.SetDelay(2 * time.Second)
+	h.Jira.SetDelay(2 * time.Second)
 	type result struct {
 		code int
 		err  error
@@ -148,9 +149,9 @@ func agentDeb(t *testing.T, c *container, h *host, rel *release) {
 		code, _, err := h.tryCall(h.gw, "GET", "/b/acme/jira/rest/api/3/myself")
 		done <- result{code, err}
 	}()
-	waitFor(t, "the slow call to reach Jira", 30*time.Second, func() bool { return h.inflight.Load() > 0 })
+	testwait.For(t, 30*time.Second, "the slow call to reach Jira", func() bool { return h.inflight.Load() > 0 })
 	c.sh(t, "systemctl stop oxbroker")
-	h.jira.SetDelay(0)
+	h.Jira.SetDelay(0)
 	if r := <-done; r.err != nil || r.code != http.StatusOK {
 		t.Errorf("the call in flight during stop: %d %v, want 200 (drained)", r.code, r.err)
 	}
@@ -182,7 +183,7 @@ func agentDeb(t *testing.T, c *container, h *host, rel *release) {
 	if got := c.sh(t, "sha256sum /etc/oxbroker/config.yaml"); got != before {
 		t.Error("the upgrade changed /etc/oxbroker/config.yaml")
 	}
-	waitFor(t, "the upgraded agent's session", 30*time.Second, func() bool {
+	testwait.For(t, 30*time.Second, "the upgraded agent's session", func() bool {
 		st := h.broker(t, h.gw)
 		return len(st.Sessions) > 0 && st.Sessions[0].Version == rel.new
 	})
@@ -198,7 +199,7 @@ func agentDeb(t *testing.T, c *container, h *host, rel *release) {
 		if [ -e "$f" ]; then echo "$f survived the purge"; exit 1; fi
 	done
 	test -f /etc/oxbroker/jira.token`)
-	waitFor(t, "the broker to go offline", 30*time.Second, func() bool { return !h.broker(t, h.gw).Online })
+	testwait.For(t, 30*time.Second, "the broker to go offline", func() bool { return !h.broker(t, h.gw).Online })
 }
 
 // serviceInstall: the bare binary as docs/operations.md 2.4 installs it,
@@ -212,13 +213,13 @@ func serviceInstall(t *testing.T, c *container, h *host, rel *release) {
 		chown oxbroker:oxbroker /etc/oxbroker/broker.token && chmod 0600 /etc/oxbroker/broker.token
 		rm -f /etc/oxbroker/jira.token`)
 	// The Jira token is only ever on disk encrypted, with this machine's key.
-	c.shIn(t, h.jiraToken, `install -d -m 0700 /etc/credstore.encrypted
+	c.shIn(t, h.JiraToken, `install -d -m 0700 /etc/credstore.encrypted
 		systemd-creds encrypt --name=jira-token - /etc/credstore.encrypted/jira-token`)
 	cfg := h.agentConfig(h.gw.tunnel, "/etc/oxbroker/gateway-ca.pem", "/etc/oxbroker/broker.token", "${CREDENTIALS_DIRECTORY}/jira-token", "/var/lib/oxbroker")
 	// An admin listener, for service status to ask the agent how it is.
 	cfg = strings.Replace(cfg, `listen: ""`, fmt.Sprintf("listen: %q", freeAddr(t, false)), 1)
 	c.shIn(t, cfg, "umask 027 && cat > /etc/oxbroker/config.yaml && chgrp oxbroker /etc/oxbroker/config.yaml")
-	if out, err := c.exec("", "grep", "-rl", h.jiraToken, "/etc", "/var/lib", "/srv"); err == nil {
+	if out, err := c.exec("", "grep", "-rl", h.JiraToken, "/etc", "/var/lib", "/srv"); err == nil {
 		t.Fatalf("the Jira token is on disk in clear:\n%s", out)
 	}
 
@@ -245,7 +246,7 @@ func serviceInstall(t *testing.T, c *container, h *host, rel *release) {
 	if out, err := c.exec("", "oxbroker", "service", "status"); err == nil || out != "installed: yes\nstopped\n" {
 		t.Errorf("service status after stop: %q (%v), want stopped and exit 1", out, err)
 	}
-	waitFor(t, "the broker to go offline", 30*time.Second, func() bool { return !h.broker(t, h.gw).Online })
+	testwait.For(t, 30*time.Second, "the broker to go offline", func() bool { return !h.broker(t, h.gw).Online })
 	c.noSandboxDenial(t, "oxbroker")
 	c.sh(t, "oxbroker service uninstall")
 	if out, _ := c.exec("", "oxbroker", "service", "status"); out != "installed: no\nstopped\n" {
@@ -264,7 +265,7 @@ func watchdog(t *testing.T, c *container, h *host) {
 		systemctl daemon-reload
 		systemctl start oxbroker`)
 	pid := c.prop(t, "oxbroker", "MainPID")
-	waitFor(t, "a watchdog restart", 90*time.Second, func() bool {
+	testwait.For(t, 90*time.Second, "a watchdog restart", func() bool {
 		return c.prop(t, "oxbroker", "NRestarts") != "0" && c.prop(t, "oxbroker", "MainPID") != pid
 	})
 	j := c.journal(t, "oxbroker")
@@ -291,8 +292,8 @@ func gatewayDeb(t *testing.T, c *container, h *host, rel *release, agentBin stri
 	if got := c.active("oxbroker-gateway"); got != "inactive" {
 		t.Fatalf("after install: is-active %q, want inactive", got)
 	}
-	c.putFile(t, "tls.crt", h.certs.Cert)
-	c.putFile(t, "tls.key", h.certs.Key)
+	c.putFile(t, "tls.crt", h.Certs.Cert)
+	c.putFile(t, "tls.key", h.Certs.Key)
 	c.sh(t, `install -m 0640 -o root -g oxbroker-gateway /srv/live/tls.crt /etc/oxbroker-gateway/tls.crt
 		install -m 0640 -o root -g oxbroker-gateway /srv/live/tls.key /etc/oxbroker-gateway/tls.key`)
 	g := &gatewayProc{tunnel: freeAddr(t, true), api: freeAddr(t, false), admin: freeAddr(t, false)}
@@ -313,7 +314,7 @@ func gatewayDeb(t *testing.T, c *container, h *host, rel *release, agentBin stri
 	}
 
 	agentLog := h.startAgent(t, agentBin, g)
-	waitFor(t, "the host agent online at the container's gateway", 60*time.Second, func() bool {
+	testwait.For(t, 60*time.Second, "the host agent online at the container's gateway", func() bool {
 		_, body, err := h.tryCall(g, "GET", "/v1/brokers/acme")
 		return err == nil && strings.Contains(body, `"online":true`)
 	})
@@ -332,7 +333,7 @@ func gatewayDeb(t *testing.T, c *container, h *host, rel *release, agentBin stri
 	if got := c.sh(t, "sha256sum /etc/oxbroker-gateway/config.yaml"); got != before {
 		t.Error("the upgrade changed /etc/oxbroker-gateway/config.yaml")
 	}
-	waitFor(t, "the host agent back after the upgrade", 60*time.Second, func() bool {
+	testwait.For(t, 60*time.Second, "the host agent back after the upgrade", func() bool {
 		code, _, err := h.tryCall(g, "GET", "/b/acme/jira/rest/api/3/myself")
 		return err == nil && code == http.StatusOK
 	})
@@ -343,7 +344,7 @@ func gatewayDeb(t *testing.T, c *container, h *host, rel *release, agentBin stri
 	if _, _, err := h.tryCall(g, "GET", "/v1/brokers/acme"); err == nil {
 		t.Error("the API still answers after stop")
 	}
-	waitFor(t, "the host agent to notice", 30*time.Second, func() bool {
+	testwait.For(t, 30*time.Second, "the host agent to notice", func() bool {
 		return strings.Contains(agentLog.String(), "reconnecting")
 	})
 	c.noSandboxDenial(t, "oxbroker-gateway")

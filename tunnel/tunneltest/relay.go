@@ -168,8 +168,7 @@ func (r *Relay) Set(m Mode) {
 func (r *Relay) SetTCP(m Mode) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.gen++
-	r.tcpMode.Store(&modeState{Mode: m, gen: r.gen})
+	r.setLocked(&r.tcpMode, m)
 	if m.kind == modeReset {
 		for c := range r.conns {
 			c.close(true)
@@ -181,8 +180,13 @@ func (r *Relay) SetTCP(m Mode) {
 func (r *Relay) SetUDP(m Mode) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.setLocked(&r.udpMode, m)
+}
+
+// setLocked puts m in force as the mode's next generation; r.mu is held.
+func (r *Relay) setLocked(mode *atomic.Pointer[modeState], m Mode) {
 	r.gen++
-	r.udpMode.Store(&modeState{Mode: m, gen: r.gen})
+	mode.Store(&modeState{Mode: m, gen: r.gen})
 }
 
 // TCPMode and UDPMode return the modes in force.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
@@ -40,6 +41,13 @@ func (e reportedError) Unwrap() error { return e.error }
 
 // Reported marks err as already shown to the user.
 func Reported(err error) error { return reportedError{err} }
+
+// CannotStart logs why a program cannot start, as the last line of its
+// run command, and returns err as reported there.
+func CannotStart(log *slog.Logger, err error) error {
+	log.Error("cannot start", "err", err)
+	return Reported(err)
+}
 
 // Main runs root with the process's arguments, cancels its context on
 // SIGINT/SIGTERM, prints an error that was not already shown, and exits

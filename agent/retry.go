@@ -8,37 +8,6 @@ import (
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
-// backoff is exponential backoff with full jitter: the n-th delay is
-// uniform in [0, min(max, base·2ⁿ)]. Full jitter spreads a thousand agents
-// that lost the same gateway over the whole window instead of a thundering
-// herd at each step.
-type backoff struct {
-	base, max time.Duration
-	attempt   int
-	// exhausted makes every delay fall in [max/2, max] until reset: after
-	// the gateway refused our credentials, retrying soon cannot help, and
-	// full jitter would sometimes retry within a second.
-	exhausted bool
-}
-
-func (b *backoff) next() time.Duration {
-	if b.exhausted {
-		return b.max/2 + rand.N(b.max/2+1)
-	}
-	ceil := b.max
-	if b.attempt < 30 && b.base <= b.max>>b.attempt { // no overflow of base<<attempt
-		ceil = b.base << b.attempt
-	}
-	b.attempt++
-	return rand.N(ceil + 1)
-}
-
-// exhaust moves the backoff to its cap, e.g. after the gateway refused our
-// credentials.
-func (b *backoff) exhaust() { b.exhausted = true }
-
-func (b *backoff) reset() { b.attempt, b.exhausted = 0, false }
-
 // Quick retries (tunnel/spec.md, "Reconnects").
 const (
 	// quickRetry is the first wait after a goaway or a reject
@@ -60,21 +29,21 @@ const (
 // retry decides how long a connection waits before its next dial. It is
 // owned by the connection's goroutine.
 type retry struct {
-	bo backoff
+	bo tunnel.Backoff
 	// restarting is set by a goaway or a reject shutting_down and cleared
 	// by a welcome: the gateway is restarting rather than failing.
 	restarting bool
 	// quick counts the quick retries since the last welcome.
 	quick int
 	// goaways counts the goaways in a row: since a session last stayed
-	// up for stableAfter or ended some other way. One is a gateway that
+	// up for tunnel.StableAfter or ended some other way. One is a gateway that
 	// restarts; more are a gateway that sends the agent away again as
 	// soon as it comes (a rolling restart, or a broken or hostile
 	// gateway), and back off.
 	goaways int
 }
 
-func newRetry() retry { return retry{bo: backoff{base: backoffBase, max: backoffMax}} }
+func newRetry() retry { return retry{bo: tunnel.NewBackoff()} }
 
 // after returns the wait before the next dial, given how the last attempt
 // ended: welcomed says whether the gateway accepted the session, upFor how
@@ -82,7 +51,7 @@ func newRetry() retry { return retry{bo: backoff{base: backoffBase, max: backoff
 //
 // A goaway (the gateway asked the agent to move) is followed by a dial at
 // once. A further goaway in a row (no session in between stayed up for
-// stableAfter or ended otherwise) waits on the quick schedule
+// tunnel.StableAfter or ended otherwise) waits on the quick schedule
 // (quickRetries times), then takes the backoff's steps: a gateway that
 // sends goaway right after each welcome is dialled ever more rarely, not
 // in a loop. After a goaway or a reject
@@ -91,12 +60,12 @@ func newRetry() retry { return retry{bo: backoff{base: backoffBase, max: backoff
 // is retried on the quick schedule, without growing the backoff,
 // quickRetries times at most. Bad credentials wait near the cap;
 // everything else takes the next backoff step, which starts again from
-// its base once a session has stayed up for stableAfter.
+// its base once a session has stayed up for tunnel.StableAfter.
 func (r *retry) after(welcomed bool, upFor time.Duration, err error) time.Duration {
 	if welcomed {
 		r.restarting, r.quick = false, 0
-		if upFor > stableAfter {
-			r.bo.reset()
+		if upFor > tunnel.StableAfter {
+			r.bo.Reset()
 			r.goaways = 0
 		}
 		if !errors.Is(err, errGoAway) {
@@ -109,17 +78,17 @@ func (r *retry) after(welcomed bool, upFor time.Duration, err error) time.Durati
 		r.restarting = true
 		r.goaways++
 		if r.goaways == 1 {
-			r.bo.reset()
+			r.bo.Reset()
 			return 0
 		}
 		if k := r.goaways - 2; k < quickRetries {
 			return quickDelay(k)
 		}
-		return r.bo.next()
+		return r.bo.Next()
 	case errors.As(err, &rej) && rej.Reject.Code == tunnel.RejectUnauthorized:
 		r.restarting = false
-		r.bo.exhaust()
-		return r.bo.next()
+		r.bo.Exhaust()
+		return r.bo.Next()
 	case errors.As(err, &rej) && rej.Reject.Code == tunnel.RejectShutdown:
 		r.restarting = true
 	}
@@ -127,7 +96,7 @@ func (r *retry) after(welcomed bool, upFor time.Duration, err error) time.Durati
 		r.quick++
 		return quickDelay(r.quick - 1)
 	}
-	return r.bo.next()
+	return r.bo.Next()
 }
 
 // quickDelay is the wait before quick retry n (from 0): uniform in
