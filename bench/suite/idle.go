@@ -2,6 +2,7 @@ package suite
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -25,7 +26,11 @@ func (s *suite) idle(ctx context.Context, transport string, f *Figures) error {
 	if err != nil {
 		return err
 	}
-	defer func() { gw.stop() }()
+	defer func() {
+		if gw != nil { // nil when the restarted gateway did not start
+			gw.stop()
+		}
+	}()
 	if err := pause(ctx, gw, time.Second); err != nil {
 		return err
 	}
@@ -90,7 +95,7 @@ func (s *suite) idle(ctx context.Context, transport string, f *Figures) error {
 	s.logf("%s: the gateway was killed; it took %.2f s to exit", transport, time.Since(killed).Seconds())
 	gw, err = s.startGateway(ctx, name, addrs)
 	if err != nil {
-		return err
+		return fmt.Errorf("restart the gateway under %d reconnecting agents: %w", c.Reconnect, err)
 	}
 	ready := time.Since(killed)
 	// Back means welcomed by the new gateway: each agent's own session,
