@@ -162,3 +162,28 @@ func ReadSecretFile(name, serviceGroup string) ([]byte, string, error) {
 	}
 	return data, access.advice, nil
 }
+
+// AgentAdminListen reads only admin.listen of the agent config at path (its
+// default when the key is absent), for the commands that ask a running agent
+// how it is (service status). Those run where the agent's secrets may not be
+// readable — a systemd credential exists only inside the service, so its
+// ${CREDENTIALS_DIRECTORY} is unset outside — so token files are not read
+// and the other keys' problems are not this caller's concern.
+func AgentAdminListen(path string, lookupEnv func(string) (string, bool)) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", deniedError(path, err)
+	}
+	var a Agent
+	d, err := decode(data, "OXBROKER_", lookupEnv, &a)
+	if err != nil {
+		return "", withFile(path, err)
+	}
+	for _, fe := range d.errs {
+		if fe.Path == "admin.listen" || fe.Path == "admin" || fe.Path == "" {
+			return "", withLines(Errors{fe}, d.lines)
+		}
+	}
+	a.setDefaults(d.set)
+	return a.Admin.Listen, nil
+}

@@ -479,3 +479,44 @@ func TestSuggestKey(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentAdminListen: service status finds the agent's admin listener in
+// a config whose token files only the service can read (a systemd
+// credential under ${CREDENTIALS_DIRECTORY}, unset outside the service):
+// the other keys' problems do not send it to the default address.
+func TestAgentAdminListen(t *testing.T) {
+	noEnv := func(string) (string, bool) { return "", false }
+	for _, tc := range []struct {
+		name, yaml, want, wantErr string
+	}{
+		{"credential token", `broker: {id: acme, token_file: /nonexistent/broker.token}
+sites:
+  - {name: jira, url: "https://jira.example.com", auth: {type: bearer, token_file: "${CREDENTIALS_DIRECTORY}/jira-token"}}
+admin: {listen: "127.0.0.1:30222"}
+`, "127.0.0.1:30222", ""},
+		{"absent", "broker: {id: acme}\n", DefaultAgentAdmin, ""},
+		{"off", "admin: {listen: \"\"}\n", "", ""},
+		{"not a string", "admin: {listen: [1, 2]}\n", "", "admin.listen"},
+		{"not yaml", "admin: [\n", "", "yaml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "config.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := AgentAdminListen(path, noEnv)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %q, %v; want an error about %s", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := AgentAdminListen(filepath.Join(t.TempDir(), "missing.yaml"), noEnv); err == nil {
+		t.Error("a missing file: no error")
+	}
+}

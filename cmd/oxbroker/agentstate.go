@@ -82,13 +82,15 @@ func parseReadyz(status int, body string) (agentState, error) {
 	return st, nil
 }
 
-// adminAddr is the agent's admin listener as the config at path sets it,
-// or the default when the config cannot be read (a user who may not read
-// it); "" when the config turns it off.
-func adminAddr(path string) string {
-	cfg, err := config.LoadAgent(path, lookupEnv())
+// adminAddr is the agent's admin listener as the config at path sets it
+// ("" when the config turns it off), or the default when admin.listen
+// cannot be read (a user who may not read the config), with why.
+// Only that key is read: the token files the config names may be
+// readable by the service alone (a systemd credential).
+func adminAddr(path string) (string, error) {
+	addr, err := config.AgentAdminListen(path, lookupEnv())
 	if err != nil {
-		return config.DefaultAgentAdmin
+		return config.DefaultAgentAdmin, err
 	}
-	return cfg.Admin.Listen
+	return addr, nil
 }

@@ -405,7 +405,9 @@ oxbroker (macOS).`,
 				return cli.Reported(errNotRunning)
 			}
 			if admin == "" {
-				admin = adminAddr(path)
+				if admin, err = adminAddr(path); err != nil {
+					fmt.Fprintf(c.ErrOrStderr(), "asking the agent at %s: admin.listen is unreadable: %v\n", admin, err)
+				}
 			}
 			var as agentState
 			if admin == "" {
