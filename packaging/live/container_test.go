@@ -31,8 +31,35 @@ type container struct {
 }
 
 // boot copies the cached root file system and boots it; Cleanup powers
-// it off, and prints the journal when the test failed.
+// it off, and prints the journal when the test failed. A container that
+// does not finish booting is booted once more from a fresh copy, after
+// its state, pending jobs and journal are logged: the boot is this
+// test's scaffolding, not what it tests, and one CI run saw a boot stall
+// that no later run reproduced.
 func boot(t *testing.T, cached string) *container {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		c, err := bootOnce(t, cached)
+		if err == nil {
+			t.Cleanup(func() { c.powerOff(t) })
+			t.Cleanup(func() {
+				if t.Failed() {
+					c.logState(t, "")
+				}
+			})
+			return c
+		}
+		if attempt == 2 {
+			t.Fatal(err)
+		}
+		t.Logf("%v; booting a fresh copy once more", err)
+	}
+}
+
+// bootOnce boots a copy of cached and waits for its systemd to finish
+// booting; when it does not, it logs why, powers the container off and
+// returns an error.
+func bootOnce(t *testing.T, cached string) (*container, error) {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "root")
 	run(t, "", "cp", "-a", "--reflink=auto", cached, root)
@@ -49,34 +76,69 @@ func boot(t *testing.T, cached string) *container {
 		c.nspawn.Wait()
 		close(c.exited)
 	}()
-	t.Cleanup(func() { c.powerOff(t) })
-	testwait.For(t, 60*time.Second, "the container's systemd", func() bool {
+	exited := false
+	if _, ok := testwait.Until(60*time.Second, func() bool {
 		select {
 		case <-c.exited:
-			t.Fatalf("systemd-nspawn exited:\n%s", c.console)
+			exited = true
+			return true
 		default:
 		}
-		c.pid = childPID(c.nspawn.Process.Pid)
+		c.pid = containerInit(c.nspawn.Process.Pid)
 		return c.pid != 0
-	})
+	}); exited || !ok {
+		c.powerOff(t)
+		return nil, fmt.Errorf("systemd-nspawn did not start the container's systemd in 60 s (exited: %v):\n%s", exited, c.console)
+	}
 	// Until its bus is up, systemctl cannot even ask.
 	var state string
-	testwait.For(t, 90*time.Second, "the container to boot", func() bool {
-		out, _ := c.exec("", "systemctl", "is-system-running", "--wait")
+	took, ok := testwait.Until(90*time.Second, func() bool {
+		out, err := c.exec("", "systemctl", "is-system-running", "--wait")
 		state = strings.TrimSpace(out)
+		if err != nil && state == "" {
+			state = err.Error()
+		}
 		return state == "running" || state == "degraded"
 	})
+	if !ok {
+		c.logState(t, state)
+		c.powerOff(t)
+		return nil, fmt.Errorf("the container did not finish booting in %s (its state: %q)", took.Round(time.Second), state)
+	}
 	if state != "running" {
 		failed, _ := c.exec("", "systemctl", "--failed", "--no-pager")
 		t.Logf("the container's system is %s:\n%s", state, failed)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			j, _ := c.exec("", "journalctl", "--no-pager", "-n", "300", "-o", "short-monotonic")
-			t.Logf("the container's journal, last 300 lines:\n%s", j)
-		}
-	})
-	return c
+	return c, nil
+}
+
+// logState logs what the container's systemd is waiting for and its
+// journal's end.
+func (c *container) logState(t *testing.T, state string) {
+	t.Helper()
+	if state == "" {
+		state, _ = c.exec("", "systemctl", "is-system-running")
+	}
+	jobs, _ := c.exec("", "systemctl", "list-jobs", "--no-pager")
+	j, _ := c.exec("", "journalctl", "--no-pager", "-n", "300", "-o", "short-monotonic")
+	t.Logf("the container's system is %s; its pending jobs:\n%s\nits journal, last 300 lines:\n%s",
+		strings.TrimSpace(state), jobs, j)
+}
+
+// containerInit is the container's systemd, as the host sees it: nspawn's
+// child once it has exec'd systemd; 0 until then. Before the exec the
+// child is still systemd-nspawn setting the container up, and nsenter
+// into it may join namespaces that are not yet the container's.
+func containerInit(nspawn int) int {
+	pid := childPID(nspawn)
+	if pid == 0 {
+		return 0
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil || strings.TrimSpace(string(comm)) != "systemd" {
+		return 0
+	}
+	return pid
 }
 
 // childPID is the first child of pid, 0 while it has none.
