@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -31,8 +33,9 @@ import (
 //   - Links are rewritten in the Location, Content-Location and Link
 //     headers and in JSON and text bodies that are not files, when the
 //     gateway named the public base of the call (Ox-Broker-Public-Base)
-//     and the site keeps rewrite_links on. A rewritten body loses its
-//     Content-Length: it is sent chunked.
+//     and the site keeps rewrite_links on. A rewritten body of at most
+//     maxHeldBody is read whole and sent with its new Content-Length; a
+//     larger one loses its Content-Length: it is sent chunked.
 //
 // The agent asks Jira for identity encoding (upstreamEncoding), so that
 // bodies stream through without being decompressed and compressed again.
@@ -215,13 +218,62 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		r = ex.links.r
 		lengthChanges = true
 	}
+	fb := &filteredBody{Reader: r.NewReader(body), src: res.Body, p: p, ex: ex, res: res}
+	res.Body = fb
 	if lengthChanges {
+		declared := res.ContentLength
 		res.Header.Del("Content-Length")
 		res.ContentLength = -1
+		if declared >= 0 && declared <= maxHeldBody {
+			holdWhole(res, fb)
+		}
 	}
-	res.Body = &filteredBody{Reader: r.NewReader(body), src: res.Body, p: p, ex: ex, res: res}
 	return nil
 }
+
+// maxHeldBody bounds the answers that holdWhole reads whole: Jira's
+// usual JSON (an issue, a page of search results) is a few KiB to a few
+// tens of KiB.
+const maxHeldBody = 64 << 10
+
+// holdWhole reads a small answer whose length the filter changes to its
+// end, so that it goes on with its new Content-Length in one piece
+// instead of chunked: the caller sees a length as Jira sent one, and the
+// body crosses the tunnel in one write rather than a chunk per 4 KiB
+// buffer (issue 14: a rewritten issue of a little over 4 KiB cost each
+// side a write system call and a tunnel frame more). An answer that
+// turns out larger than maxHeldBody (a gzip body that inflates), or whose
+// reading fails, goes on chunked from where the read stopped: the bytes
+// read first, then the rest of the stream or its error, as if it had
+// never been held.
+func holdWhole(res *http.Response, fb *filteredBody) {
+	held, err := io.ReadAll(io.LimitReader(fb, maxHeldBody+1))
+	switch {
+	case err != nil:
+		res.Body = heldBody{io.MultiReader(bytes.NewReader(held), errReader{err}), fb}
+	case len(held) > maxHeldBody:
+		res.Body = heldBody{io.MultiReader(bytes.NewReader(held), fb), fb}
+	default:
+		fb.Close() // at its end: counts the replacements, frees the upstream connection
+		res.Body = io.NopCloser(bytes.NewReader(held))
+		res.ContentLength = int64(len(held))
+		res.Header.Set("Content-Length", strconv.Itoa(len(held)))
+	}
+}
+
+// heldBody is what holdWhole read, then the rest of the filtered body,
+// which it closes.
+type heldBody struct {
+	io.Reader
+	fb *filteredBody
+}
+
+func (b heldBody) Close() error { return b.fb.Close() }
+
+// errReader returns err on every read.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // rewritable reports whether a response body may have its links
 // rewritten: JSON or text, and not a file (an attachment's content keeps

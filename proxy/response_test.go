@@ -253,9 +253,8 @@ func TestLinksRewritten(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", k, got, v)
 		}
 	}
-	// Jira's Content-Length is dropped; the server may count the rewritten
-	// body itself (it fits in its buffer), and then it must be its length.
-	if resp.ContentLength != -1 && resp.ContentLength != int64(len(body)) {
+	// Jira's Content-Length is replaced by the rewritten body's.
+	if resp.ContentLength != int64(len(body)) {
 		t.Errorf("Content-Length %d on a rewritten body of %d bytes", resp.ContentLength, len(body))
 	}
 	if n := obs.rewritten(); n != 6 {
@@ -364,4 +363,78 @@ func TestRedacted(t *testing.T) {
 			t.Errorf("redacted(%d) = %q", n, got)
 		}
 	}
+}
+
+// TestRewrittenBodyLength: a rewritten answer that Jira sent with a
+// Content-Length goes on with its new length (read whole, up to
+// maxHeldBody); a larger one, or a gzip one that inflates past it, is
+// sent chunked and whole; one that breaks off mid-body reaches the
+// caller broken off, never as a complete shorter answer.
+func TestRewrittenBodyLength(t *testing.T) {
+	link := func(host string) string { return `{"self":"http://` + host + `/jira/rest/api/3/issue/1","pad":"` }
+	tests := []struct {
+		name    string
+		pad     int
+		gzip    bool
+		wantLen bool // a Content-Length on the answer
+	}{
+		{"small", 4 << 10, false, true},
+		{"at the limit of held bodies", maxHeldBody - 200, false, true},
+		{"larger", maxHeldBody + 1, false, false},
+		{"gzip that inflates past the limit", 4 * maxHeldBody, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := newUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+				body := link(r.Host) + strings.Repeat("x", tt.pad) + `"}`
+				w.Header().Set("Content-Type", "application/json")
+				if tt.gzip {
+					var zb bytes.Buffer
+					zw := gzip.NewWriter(&zb)
+					io.WriteString(zw, body)
+					zw.Close()
+					w.Header().Set("Content-Encoding", "gzip")
+					body = zb.String()
+				}
+				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+				io.WriteString(w, body)
+			})
+			f := newFront(t, linkSite(up.URL), Options{Broker: testBroker})
+			resp, body := f.do(t, "GET", "/rest/api/3/issue/ABC-1", nil, http.Header{brokerhttp.HeaderPublicBase: {testPublic}})
+			want := `{"self":"` + testSiteREST + `api/3/issue/1","pad":"` + strings.Repeat("x", tt.pad) + `"}`
+			if string(body) != want {
+				t.Fatalf("body: got %d bytes, want the %d of the rewritten answer", len(body), len(want))
+			}
+			if tt.wantLen {
+				if resp.ContentLength != int64(len(body)) || len(resp.TransferEncoding) != 0 {
+					t.Errorf("Content-Length %d, Transfer-Encoding %q; want %d and none", resp.ContentLength, resp.TransferEncoding, len(body))
+				}
+			} else if resp.ContentLength != -1 {
+				t.Errorf("Content-Length %d on an answer larger than maxHeldBody, want chunked", resp.ContentLength)
+			}
+		})
+	}
+	t.Run("broken off", func(t *testing.T) {
+		up := newUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+			c, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			brw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + link(r.Host))
+			brw.Flush()
+		})
+		f := newFront(t, linkSite(up.URL), Options{Broker: testBroker})
+		req, _ := http.NewRequest("GET", "http://"+f.addr+"/rest/api/3/issue/ABC-1", nil)
+		req.Header.Set(brokerhttp.HeaderPublicBase, testPublic)
+		resp, err := f.client.Do(req)
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		if err == nil {
+			t.Error("the caller read a complete answer, want an error")
+		}
+	})
 }
