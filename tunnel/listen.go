@@ -18,20 +18,31 @@ import (
 // ErrListenerClosed is returned by Accept after Close.
 var ErrListenerClosed = errors.New("tunnel listener closed")
 
-// maxPendingHandshakes bounds the handshakes in progress on each
-// transport (TLS on TCP; QUIC until the listener accepts the connection),
-// so that a flood of half-open connections cannot exhaust the gateway:
-// beyond it, new connections are refused at once.
+// maxPendingHandshakes bounds the TLS handshakes in progress on TCP, so
+// that a flood of half-open connections cannot exhaust the gateway:
+// beyond it, new connections are refused at once. More does not help a
+// reconnect storm there: the handshakes are CPU-bound, and with 2,048 at
+// once a restarted gateway under 10,000 agents did not answer /readyz
+// for more than 10 s (docs/benchmarks.md, section 6).
 const maxPendingHandshakes = 512
+
+// maxPendingQUIC bounds the QUIC connections from their first packet
+// until the listener accepts them. Beyond quicRetryAbove each has proved
+// its source address, and the count includes connections whose handshake
+// is done but that wait in quic-go's accept queue, so it runs higher than
+// TCP's for the same work: at 512, a reconnect storm of 10,000 agents was
+// refused 28,092 times and took 73 s to be back, at 2,048 4,717 times and
+// 36 s (docs/benchmarks.md, section 6).
+const maxPendingQUIC = 2048
 
 // quicRetryAbove is the number of QUIC handshakes in progress above which
 // a new connection must first prove that it owns its source address (a
 // QUIC Retry, one more round trip): a flood from spoofed addresses then
 // costs the gateway no connection state, and the gateway cannot be used
 // to reflect traffic at someone else.
-const quicRetryAbove = maxPendingHandshakes / 4
+const quicRetryAbove = 128
 
-// errTooManyHandshakes refuses a QUIC connection over maxPendingHandshakes.
+// errTooManyHandshakes refuses a QUIC connection over maxPendingQUIC.
 var errTooManyHandshakes = errors.New("too many handshakes in progress")
 
 // Listener accepts tunnel sessions on one port over both transports: QUIC
@@ -249,9 +260,9 @@ type handshakeKey struct{}
 
 // quicConnContext counts a QUIC connection from its first packet until the
 // listener accepts it (or it fails), and refuses it when
-// maxPendingHandshakes are in progress already.
+// maxPendingQUIC are in progress already.
 func (l *Listener) quicConnContext(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
-	if l.quicPending.Add(1) > maxPendingHandshakes {
+	if l.quicPending.Add(1) > maxPendingQUIC {
 		l.quicPending.Add(-1)
 		l.limit(LimitHandshakes, ci.RemoteAddr)
 		return nil, errTooManyHandshakes

@@ -25,7 +25,8 @@ const (
 	// zero).
 	LimitStreamIDs = "stream_ids"
 	// LimitHandshakes: more transport handshakes in progress than the
-	// listener takes (maxPendingHandshakes); the connection is refused.
+	// listener takes (maxPendingHandshakes on TCP, maxPendingQUIC on
+	// QUIC); the connection is refused.
 	LimitHandshakes = "handshakes"
 )
 
