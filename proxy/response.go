@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -225,7 +226,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		res.Header.Del("Content-Length")
 		res.ContentLength = -1
 		if declared >= 0 && declared <= maxHeldBody {
-			holdWhole(res, fb)
+			holdWhole(res, fb, int(declared))
 		}
 	}
 	return nil
@@ -246,8 +247,8 @@ const maxHeldBody = 64 << 10
 // reading fails, goes on chunked from where the read stopped: the bytes
 // read first, then the rest of the stream or its error, as if it had
 // never been held.
-func holdWhole(res *http.Response, fb *filteredBody) {
-	held, err := io.ReadAll(io.LimitReader(fb, maxHeldBody+1))
+func holdWhole(res *http.Response, fb *filteredBody, declared int) {
+	held, err := readUpTo(fb, maxHeldBody+1, declared+declared/8+512)
 	switch {
 	case err != nil:
 		res.Body = heldBody{io.MultiReader(bytes.NewReader(held), errReader{err}), fb}
@@ -259,6 +260,28 @@ func holdWhole(res *http.Response, fb *filteredBody) {
 		res.ContentLength = int64(len(held))
 		res.Header.Set("Content-Length", strconv.Itoa(len(held)))
 	}
+}
+
+// readUpTo reads r until EOF or limit bytes into a buffer of hint bytes
+// at first: the declared length and room for longer links, so that a
+// held answer is read with one allocation where io.ReadAll would grow
+// its buffer five times.
+func readUpTo(r io.Reader, limit, hint int) ([]byte, error) {
+	buf := make([]byte, 0, min(hint, limit))
+	for len(buf) < limit {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(max(cap(buf), 512), limit-len(buf)))
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), limit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // heldBody is what holdWhole read, then the rest of the filtered body,

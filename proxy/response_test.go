@@ -438,3 +438,21 @@ func TestRewrittenBodyLength(t *testing.T) {
 		}
 	})
 }
+
+// TestReadUpTo: readUpTo stops at its limit whatever its first buffer,
+// and keeps what it read before an error.
+func TestReadUpTo(t *testing.T) {
+	const limit = 100
+	for _, size := range []int{0, 1, limit - 1, limit, limit + 1, 3 * limit} {
+		for _, hint := range []int{0, 1, size, 2 * limit} {
+			got, err := readUpTo(strings.NewReader(strings.Repeat("a", size)), limit, hint)
+			if want := min(size, limit); err != nil || len(got) != want {
+				t.Errorf("size %d, hint %d: got %d bytes, %v; want %d", size, hint, len(got), err, want)
+			}
+		}
+	}
+	broken := io.MultiReader(strings.NewReader("abc"), errReader{io.ErrUnexpectedEOF})
+	if got, err := readUpTo(broken, limit, 1); string(got) != "abc" || err != io.ErrUnexpectedEOF {
+		t.Errorf("broken: got %q, %v; want abc and the error", got, err)
+	}
+}
