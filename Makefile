@@ -15,7 +15,7 @@ FUZZ_TARGETS := ./tunnel:FuzzReadFrame ./tunnel:FuzzDecodeMessage ./tunnel:FuzzF
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ $(CMDS)
 
-test: unit fuzz
+test: unit fuzz gobench
 
 # The gateway's cluster tests run a real Redis (redis-server, Debian's
 # package), and the status pages' tests a headless Chromium (chromium);
