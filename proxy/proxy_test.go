@@ -970,33 +970,47 @@ func TestPolicyGetsDecodedPathWithoutBase(t *testing.T) {
 // headers went out, the caller's connection is aborted (it cannot be told
 // otherwise) and the audit line says so.
 func TestResponseBrokenMidBody(t *testing.T) {
-	up := newUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
-		c, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.Close()
-		brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly a little")
-		brw.Flush()
-	})
-	var buf syncBuffer
-	f := newFront(t, testSite(up.URL), Options{Logger: slogTo(&buf)})
-	req, _ := http.NewRequest("GET", "http://"+f.addr+"/rest/api/3/issue/ABC-1", nil)
-	req.Header.Set(brokerhttp.HeaderRequestID, "req-broken")
-	// Depending on what the server had flushed, the caller sees the
-	// connection close before the headers or in the body.
-	resp, err := f.client.Do(req)
-	if err == nil {
-		_, err = io.ReadAll(resp.Body)
-		resp.Body.Close()
-	}
-	if err == nil {
-		t.Error("the caller read a complete response, want an error")
-	}
-	testwait.For(t, 5*time.Second, "the log line of request req-broken", func() bool { return strings.Contains(buf.String(), "request_id=req-broken") })
-	if line := buf.String(); !strings.Contains(line, "status=200") || !strings.Contains(line, "aborted=true") {
-		t.Errorf("audit line does not say aborted:\n%s", line)
+	for _, tt := range []struct {
+		name string
+		site func(string) config.Site
+		head string
+	}{
+		{"passed through", testSite, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly a little"},
+		// A small answer whose links are rewritten is read whole first
+		// (holdWhole): its break must still reach the caller.
+		{"held to be rewritten", linkSite, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"self\":\"http://jira/jira/rest/api/3/issue/1\""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			up := newUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+				c, brw, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer c.Close()
+				brw.WriteString(tt.head)
+				brw.Flush()
+			})
+			var buf syncBuffer
+			f := newFront(t, tt.site(up.URL), Options{Broker: testBroker, Logger: slogTo(&buf)})
+			req, _ := http.NewRequest("GET", "http://"+f.addr+"/rest/api/3/issue/ABC-1", nil)
+			req.Header.Set(brokerhttp.HeaderRequestID, "req-broken")
+			req.Header.Set(brokerhttp.HeaderPublicBase, testPublic)
+			// Depending on what the server had flushed, the caller sees the
+			// connection close before the headers or in the body.
+			resp, err := f.client.Do(req)
+			if err == nil {
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			if err == nil {
+				t.Error("the caller read a complete response, want an error")
+			}
+			testwait.For(t, 5*time.Second, "the log line of request req-broken", func() bool { return strings.Contains(buf.String(), "request_id=req-broken") })
+			if line := buf.String(); !strings.Contains(line, "status=200") || !strings.Contains(line, "aborted=true") {
+				t.Errorf("audit line does not say aborted:\n%s", line)
+			}
+		})
 	}
 }
 
