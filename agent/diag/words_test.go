@@ -4,11 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"log"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -24,30 +20,16 @@ import (
 // the gateway or Jira are the check's (docs/operations.md, 7.2), for real
 // failures on loopback.
 func TestExplain(t *testing.T) {
-	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshakes fail on purpose
-	srv.StartTLS()
-	defer srv.Close()
+	srv := tunneltest.QuietTLSServer(t)
 	tlsAddr := srv.Listener.Addr().String()
 	closed := tunneltest.ClosedAddr(t)
 	prx := tunneltest.StartConnectProxy(t, "user", checkProxyPassword)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	dial := func(addr string) error {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	}
+	dial := func(addr string) error { return tunneltest.DialErr(ctx, addr) }
 	handshake := func(addr string) error {
-		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "127.0.0.1"})
-		if err == nil {
-			c.Close()
-		}
-		return err
+		return tunneltest.HandshakeErr(addr, &tls.Config{ServerName: "127.0.0.1"})
 	}
 	viaProxy := func(pu *url.URL, addr string) error {
 		c, err := tunnel.DialProxy(ctx, pu, addr)

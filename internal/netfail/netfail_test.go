@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,10 +22,7 @@ import (
 // TestClassify sorts real failures: dials, handshakes and an HTTP client
 // through a proxy, on loopback.
 func TestClassify(t *testing.T) {
-	tlsSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
-	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshakes below fail on purpose
-	tlsSrv.StartTLS()
-	defer tlsSrv.Close()
+	tlsSrv := tunneltest.QuietTLSServer(t) // its handshakes below fail on purpose
 	plain := httptest.NewServer(http.NotFoundHandler())
 	defer plain.Close()
 	trusted := x509.NewCertPool()
@@ -34,21 +30,8 @@ func TestClassify(t *testing.T) {
 	closed := tunneltest.ClosedAddr(t)
 	prx := tunneltest.StartConnectProxy(t, "u", "p")
 
-	dial := func(ctx context.Context, addr string) error {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	}
-	handshake := func(addr string, conf *tls.Config) error {
-		c, err := tls.Dial("tcp", addr, conf)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	}
+	dial := tunneltest.DialErr
+	handshake := tunneltest.HandshakeErr
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
 	expired, cancel2 := context.WithDeadline(context.Background(), time.Unix(1, 0))
