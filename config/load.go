@@ -170,20 +170,25 @@ func ReadSecretFile(name, serviceGroup string) ([]byte, string, error) {
 // ${CREDENTIALS_DIRECTORY} is unset outside — so token files are not read
 // and the other keys' problems are not this caller's concern.
 func AgentAdminListen(path string, lookupEnv func(string) (string, bool)) (string, error) {
-	data, err := os.ReadFile(path)
+	listen, err := load(path, lookupEnv, parseAdminListen)
 	if err != nil {
-		return "", deniedError(path, err)
+		return "", err
 	}
+	return *listen, nil
+}
+
+// parseAdminListen is AgentAdminListen for YAML already read.
+func parseAdminListen(data []byte, lookupEnv func(string) (string, bool)) (*string, error) {
 	var a Agent
 	d, err := decode(data, "OXBROKER_", lookupEnv, &a)
 	if err != nil {
-		return "", withFile(path, err)
+		return nil, err
 	}
 	for _, fe := range d.errs {
 		if fe.Path == "admin.listen" || fe.Path == "admin" || fe.Path == "" {
-			return "", withLines(Errors{fe}, d.lines)
+			return nil, withLines(Errors{fe}, d.lines)
 		}
 	}
 	a.setDefaults(d.set)
-	return a.Admin.Listen, nil
+	return &a.Admin.Listen, nil
 }
