@@ -1,14 +1,12 @@
 package config
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+	"github.com/oxsecurity/oxbroker/internal/golden"
+)
 
 // testEnv is the environment of the golden tests. The secrets are
 // distinctive so that a test can assert they are printed nowhere.
@@ -56,20 +54,7 @@ func TestGolden(t *testing.T) {
 					t.Errorf("output contains secret %q:\n%s", s, got)
 				}
 			}
-			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("got:\n%s\nwant:\n%s", got, want)
-			}
+			golden.Check(t, strings.TrimSuffix(file, ".yaml")+".golden", []byte(got))
 		})
 	}
 }

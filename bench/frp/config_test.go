@@ -1,15 +1,14 @@
 package frp
 
 import (
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/oxsecurity/oxbroker/internal/golden"
+)
 
 func configs(t *testing.T) map[string][]byte {
 	t.Helper()
@@ -34,20 +33,7 @@ func configs(t *testing.T) map[string][]byte {
 // with -update to rewrite them after a deliberate change.
 func TestConfigGolden(t *testing.T) {
 	for name, got := range configs(t) {
-		path := filepath.Join("testdata", name)
-		if *update {
-			if err := os.WriteFile(path, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != string(want) {
-			t.Errorf("%s: got\n%s\nwant\n%s", name, got, want)
-		}
+		golden.Check(t, filepath.Join("testdata", name), got)
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,10 +8,10 @@ import (
 	"testing"
 	"text/template"
 
+	"github.com/oxsecurity/oxbroker/internal/golden"
+
 	"github.com/kardianos/service"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // unitCases are the golden units: the usual install, and one as root
 // with paths that need quoting and escaping.
@@ -251,21 +250,5 @@ func TestSandboxProblems(t *testing.T) {
 // checkServiceGolden compares got with testdata/name, or rewrites it with -update.
 func checkServiceGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (run with -update, then read the diff):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", name), []byte(got))
 }
