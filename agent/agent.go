@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -86,15 +87,9 @@ func New(ctx context.Context, cfg *config.Agent, opts Options) (*Agent, error) {
 	if err := CheckAllowlists(cfg); err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.DrainTimeout <= 0 {
-		opts.DrainTimeout = 30 * time.Second
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = prometheus.NewRegistry()
-	}
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
+	opts.Metrics = cmp.Or(opts.Metrics, prometheus.Registerer(prometheus.NewRegistry()))
+	opts.DrainTimeout = cmp.Or(opts.DrainTimeout, tunnel.DefaultDrainTimeout)
 	if opts.LookupNetIP == nil {
 		opts.LookupNetIP = net.DefaultResolver.LookupNetIP
 	}

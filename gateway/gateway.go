@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -89,27 +90,13 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.DrainTimeout <= 0 {
-		opts.DrainTimeout = 30 * time.Second
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = prometheus.NewRegistry()
-	}
-	if opts.GoAwayGrace <= 0 {
-		opts.GoAwayGrace = 5 * time.Second
-	}
-	if opts.SessionWait <= 0 {
-		opts.SessionWait = DefaultSessionWait
-	}
-	if opts.RegistryTTL <= 0 {
-		opts.RegistryTTL = DefaultRecordTTL
-	}
-	if opts.RegistryRefresh <= 0 {
-		opts.RegistryRefresh = DefaultRefresh
-	}
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
+	opts.Metrics = cmp.Or(opts.Metrics, prometheus.Registerer(prometheus.NewRegistry()))
+	opts.DrainTimeout = cmp.Or(opts.DrainTimeout, tunnel.DefaultDrainTimeout)
+	opts.GoAwayGrace = cmp.Or(opts.GoAwayGrace, 5*time.Second)
+	opts.SessionWait = cmp.Or(opts.SessionWait, DefaultSessionWait)
+	opts.RegistryTTL = cmp.Or(opts.RegistryTTL, DefaultRecordTTL)
+	opts.RegistryRefresh = cmp.Or(opts.RegistryRefresh, DefaultRefresh)
 	cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load tls.cert_file/tls.key_file: %w", err)

@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"cmp"
 	"net"
 	"time"
 )
@@ -46,26 +47,20 @@ const (
 	// session's buffers small (8 MiB cost both sides 10-20 MiB of peak
 	// RSS in bulk transfers, docs/benchmarks.md).
 	DefaultStreamWindow = 2 << 20
+	// DefaultDrainTimeout bounds how long a draining side lets the
+	// requests in flight finish (spec.md, "Closing a session
+	// gracefully"); the agent's and the gateway's DrainTimeout default
+	// to it.
+	DefaultDrainTimeout = 30 * time.Second
 )
 
+// withDefaults fills each option left at zero with its default.
 func (o Options) withDefaults() Options {
-	if o.KeepAlive <= 0 {
-		o.KeepAlive = DefaultKeepAlive
-	}
-	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = DefaultIdleTimeout
-	}
-	if o.HandshakeTimeout <= 0 {
-		o.HandshakeTimeout = DefaultHandshakeTimeout
-	}
-	if o.MaxIncomingStreams <= 0 {
-		o.MaxIncomingStreams = DefaultMaxIncomingStreams
-	}
-	if o.StreamIdleTimeout <= 0 {
-		o.StreamIdleTimeout = DefaultStreamIdleTimeout
-	}
-	if o.StreamWindow == 0 {
-		o.StreamWindow = DefaultStreamWindow
-	}
+	o.KeepAlive = cmp.Or(o.KeepAlive, DefaultKeepAlive)
+	o.IdleTimeout = cmp.Or(o.IdleTimeout, DefaultIdleTimeout)
+	o.HandshakeTimeout = cmp.Or(o.HandshakeTimeout, DefaultHandshakeTimeout)
+	o.MaxIncomingStreams = cmp.Or(o.MaxIncomingStreams, DefaultMaxIncomingStreams)
+	o.StreamIdleTimeout = cmp.Or(o.StreamIdleTimeout, DefaultStreamIdleTimeout)
+	o.StreamWindow = cmp.Or(o.StreamWindow, DefaultStreamWindow)
 	return o
 }
