@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/rawhttp"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
 )
 
@@ -262,21 +262,10 @@ func (f *front) do(t testing.TB, method, target string, body io.Reader, hdr http
 // reads one response.
 func (f *front) raw(t testing.TB, request string) (*http.Response, []byte) {
 	t.Helper()
-	c, err := net.Dial("tcp", f.addr)
+	resp, b, err := rawhttp.Do(f.addr, request, time.Now().Add(10*time.Second))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("response to %q: %v", request, err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, request); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("reading response to %q: %v", request, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	checkResponseHasNoSecret(t, resp, b)
 	return resp, b
 }
