@@ -84,10 +84,7 @@ func (tg *testGateway) waitRemote(t *testing.T, broker, connector, id string) {
 func TestClusterForwarding(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			srv := redistest.Start(t)
-			tok := newTestTokens()
-			a := startReplica(t, srv, tok, nil)
-			b := startReplica(t, srv, tok, nil)
+			a, b := startTwoReplicas(t)
 			agent := checkingAgent()
 			onA := a.connect(t, tr, a.hello(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.Header.Get(brokerhttp.HeaderOp) != "" {
@@ -168,10 +165,7 @@ func TestClusterForwarding(t *testing.T) {
 func TestClusterStreaming(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			srv := redistest.Start(t)
-			tok := newTestTokens()
-			a := startReplica(t, srv, tok, nil)
-			b := startReplica(t, srv, tok, nil)
+			a, b := startTwoReplicas(t)
 			gotFirst := make(chan struct{})
 			release := make(chan struct{})
 			onA := a.connect(t, tr, a.hello(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
