@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/rawhttp"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 )
 
@@ -21,20 +20,10 @@ import (
 // status line's code and the Ox-Broker-Error header.
 func rawCall(t *testing.T, e *env, raw string) (int, string) {
 	t.Helper()
-	c, err := net.Dial("tcp", e.apiAddr)
+	resp, _, err := rawhttp.Do(e.apiAddr, raw, time.Now().Add(10*time.Second))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("response to %q: %v", raw, err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte(raw)); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("read response to %q: %v", raw, err)
-	}
-	resp.Body.Close()
 	return resp.StatusCode, resp.Header.Get(brokerhttp.HeaderError)
 }
 

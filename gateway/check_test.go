@@ -2,26 +2,22 @@ package gateway
 
 import (
 	"net/http"
-	"sync"
 	"testing"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
+	"github.com/oxsecurity/oxbroker/internal/httprecord"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
 
-// checkingAgent answers remote checks as the agent does, and records what
-// it received.
-type checkingAgent struct {
-	mu   sync.Mutex // guards reqs
-	reqs []*http.Request
-}
-
 const checkReportJSON = `{"site":"jira","ok":false,"results":[{"name":"credentials","status":"fail","cause":"c","fix":"f","duration_ms":3}]}`
 
-func (a *checkingAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	a.mu.Lock()
-	a.reqs = append(a.reqs, r)
-	a.mu.Unlock()
+// checkingAgent returns an agent that answers remote checks as the agent
+// does, and records what it received.
+func checkingAgent() *httprecord.Recorder {
+	return &httprecord.Recorder{Next: http.HandlerFunc(answerCheck)}
+}
+
+func answerCheck(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get(brokerhttp.HeaderOp) == "" {
 		w.Write([]byte(`{"jira":"answer"}`))
 		return
@@ -35,17 +31,11 @@ func (a *checkingAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte(checkReportJSON))
 }
 
-func (a *checkingAgent) last() *http.Request {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.reqs[len(a.reqs)-1]
-}
-
 func TestSiteCheck(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			tg := startGateway(t)
-			agent := &checkingAgent{}
+			agent := checkingAgent()
 			tg.connect(t, tr, tg.hello(), agent)
 
 			resp, b := tg.call(t, "POST", "/v1/brokers/acme/sites/jira/check", tg.acmeConnector, nil, "")
@@ -58,7 +48,7 @@ func TestSiteCheck(t *testing.T) {
 			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type: got %q, want application/json", ct)
 			}
-			r := agent.last()
+			r := agent.Last(t)
 			if r.Method != http.MethodPost || r.RequestURI != "/" {
 				t.Errorf("the agent got %s %s, want POST /", r.Method, r.RequestURI)
 			}
@@ -78,7 +68,7 @@ func TestSiteCheck(t *testing.T) {
 			if resp.StatusCode != http.StatusOK || string(b) != `{"jira":"answer"}` {
 				t.Errorf("/b/ with %s: got %d %s, want the plain request", brokerhttp.HeaderOp, resp.StatusCode, b)
 			}
-			if got := agent.last().Header.Values(brokerhttp.HeaderOp); len(got) != 0 {
+			if got := agent.Last(t).Header.Values(brokerhttp.HeaderOp); len(got) != 0 {
 				t.Errorf("the connector's %s reached the agent: %q", brokerhttp.HeaderOp, got)
 			}
 		})
@@ -87,7 +77,7 @@ func TestSiteCheck(t *testing.T) {
 
 func TestSiteCheckErrors(t *testing.T) {
 	tg := startGateway(t)
-	tg.connect(t, tunnel.TransportTCP, tg.hello(), &checkingAgent{})
+	tg.connect(t, tunnel.TransportTCP, tg.hello(), checkingAgent())
 
 	tests := []struct {
 		name, path, token string

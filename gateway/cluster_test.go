@@ -84,11 +84,8 @@ func (tg *testGateway) waitRemote(t *testing.T, broker, connector, id string) {
 func TestClusterForwarding(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			srv := redistest.Start(t)
-			tok := newTestTokens()
-			a := startReplica(t, srv, tok, nil)
-			b := startReplica(t, srv, tok, nil)
-			agent := &checkingAgent{}
+			a, b := startTwoReplicas(t)
+			agent := checkingAgent()
 			onA := a.connect(t, tr, a.hello(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.Header.Get(brokerhttp.HeaderOp) != "" {
 					agent.ServeHTTP(w, r)
@@ -152,7 +149,7 @@ func TestClusterForwarding(t *testing.T) {
 			if resp.StatusCode != http.StatusOK || string(body) != checkReportJSON {
 				t.Errorf("check through B: got %d %s, want 200 and the agent's report", resp.StatusCode, body)
 			}
-			if got, want := agent.last().Header.Get(brokerhttp.HeaderRequestID), resp.Header.Get(brokerhttp.HeaderRequestID); got == "" || got != want {
+			if got, want := agent.Last(t).Header.Get(brokerhttp.HeaderRequestID), resp.Header.Get(brokerhttp.HeaderRequestID); got == "" || got != want {
 				t.Errorf("check request id: agent %q, response %q", got, want)
 			}
 			resp, body = b.call(t, "POST", "/v1/brokers/acme/sites/nosite/check", b.acmeConnector, nil, "")
@@ -168,10 +165,7 @@ func TestClusterForwarding(t *testing.T) {
 func TestClusterStreaming(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			srv := redistest.Start(t)
-			tok := newTestTokens()
-			a := startReplica(t, srv, tok, nil)
-			b := startReplica(t, srv, tok, nil)
+			a, b := startTwoReplicas(t)
 			gotFirst := make(chan struct{})
 			release := make(chan struct{})
 			onA := a.connect(t, tr, a.hello(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

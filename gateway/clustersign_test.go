@@ -11,13 +11,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/gateway/redistest"
+	"github.com/oxsecurity/oxbroker/internal/httprecord"
 	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
 )
@@ -98,57 +98,16 @@ func headerLine(t *testing.T, raw, name string) string {
 	return ""
 }
 
-// recorder is an agent that reads each request's body to its end and
-// keeps what it got. Like the agent, it fails a request whose body breaks.
-type recorder struct {
-	mu      sync.Mutex // guards started and seen
-	started int
-	seen    []recorded
-}
-
-type recorded struct {
-	uri    string
-	header http.Header
-	length int64 // the request's Content-Length; -1 chunked
-	body   string
-	err    error // reading the body
-}
-
-func (a *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	a.mu.Lock()
-	a.started++
-	a.mu.Unlock()
-	body, err := io.ReadAll(r.Body)
-	a.mu.Lock()
-	a.seen = append(a.seen, recorded{r.RequestURI, r.Header.Clone(), r.ContentLength, string(body), err})
-	a.mu.Unlock()
-	if err != nil {
-		http.Error(w, "broken body", http.StatusInternalServerError)
-		return
-	}
-	io.WriteString(w, "served "+r.RequestURI)
-}
-
-func (a *recorder) begun() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.started
-}
-
-func (a *recorder) count() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.seen)
-}
-
-func (a *recorder) last(t *testing.T) recorded {
+// connectRecorder connects an agent over TCP that keeps what reaches it
+// and answers "served" and the request's target. Like the agent, it fails
+// a request whose body breaks.
+func (tg *testGateway) connectRecorder(t *testing.T) *httprecord.Recorder {
 	t.Helper()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.seen) == 0 {
-		t.Fatal("nothing reached the agent")
-	}
-	return a.seen[len(a.seen)-1]
+	rec := &httprecord.Recorder{Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "served "+r.RequestURI)
+	})}
+	tg.connect(t, tunnel.TransportTCP, tg.hello(), rec)
+	return rec
 }
 
 // TestClusterInternalAuth: the internal listener serves only requests
@@ -156,11 +115,8 @@ func (a *recorder) last(t *testing.T) recorded {
 // replica; it answers anything else 401 (421 what is signed for another
 // replica, or by an older one), and nothing of it reaches an agent.
 func TestClusterInternalAuth(t *testing.T) {
-	srv := redistest.Start(t)
-	tok := newTestTokens()
-	a := startReplica(t, srv, tok, nil)
-	agent := &recorder{}
-	a.connect(t, tunnel.TransportTCP, a.hello(), agent)
+	a := startReplica(t, redistest.Start(t), newTestTokens(), nil)
+	agent := a.connectRecorder(t)
 
 	now := time.Now()
 	base := forward{secret: testSecret, replica: a.gw.cluster.id, method: "GET", target: "/b/acme/jira/x?q=1",
@@ -231,24 +187,24 @@ func TestClusterInternalAuth(t *testing.T) {
 	refused := 0
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := agent.count()
+			before := agent.Count()
 			resp, body := rawRequest(t, a.internal, tt.raw)
 			if resp.StatusCode != tt.want {
 				t.Fatalf("got %d %s, want %d", resp.StatusCode, body, tt.want)
 			}
 			switch tt.want {
 			case 200:
-				got := agent.last(t)
-				if string(body) != "served /x?q=1" || agent.count() != before+1 {
+				got := agent.Last(t)
+				if string(body) != "served /x?q=1" || agent.Count() != before+1 {
 					t.Fatalf("got %q, want the agent's answer", body)
 				}
-				if got.header.Get("X-Custom") != "kept" || strings.Join(got.header["X-List"], ",") != "1,2" {
-					t.Errorf("the agent got X-Custom %q, X-List %q; want kept, [1 2]", got.header.Get("X-Custom"), got.header["X-List"])
+				if got.Header.Get("X-Custom") != "kept" || strings.Join(got.Header["X-List"], ",") != "1,2" {
+					t.Errorf("the agent got X-Custom %q, X-List %q; want kept, [1 2]", got.Header.Get("X-Custom"), got.Header["X-List"])
 				}
-				if _, ok := got.header["X-Empty"]; ok {
+				if _, ok := got.Header["X-Empty"]; ok {
 					t.Error("an unsigned empty header reached the agent")
 				}
-				for k := range got.header {
+				for k := range got.Header {
 					if strings.HasPrefix(k, "Ox-Broker-Cluster") {
 						t.Errorf("header %s reached the agent", k)
 					}
@@ -260,7 +216,7 @@ func TestClusterInternalAuth(t *testing.T) {
 				refused++
 				brokerError(t, resp, body, http.StatusUnauthorized, brokerhttp.Unauthorized)
 			}
-			if agent.count() != before {
+			if agent.Count() != before {
 				t.Error("a refused request reached the agent")
 			}
 		})
@@ -278,14 +234,12 @@ func TestClusterInternalAuth(t *testing.T) {
 // request sent to another replica.
 func TestClusterReplayRefused(t *testing.T) {
 	a, b := startTwoReplicas(t)
-	agentA, agentB := &recorder{}, &recorder{}
-	a.connect(t, tunnel.TransportTCP, a.hello(), agentA)
-	b.connect(t, tunnel.TransportTCP, b.hello(), agentB)
+	agentA, agentB := a.connectRecorder(t), b.connectRecorder(t)
 	f := forward{secret: testSecret, replica: a.gw.cluster.id, method: "POST", target: "/b/acme/jira/rest/api/3/issue",
 		broker: "acme", site: "jira", reqID: "req-1", body: `{"fields":{}}`, at: time.Now()}
 	raw := f.raw(a.internal)
 	resp, body := rawRequest(t, a.internal, raw)
-	if resp.StatusCode != 200 || agentA.count() != 1 {
+	if resp.StatusCode != 200 || agentA.Count() != 1 {
 		t.Fatalf("the request: got %d %s, want 200 from the agent", resp.StatusCode, body)
 	}
 	for range 3 {
@@ -295,8 +249,8 @@ func TestClusterReplayRefused(t *testing.T) {
 	// To another replica: signed for A, not for B.
 	resp, body = rawRequest(t, b.internal, raw)
 	brokerError(t, resp, body, http.StatusMisdirectedRequest, brokerhttp.BrokerOffline)
-	if agentA.count() != 1 || agentB.count() != 0 {
-		t.Errorf("the agents served %d and %d requests; want the first only", agentA.count(), agentB.count())
+	if agentA.Count() != 1 || agentB.Count() != 0 {
+		t.Errorf("the agents served %d and %d requests; want the first only", agentA.Count(), agentB.Count())
 	}
 	if !strings.Contains(a.logs.String(), "replay") {
 		t.Error("the replay was not logged")
@@ -308,11 +262,8 @@ func TestClusterReplayRefused(t *testing.T) {
 // agent complete: the agent reads an error, not a body; the one sent as
 // signed reaches it whole, with the connector's framing.
 func TestClusterAlteredBodyNeverReachesAgent(t *testing.T) {
-	srv := redistest.Start(t)
-	tok := newTestTokens()
-	a := startReplica(t, srv, tok, nil)
-	agent := &recorder{}
-	a.connect(t, tunnel.TransportTCP, a.hello(), agent)
+	a := startReplica(t, redistest.Start(t), newTestTokens(), nil)
+	agent := a.connectRecorder(t)
 	const body = `{"fields":{"summary":"the original body"}}`
 	for _, chunked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
@@ -322,12 +273,12 @@ func TestClusterAlteredBodyNeverReachesAgent(t *testing.T) {
 			chunk := fmt.Sprintf("%x\r\n%s\r\n", len(body), body)
 
 			resp, got := rawRequest(t, a.internal, raw())
-			r := agent.last(t)
-			if resp.StatusCode != 200 || r.err != nil || r.body != body {
-				t.Fatalf("as signed: got %d %s; the agent read %q, %v; want 200 and the whole body", resp.StatusCode, got, r.body, r.err)
+			r := agent.Last(t)
+			if resp.StatusCode != 200 || r.BodyErr != nil || string(r.Body) != body {
+				t.Fatalf("as signed: got %d %s; the agent read %q, %v; want 200 and the whole body", resp.StatusCode, got, r.Body, r.BodyErr)
 			}
-			if wantLen := int64(len(body)); !chunked && r.length != wantLen || chunked && r.length != -1 {
-				t.Errorf("the agent's Content-Length: got %d, want the connector's (%v)", r.length, map[bool]string{true: "chunked", false: strconv.Itoa(len(body))}[chunked])
+			if wantLen := int64(len(body)); !chunked && r.ContentLength != wantLen || chunked && r.ContentLength != -1 {
+				t.Errorf("the agent's Content-Length: got %d, want the connector's (%v)", r.ContentLength, map[bool]string{true: "chunked", false: strconv.Itoa(len(body))}[chunked])
 			}
 
 			altered := strings.Replace(body, "original", "replaced", 1)
@@ -343,25 +294,25 @@ func TestClusterAlteredBodyNeverReachesAgent(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					before := agent.count()
+					before := agent.Count()
 					resp, got := rawRequest(t, a.internal, tt.raw)
 					if resp.StatusCode == 200 {
 						t.Errorf("got 200 %s, want a refusal", got)
 					}
 					// The head was good: the request went on, and its body
 					// broke on the way.
-					testwait.For(t, 5*time.Second, "the agent's read ends", func() bool { return agent.count() == before+1 })
-					if r := agent.last(t); r.err == nil {
-						t.Fatalf("the agent read the whole body %q", r.body)
+					testwait.For(t, 5*time.Second, "the agent's read ends", func() bool { return agent.Count() == before+1 })
+					if r := agent.Last(t); r.BodyErr == nil {
+						t.Fatalf("the agent read the whole body %q", r.Body)
 					} else {
-						t.Logf("answered %d %s; the agent read %d bytes, then: %v", resp.StatusCode, strings.TrimSpace(string(got)), len(r.body), r.err)
+						t.Logf("answered %d %s; the agent read %d bytes, then: %v", resp.StatusCode, strings.TrimSpace(string(got)), len(r.Body), r.BodyErr)
 					}
 				})
 			}
 			t.Run("cut", func(t *testing.T) {
 				// The connection ends in the middle of the body: the agent
 				// reads an error.
-				before := agent.count()
+				before := agent.Count()
 				cut := raw()
 				cut = cut[:strings.Index(cut, chunk)+len(chunk)]
 				c, err := net.Dial("tcp", a.internal)
@@ -369,11 +320,11 @@ func TestClusterAlteredBodyNeverReachesAgent(t *testing.T) {
 					t.Fatal(err)
 				}
 				io.WriteString(c, cut)
-				testwait.For(t, 5*time.Second, "the request reaches the agent", func() bool { return agent.begun() > before })
+				testwait.For(t, 5*time.Second, "the request reaches the agent", func() bool { return agent.Begun() > before })
 				c.Close()
-				testwait.For(t, 5*time.Second, "the agent's read ends", func() bool { return agent.count() == before+1 })
-				if r := agent.last(t); r.err == nil {
-					t.Fatalf("the agent read the whole body %q from a cut request", r.body)
+				testwait.For(t, 5*time.Second, "the agent's read ends", func() bool { return agent.Count() == before+1 })
+				if r := agent.Last(t); r.BodyErr == nil {
+					t.Fatalf("the agent read the whole body %q from a cut request", r.Body)
 				}
 			})
 		})

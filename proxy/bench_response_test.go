@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -41,12 +40,7 @@ func benchIssueProxy(b *testing.B) (*Proxy, []byte, http.Header) {
 	body, hdr := issueBody(b, up)
 	site := testSite(up)
 	site.RewriteLinks = true
-	p, err := New(site, Options{Logger: slog.New(slog.DiscardHandler), Broker: testBroker})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(p.Close)
-	return p, body, hdr
+	return benchProxy(b, site, Options{Broker: testBroker}), body, hdr
 }
 
 // benchFilter measures what the proxy adds to one answer of Jira: the
@@ -146,11 +140,7 @@ func BenchmarkProxyIssueGET(b *testing.B) {
 	defer up.Close()
 	site := testSite(up.URL)
 	site.RewriteLinks = true
-	p, err := New(site, Options{Logger: slog.New(slog.DiscardHandler), Broker: testBroker})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
+	p := benchProxy(b, site, Options{Broker: testBroker})
 	for _, public := range []string{"", testPublic} {
 		name := "no-public-base"
 		if public != "" {
@@ -216,11 +206,7 @@ func BenchmarkProxyDownload(b *testing.B) {
 			defer up.Close()
 			site := testSite(up.URL)
 			site.TLS.InsecureSkipVerify = tlsUp
-			p, err := New(site, Options{Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
+			p := benchProxy(b, site, Options{})
 			req := httptest.NewRequest("GET", "/rest/api/3/attachment/content/10000", nil)
 			req.Header.Set(brokerhttp.HeaderRequestID, "req-bench")
 			w := &countingWriter{h: make(http.Header)}

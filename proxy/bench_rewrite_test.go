@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -16,11 +15,7 @@ import (
 // calls on its clone of the request. BenchmarkProxyGET adds the round
 // trip to Jira.
 func BenchmarkProxyRewrite(b *testing.B) {
-	p, err := New(testSite("https://jira.example.com/base"), Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
+	p := benchProxy(b, testSite("https://jira.example.com/base"), Options{})
 	in := httptest.NewRequest("GET", "/rest/api/3/issue/ABC-123?fields=summary,status", nil)
 	in.Header.Set("Authorization", "Bearer "+connectorToken)
 	in.Header.Set("Ox-Broker-Request-Id", "req-bench")
@@ -51,11 +46,7 @@ func BenchmarkProxyRewrite(b *testing.B) {
 func BenchmarkRequestHeaderAllowlist(b *testing.B) {
 	site := testSite("https://jira.example.com")
 	site.Allow.Headers = []string{"X-Acme-Trace"}
-	p, err := New(site, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
+	p := benchProxy(b, site, Options{})
 	in := http.Header{
 		"Accept":               {"application/json"},
 		"Accept-Encoding":      {"gzip"},

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -22,6 +21,8 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/httprecord"
+	"github.com/oxsecurity/oxbroker/internal/rawhttp"
 	"github.com/oxsecurity/oxbroker/internal/syncbuf"
 )
 
@@ -81,46 +82,24 @@ func checkNoSecret(where, s string) error {
 // syncBuffer collects log output written from many goroutines.
 type syncBuffer = syncbuf.Buffer
 
-// seen is a request as Jira saw it.
-type seen struct {
-	Method     string
-	RequestURI string
-	Host       string
-	Header     http.Header
-	Trailer    http.Header
-	Body       []byte
-	BodyErr    error
-}
-
 // upstream is a Jira stand-in that records every request that reaches it.
 type upstream struct {
 	*httptest.Server
-	mu   sync.Mutex // guards seen
-	seen []seen
+	*httprecord.Recorder
 }
 
 // newUpstream starts a recording upstream; h answers after the request
 // and its body were recorded (nil answers 200 {"ok":true}).
 func newUpstream(t testing.TB, tlsServer bool, h http.HandlerFunc) *upstream {
 	t.Helper()
-	u := &upstream{}
 	if h == nil {
 		h = func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"ok":true}`)
 		}
 	}
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.seen = append(u.seen, seen{
-			Method: r.Method, RequestURI: r.RequestURI, Host: r.Host,
-			Header: r.Header.Clone(), Trailer: r.Trailer.Clone(), Body: body, BodyErr: err,
-		})
-		u.mu.Unlock()
-		h(w, r)
-	})
-	u.Server = httptest.NewUnstartedServer(handler)
+	rec := &httprecord.Recorder{Next: h}
+	u := &upstream{Server: httptest.NewUnstartedServer(rec), Recorder: rec}
 	// Handshakes that the proxy refuses on purpose are not news.
 	u.Config.ErrorLog = log.New(io.Discard, "", 0)
 	if tlsServer {
@@ -130,28 +109,6 @@ func newUpstream(t testing.TB, tlsServer bool, h http.HandlerFunc) *upstream {
 	}
 	t.Cleanup(u.Close)
 	return u
-}
-
-func (u *upstream) count() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return len(u.seen)
-}
-
-func (u *upstream) all() []seen {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]seen(nil), u.seen...)
-}
-
-func (u *upstream) last(t testing.TB) seen {
-	t.Helper()
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if len(u.seen) == 0 {
-		t.Fatal("no request reached the upstream")
-	}
-	return u.seen[len(u.seen)-1]
 }
 
 // testSite returns a bearer-token site for baseURL.
@@ -262,21 +219,10 @@ func (f *front) do(t testing.TB, method, target string, body io.Reader, hdr http
 // reads one response.
 func (f *front) raw(t testing.TB, request string) (*http.Response, []byte) {
 	t.Helper()
-	c, err := net.Dial("tcp", f.addr)
+	resp, b, err := rawhttp.Do(f.addr, request, time.Now().Add(10*time.Second))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("response to %q: %v", request, err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, request); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("reading response to %q: %v", request, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	checkResponseHasNoSecret(t, resp, b)
 	return resp, b
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/httprecord"
 	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/jira"
 )
@@ -61,7 +62,7 @@ func TestCredentialsPerAuthType(t *testing.T) {
 			if resp.StatusCode != 200 {
 				t.Fatalf("status: got %d, want 200 (%s)", resp.StatusCode, body)
 			}
-			got := up.last(t)
+			got := up.Last(t)
 			if auth := got.Header.Values("Authorization"); len(auth) != 1 || auth[0] != tt.want {
 				t.Errorf("Authorization at Jira: got %q, want [%q]", auth, tt.want)
 			}
@@ -142,7 +143,7 @@ func TestRequestHeaderAllowlist(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status: got %d, want 200 (%s)", resp.StatusCode, body)
 	}
-	got := up.last(t).Header
+	got := up.Last(t).Header
 	// The agent's own: the site's credentials, and identity encoding.
 	keptNames := map[string]bool{"Authorization": true, "Accept-Encoding": true}
 	for k := range kept {
@@ -175,7 +176,7 @@ func TestForwardedHeadersEachReachJira(t *testing.T) {
 		}
 	}
 	f.do(t, "GET", "/rest/api/3/myself", nil, hdr)
-	got := up.last(t).Header
+	got := up.Last(t).Header
 	for k := range hdr {
 		if want := "v-" + strings.ToLower(k); got.Get(k) != want {
 			t.Errorf("%s at Jira: got %q, want %q", k, got.Get(k), want)
@@ -188,7 +189,7 @@ func TestForwardedHeadersEachReachJira(t *testing.T) {
 		"If-Range": {`"a"`}, "Range": {"bytes=0-1"},
 	}
 	f.do(t, "PUT", "/rest/api/3/issue/ABC-1", strings.NewReader("{}"), hdr)
-	got = up.last(t).Header
+	got = up.Last(t).Header
 	for k, v := range hdr {
 		if got.Get(k) != v[0] {
 			t.Errorf("%s at Jira: got %q, want %q", k, got.Get(k), v[0])
@@ -200,7 +201,7 @@ func TestUserAgentWhenAbsent(t *testing.T) {
 	up := newUpstream(t, false, nil)
 	f := newFront(t, testSite(up.URL), Options{})
 	f.raw(t, "GET /rest/api/3/myself HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-	if got := up.last(t).Header.Get("User-Agent"); got != defaultUserAgent {
+	if got := up.Last(t).Header.Get("User-Agent"); got != defaultUserAgent {
 		t.Errorf("User-Agent at Jira: got %q, want %q", got, defaultUserAgent)
 	}
 }
@@ -218,7 +219,7 @@ func TestTrailerAuthorizationNotForwarded(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status: got %d, want 200 (%s)", resp.StatusCode, body)
 	}
-	got := up.last(t)
+	got := up.Last(t)
 	if len(got.Trailer) != 0 {
 		t.Errorf("trailers reached Jira: %v", got.Trailer)
 	}
@@ -257,7 +258,7 @@ func TestBasePathJoin(t *testing.T) {
 			if resp.StatusCode != 200 {
 				t.Fatalf("status: got %d, want 200 (%s)", resp.StatusCode, body)
 			}
-			got := up.last(t)
+			got := up.Last(t)
 			if got.RequestURI != tt.want {
 				t.Errorf("request URI at Jira: got %q, want %q", got.RequestURI, tt.want)
 			}
@@ -300,7 +301,7 @@ func TestAbsoluteFormRefused(t *testing.T) {
 			t.Errorf("OPTIONS *: got %d %q", resp.StatusCode, resp.Header.Get(brokerhttp.HeaderError))
 		}
 	})
-	if n := up.count() + evil.count(); n != 0 {
+	if n := up.Count() + evil.Count(); n != 0 {
 		t.Errorf("%d requests reached an upstream, want 0", n)
 	}
 }
@@ -314,10 +315,10 @@ func TestHostHeaderIgnored(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status: got %d, want 200 (%s)", resp.StatusCode, body)
 	}
-	if got, want := up.last(t).Host, strings.TrimPrefix(up.URL, "http://"); got != want {
+	if got, want := up.Last(t).Host, strings.TrimPrefix(up.URL, "http://"); got != want {
 		t.Errorf("Host at Jira: got %q, want %q", got, want)
 	}
-	if evil.count() != 0 {
+	if evil.Count() != 0 {
 		t.Error("the request went to the host of the Host header")
 	}
 }
@@ -390,7 +391,7 @@ func TestPathAttacksRefused(t *testing.T) {
 			}
 		})
 	}
-	if n := up.count(); n != 0 {
+	if n := up.Count(); n != 0 {
 		t.Errorf("%d requests reached Jira, want 0", n)
 	}
 }
@@ -429,7 +430,7 @@ func TestNotAllowedRefused(t *testing.T) {
 			}
 		})
 	}
-	if n := up.count(); n != 0 {
+	if n := up.Count(); n != 0 {
 		t.Errorf("%d requests reached Jira, want 0", n)
 	}
 }
@@ -452,14 +453,14 @@ func TestContentLengthWithTransferEncoding(t *testing.T) {
 		resp, body := f.raw(t, req)
 		switch {
 		case resp.StatusCode == http.StatusBadRequest:
-			if up.count() != 0 {
+			if up.Count() != 0 {
 				t.Error("refused, but a request reached Jira")
 			}
 		case resp.StatusCode == 200:
 			t.Log("Go's server dropped Content-Length; the proxy forwarded the chunked body alone")
-			got := up.last(t)
-			if up.count() != 1 || got.Method != "POST" || string(got.Body) != "{}" {
-				t.Errorf("Jira saw %d requests, last %s %q with body %q; want one POST with body {}", up.count(), got.Method, got.RequestURI, got.Body)
+			got := up.Last(t)
+			if up.Count() != 1 || got.Method != "POST" || string(got.Body) != "{}" {
+				t.Errorf("Jira saw %d requests, last %s %q with body %q; want one POST with body {}", up.Count(), got.Method, got.RequestURI, got.Body)
 			}
 		default:
 			t.Errorf("status: got %d (%s), want 400 or a clean forward", resp.StatusCode, body)
@@ -475,11 +476,11 @@ func TestContentLengthWithTransferEncoding(t *testing.T) {
 		wantBrokerError(t, w.Result(), w.Body.Bytes(), brokerhttp.BadRequest)
 	})
 	t.Run("unsupported transfer coding", func(t *testing.T) {
-		n := up.count()
+		n := up.Count()
 		resp, _ := f.raw(t, "POST /rest/api/3/issue HTTP/1.1\r\nHost: x\r\n"+
 			"Content-Length: 4\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n0\r\n\r\n")
-		if resp.StatusCode < 400 || up.count() != n {
-			t.Errorf("got %d with %d requests at Jira, want a refusal and none", resp.StatusCode, up.count()-n)
+		if resp.StatusCode < 400 || up.Count() != n {
+			t.Errorf("got %d with %d requests at Jira, want a refusal and none", resp.StatusCode, up.Count()-n)
 		}
 	})
 }
@@ -493,7 +494,7 @@ func TestDirectHandlerWithoutRequestURI(t *testing.T) {
 	w := httptest.NewRecorder()
 	f.p.ServeHTTP(w, r)
 	wantBrokerError(t, w.Result(), w.Body.Bytes(), brokerhttp.BadRequest)
-	if up.count() != 0 {
+	if up.Count() != 0 {
 		t.Error("request reached Jira")
 	}
 }
@@ -503,7 +504,7 @@ func TestUpgradeRefused(t *testing.T) {
 	f := newFront(t, testSite(up.URL), Options{})
 	resp, body := f.raw(t, "GET /rest/api/3/myself HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	wantBrokerError(t, resp, body, brokerhttp.BadRequest)
-	if up.count() != 0 {
+	if up.Count() != 0 {
 		t.Error("request reached Jira")
 	}
 }
@@ -517,7 +518,7 @@ func TestBodyTooLarge(t *testing.T) {
 	t.Run("Content-Length", func(t *testing.T) {
 		resp, body := f.do(t, "POST", "/rest/api/3/issue", bytes.NewReader(make([]byte, 1025)), nil)
 		wantBrokerError(t, resp, body, brokerhttp.TooLarge)
-		if up.count() != 0 {
+		if up.Count() != 0 {
 			t.Error("request reached Jira")
 		}
 	})
@@ -527,7 +528,7 @@ func TestBodyTooLarge(t *testing.T) {
 		// caller gets too_large all the same.
 		resp, body := f.do(t, "POST", "/rest/api/3/issue", io.MultiReader(bytes.NewReader(make([]byte, 4096))), nil)
 		wantBrokerError(t, resp, body, brokerhttp.TooLarge)
-		for _, s := range up.all() {
+		for _, s := range up.All() {
 			if len(s.Body) > 1024 {
 				t.Errorf("Jira received %d body bytes, more than max_body", len(s.Body))
 			}
@@ -541,7 +542,7 @@ func TestBodyTooLarge(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("status: got %d, want 200 (%s)", resp.StatusCode, body)
 		}
-		if !slices.ContainsFunc(up.all(), func(s seen) bool { return bytes.Equal(s.Body, want) }) {
+		if !slices.ContainsFunc(up.All(), func(s httprecord.Request) bool { return bytes.Equal(s.Body, want) }) {
 			t.Error("Jira did not get the 1024-byte body whole")
 		}
 	})
@@ -638,7 +639,7 @@ func TestUpstreamTLS(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("status: got %d, want 200 (%s)", resp.StatusCode, body)
 		}
-		if got := up.last(t).Header.Get("Authorization"); got != "Bearer "+testToken {
+		if got := up.Last(t).Header.Get("Authorization"); got != "Bearer "+testToken {
 			t.Errorf("Authorization at Jira: got %q", got)
 		}
 	})
@@ -776,8 +777,8 @@ func TestOverloaded(t *testing.T) {
 	if resp, body := f.do(t, "GET", "/rest/api/3/issue/ABC-3", nil, nil); resp.StatusCode != 200 {
 		t.Errorf("after release: got %d (%s), want 200", resp.StatusCode, body)
 	}
-	if up.count() != 2 {
-		t.Errorf("Jira saw %d requests, want 2", up.count())
+	if up.Count() != 2 {
+		t.Errorf("Jira saw %d requests, want 2", up.Count())
 	}
 }
 
@@ -961,7 +962,7 @@ func TestPolicyGetsDecodedPathWithoutBase(t *testing.T) {
 	if want := []string{"DELETE /rest/agile/1.0/board/A B"}; !slices.Equal(pol.asked, want) {
 		t.Errorf("policy asked %q, want %q", pol.asked, want)
 	}
-	if got, want := up.last(t).RequestURI, "/ex/jira/abc/rest/agile/1.0/board/%41%20B"; got != want {
+	if got, want := up.Last(t).RequestURI, "/ex/jira/abc/rest/agile/1.0/board/%41%20B"; got != want {
 		t.Errorf("request URI at Jira: got %q, want %q", got, want)
 	}
 }
@@ -1029,18 +1030,18 @@ func TestHeadForwarded(t *testing.T) {
 	if resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != 11 {
 		t.Errorf("HEAD: got %d, %d bytes, Content-Length %d; want 200, no body, 11", resp.StatusCode, len(body), resp.ContentLength)
 	}
-	if got := up.last(t); got.Method != "HEAD" || got.RequestURI != "/rest/api/3/issue/ABC-1" {
+	if got := up.Last(t); got.Method != "HEAD" || got.RequestURI != "/rest/api/3/issue/ABC-1" {
 		t.Errorf("Jira saw %s %s, want HEAD /rest/api/3/issue/ABC-1", got.Method, got.RequestURI)
 	}
-	n := up.count()
+	n := up.Count()
 	resp, body = f.do(t, "OPTIONS", "/rest/api/3/issue/ABC-1", nil, nil)
 	wantBrokerError(t, resp, body, brokerhttp.PathNotAllowed)
 	resp, body = f.do(t, "HEAD", "/rest/api/3/user", nil, nil) // GET /user needs read:jira-user: granted
 	if resp.StatusCode != 200 {
 		t.Errorf("HEAD /rest/api/3/user: got %d %s", resp.StatusCode, body)
 	}
-	if up.count() != n+1 {
-		t.Errorf("Jira saw %d more requests, want 1 (OPTIONS refused)", up.count()-n)
+	if up.Count() != n+1 {
+		t.Errorf("Jira saw %d more requests, want 1 (OPTIONS refused)", up.Count()-n)
 	}
 }
 

@@ -260,7 +260,7 @@ func TestLinksRewritten(t *testing.T) {
 	if n := obs.rewritten(); n != 6 {
 		t.Errorf("links counted: got %d, want 6", n)
 	}
-	if got := up.last(t).Header.Get(brokerhttp.HeaderPublicBase); got != "" {
+	if got := up.Last(t).Header.Get(brokerhttp.HeaderPublicBase); got != "" {
 		t.Errorf("Jira saw %s %q", brokerhttp.HeaderPublicBase, got)
 	}
 }
@@ -329,7 +329,7 @@ func TestGzipAnswerDecodedAndRewritten(t *testing.T) {
 	f := newFront(t, linkSite(up.URL), Options{Broker: testBroker})
 	hdr := http.Header{brokerhttp.HeaderPublicBase: {testPublic}, "Accept-Encoding": {"gzip, br"}}
 	resp, body := f.do(t, "GET", "/rest/api/3/myself", nil, hdr)
-	if got := up.last(t).Header.Get("Accept-Encoding"); got != "identity" {
+	if got := up.Last(t).Header.Get("Accept-Encoding"); got != "identity" {
 		t.Errorf("Accept-Encoding at Jira: got %q, want identity", got)
 	}
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -347,63 +346,13 @@ func TestCheckGatewayFailures(t *testing.T) {
 // swallows every datagram: QUIC cannot complete, TCP works.
 func checkUDPBlackHole(t *testing.T, gatewayAddr string) string {
 	t.Helper()
-	var (
-		ln  net.Listener
-		udp net.PacketConn
-		err error
-	)
-	for range 20 {
-		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if udp, err = net.ListenPacket("udp", ln.Addr().String()); err == nil {
-			break
-		}
-		ln.Close()
-	}
+	r, err := tunneltest.NewRelay(gatewayAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex // guards conns
-	var conns []net.Conn
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			if _, _, err := udp.ReadFrom(buf); err != nil {
-				return
-			}
-		}
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", gatewayAddr)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, up)
-			mu.Unlock()
-			wg.Go(func() { io.Copy(up, c); up.Close() })
-			wg.Go(func() { io.Copy(c, up); c.Close() })
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		udp.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
+	t.Cleanup(func() { r.Close() })
+	r.SetUDP(tunneltest.Blackhole())
+	return r.Addr()
 }
 
 func TestCheckUDPBlocked(t *testing.T) {

@@ -35,6 +35,19 @@ func Dial(addr string, deadline time.Time) (*Conn, error) {
 	return New(c, deadline), nil
 }
 
+// Do sends raw on a new TCP connection to addr, reads the answer as Send
+// does and closes the connection: for a request whose connection the test
+// has no further use for.
+func Do(addr, raw string, deadline time.Time) (*http.Response, []byte, error) {
+	c, err := Dial(addr, deadline)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer c.Close()
+	resp, body, _, err := c.Send(raw)
+	return resp, body, err
+}
+
 // Send writes raw, which may stop before a body it declares, and reads the
 // final answer and its body. Informational answers (1xx) before it are
 // returned in interim. A HEAD request's answer is read without a body.
