@@ -22,7 +22,7 @@ func TestDeps(t *testing.T) {
 		{"../cmd/oxbroker", []string{"gateway", "jira/jiratest", "tunnel/tunneltest", "devcert", "internal/testenv"}, []string{"net/http/httptest"}},
 		{"../cmd/oxbroker-gateway", []string{"proxy", "agent", "jira/jiratest", "tunnel/tunneltest", "gateway/redistest", "internal/testenv"}, []string{"net/http/httptest"}},
 		{"../tunnel", []string{"jira", "proxy", "agent", "gateway", "config"}, nil},
-		{"../proxy", []string{"tunnel", "agent", "gateway"}, nil},
+		{"../proxy", []string{"tunnel", "agent", "gateway", "cmd"}, nil},
 		{"../jira", []string{"tunnel", "proxy", "agent", "gateway"}, nil},
 	}
 	for _, tt := range tests {
