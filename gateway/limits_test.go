@@ -115,11 +115,7 @@ func TestBadControlFrameClosesSession(t *testing.T) {
 				})
 
 				a.st.Write([]byte(c.raw))
-				select {
-				case <-a.sess.Done():
-				case <-time.After(5 * time.Second):
-					t.Fatal("the session is still open 5 s after a bad control frame, with a request in flight")
-				}
+				testwait.Recv(t, 5*time.Second, "the session to close after a bad control frame, with a request in flight", a.sess.Done())
 				if n := limitCount(t, tg, limitControl); n != 1 {
 					t.Errorf("oxbroker_gateway_tunnel_limits_total{limit=control}: got %v, want 1", n)
 				}

@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oxsecurity/oxbroker/devcert"
 	"go.uber.org/goleak"
+
+	"github.com/oxsecurity/oxbroker/devcert"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
 
 func TestMain(m *testing.M) {
@@ -246,11 +248,7 @@ func TestPeerCloseEndsSession(t *testing.T) {
 			defer sc.Close()
 			cc.Close()
 			client.Close()
-			select {
-			case <-server.Done():
-			case <-time.After(5 * time.Second):
-				t.Fatal("server session still alive 5s after the client closed")
-			}
+			testwait.Recv(t, 5*time.Second, "the server session to end after the client closed", server.Done())
 		})
 	}
 }
@@ -277,14 +275,9 @@ func TestStalledPeerCannotHangReader(t *testing.T) {
 				_, err := st.Read(make([]byte, 1))
 				errc <- err
 			}()
-			select {
-			case err := <-errc:
-				var ne net.Error
-				if !errors.As(err, &ne) || !ne.Timeout() {
-					t.Fatalf("read: got %v, want a timeout", err)
-				}
-			case <-time.After(4 * time.Second):
-				t.Fatal("read on a stalled stream did not time out")
+			var ne net.Error
+			if err := testwait.Recv(t, 4*time.Second, "the read on a stalled stream to time out", errc); !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("read: got %v, want a timeout", err)
 			}
 			_ = client
 		})

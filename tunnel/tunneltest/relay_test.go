@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -370,11 +372,7 @@ func TestRelayConcurrentUse(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	done := make(chan struct{})
 	go func() { r.Close(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not return within 5 s")
-	}
+	testwait.Recv(t, 5*time.Second, "Close to return", done)
 	close(stop)
 	wg.Wait()
 	r.Close() // twice is fine
