@@ -21,6 +21,7 @@ import (
 	"github.com/oxsecurity/oxbroker/tunnel"
 	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
+	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
 // rawAgent is a rogue agent whose control stream the test writes by hand
@@ -34,12 +35,7 @@ type rawAgent struct {
 func (tg *testGateway) rawConnect(t *testing.T, transport string, h tunnel.Hello) (*rawAgent, error) {
 	t.Helper()
 	s := tg.dial(t, transport)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := s.OpenStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := tunneltest.Open(t, s.OpenStream)
 	ctrl := tunnel.NewControl(st)
 	if h.Protocol == 0 {
 		h.Protocol = tunnel.ProtocolVersion

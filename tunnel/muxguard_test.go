@@ -163,11 +163,7 @@ func TestYamuxPeerOverLimitsIsClosed(t *testing.T) {
 			c := rawYamuxClient(t, p, l.Addr().String())
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			s, err := l.Accept(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := tunneltest.Open(t, l.Accept)
 			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 			c.Write(tt.in) // fails once the gateway has closed
 			// The most goroutines while the session lasts (3 s at most):
@@ -384,11 +380,7 @@ func TestQUICOffersNoDatagrams(t *testing.T) {
 	if err := conn.SendDatagram([]byte("x")); err == nil {
 		t.Error("a datagram was sent to the listener")
 	}
-	s, err := l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	tunneltest.Open(t, l.Accept)
 	if _, err := conn.OpenUniStream(); err == nil { // no credit: it fails at once
 		t.Error("a unidirectional stream opened to the listener")
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/internal/testwait"
+	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
 func TestMain(m *testing.M) {
@@ -72,11 +73,7 @@ func pair(t testing.TB, transport string, opts Options) (client, server Session)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	server, err = l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { server.Close() })
+	server = tunneltest.Open(t, l.Accept)
 	if got := client.Transport(); got != transport {
 		t.Fatalf("client transport: got %s, want %s", got, transport)
 	}
@@ -262,13 +259,7 @@ func TestStalledPeerCannotHangReader(t *testing.T) {
 			client, server, cc, sc := handshake(t, tr, Options{StreamIdleTimeout: 300 * time.Millisecond})
 			defer cc.Close()
 			defer sc.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			st, err := server.OpenStream(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st := tunneltest.Open(t, server.OpenStream)
 			st.Write([]byte("x")) // make the stream known to the peer; the peer never answers
 			errc := make(chan error, 1)
 			go func() {
@@ -365,11 +356,7 @@ func TestAutoPrefersQUIC(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	srv, err := l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	tunneltest.Open(t, l.Accept)
 	if got := s.Transport(); got != TransportQUIC {
 		t.Fatalf("transport: got %s, want quic", got)
 	}

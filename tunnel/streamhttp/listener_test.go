@@ -13,6 +13,7 @@ import (
 	"github.com/oxsecurity/oxbroker/tunnel"
 	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
+	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
 var transports = tunnel.Transports
@@ -213,23 +214,14 @@ func TestStreamsQueueBeyondLimit(t *testing.T) {
 			defer l.Close()
 			conns, _ := acceptLoop(l)
 
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			open := func() net.Conn {
-				st, err := gatewaySide.OpenStream(ctx)
-				if err != nil {
+			open := func() {
+				if _, err := tunneltest.Open(t, gatewaySide.OpenStream).Write([]byte{'x'}); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := st.Write([]byte{'x'}); err != nil {
-					t.Fatal(err)
-				}
-				return st
 			}
-			first := open()
-			defer first.Close()
+			open()
 			busy := receive(t, conns, "first stream")
-			second := open()
-			defer second.Close()
+			open()
 
 			// A slow request in flight: the queued stream and its session
 			// outlive several idle timeouts.
