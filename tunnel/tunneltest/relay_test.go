@@ -104,6 +104,19 @@ func dialTCP(t *testing.T, addr string) *net.TCPConn {
 	return c.(*net.TCPConn)
 }
 
+// relayWithConn returns a relay in Pass and a TCP connection through it
+// that has carried a round trip: for the tests of what a mode does to a
+// connection already open.
+func relayWithConn(t *testing.T) (*Relay, *net.TCPConn) {
+	t.Helper()
+	r := newTestRelay(t)
+	c := dialTCP(t, r.Addr())
+	if _, err := roundTrip(c, []byte("before"), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return r, c
+}
+
 // roundTrip writes msg and reads len(msg) bytes back within timeout.
 func roundTrip(c net.Conn, msg []byte, timeout time.Duration) ([]byte, error) {
 	c.SetDeadline(time.Now().Add(timeout))
@@ -165,11 +178,7 @@ func TestRelayTCPDelay(t *testing.T) {
 }
 
 func TestRelayTCPBlackhole(t *testing.T) {
-	r := newTestRelay(t)
-	c := dialTCP(t, r.Addr())
-	if _, err := roundTrip(c, []byte("before"), 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	r, c := relayWithConn(t)
 	r.SetTCP(Blackhole())
 	// Silence, both on the open connection and on a new one; nothing is
 	// closed either.
@@ -191,11 +200,7 @@ func TestRelayTCPBlackhole(t *testing.T) {
 }
 
 func TestRelayTCPReset(t *testing.T) {
-	r := newTestRelay(t)
-	c := dialTCP(t, r.Addr())
-	if _, err := roundTrip(c, []byte("hi"), 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	r, c := relayWithConn(t)
 	r.SetTCP(Reset())
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
@@ -222,11 +227,7 @@ func TestRelayTCPReset(t *testing.T) {
 }
 
 func TestRelayTCPCut(t *testing.T) {
-	r := newTestRelay(t)
-	c := dialTCP(t, r.Addr())
-	if _, err := roundTrip(c, []byte("warm"), 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	r, c := relayWithConn(t)
 	// 100 bytes up count, then 50 of the echo: the connection is cut there.
 	r.SetTCP(Cut(150))
 	c.SetDeadline(time.Now().Add(5 * time.Second))
