@@ -22,25 +22,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // that tests can tell the relay's upstream sockets apart.
 func echoServers(t *testing.T) string {
 	t.Helper()
-	var (
-		tl *net.TCPListener
-		ul *net.UDPConn
-	)
-	for range 20 {
-		l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: l.Addr().(*net.TCPAddr).Port})
-		if err != nil {
-			l.Close()
-			continue
-		}
-		tl, ul = l, u
-		break
-	}
-	if tl == nil {
-		t.Fatal("no port free on both tcp and udp")
+	tl, ul, err := listenTCPUDP()
+	if err != nil {
+		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex // guards conns
