@@ -29,12 +29,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
-	"github.com/quic-go/quic-go"
 )
 
-// The yamux frame (hashicorp/yamux spec.md), written here by hand.
+// The yamux frame (hashicorp/yamux spec.md), read here by hand;
+// tunneltest.MuxHeader writes its header by hand too.
 const (
 	muxData         = 0
 	muxWindowUpdate = 1
@@ -46,24 +48,6 @@ const (
 	muxWindow       = 256 << 10 // yamux's initial stream window
 	alpn            = "oxbroker/1"
 )
-
-func muxHeader(typ byte, flags uint16, id, length uint32) []byte {
-	h := make([]byte, muxHeaderSize)
-	h[1] = typ
-	binary.BigEndian.PutUint16(h[2:], flags)
-	binary.BigEndian.PutUint32(h[4:], id)
-	binary.BigEndian.PutUint32(h[8:], length)
-	return h
-}
-
-// repeat is n frames made by frame.
-func repeat(n int, frame func(i int) []byte) []byte {
-	var b []byte
-	for i := range n {
-		b = append(b, frame(i)...)
-	}
-	return b
-}
 
 // controlFrame is a control frame by hand: a 4-byte length, then JSON.
 func controlFrame(payload string) []byte {
@@ -140,10 +124,10 @@ func (m *rawMux) readFrame() error {
 		}
 		switch {
 		case typ == muxPing && flags&muxSYN != 0:
-			m.write(muxHeader(muxPing, muxACK, 0, length))
+			m.write(tunneltest.MuxHeader(muxPing, muxACK, 0, length))
 		case typ == muxWindowUpdate || typ == muxData:
 			if flags&muxSYN != 0 && id == 1 { // the agent opened the control stream
-				m.write(muxHeader(muxWindowUpdate, muxACK, 1, 0))
+				m.write(tunneltest.MuxHeader(muxWindowUpdate, muxACK, 1, 0))
 			}
 			m.mu.Lock()
 			if typ == muxWindowUpdate && id == 1 {
@@ -161,7 +145,7 @@ func (m *rawMux) readFrame() error {
 			m.cond.Broadcast()
 			m.mu.Unlock()
 			if len(body) > 0 && id != 1 { // give the window back, as yamux does
-				m.write(muxHeader(muxWindowUpdate, 0, id, length))
+				m.write(tunneltest.MuxHeader(muxWindowUpdate, 0, id, length))
 			}
 		}
 	}
@@ -212,7 +196,7 @@ func (m *rawMux) sendCtrl(frame []byte) error {
 		n := int(min(m.window, 16<<10, int64(len(frame))))
 		m.window -= int64(n)
 		m.mu.Unlock()
-		if err := m.write(append(muxHeader(muxData, 0, 1, uint32(n)), frame[:n]...)); err != nil {
+		if err := m.write(append(tunneltest.MuxHeader(muxData, 0, 1, uint32(n)), frame[:n]...)); err != nil {
 			return err
 		}
 		frame = frame[n:]
@@ -382,7 +366,7 @@ func rogueTLS(t *testing.T, e *env) *tls.Conn {
 func rogueSession(t *testing.T, e *env, serve bool) *rawMux {
 	t.Helper()
 	m := newRawMux(rogueTLS(t, e))
-	m.write(muxHeader(muxWindowUpdate, muxSYN, 1, 0))
+	m.write(tunneltest.MuxHeader(muxWindowUpdate, muxSYN, 1, 0))
 	if err := m.sendCtrl(controlFrame(helloJSON("acme", e.BrokerToken, `[{"name":"jira"}]`))); err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +440,7 @@ func testRogueAgent(t *testing.T) {
 	v.attack(t, "tcp/pings-before-hello", attackGoroutines, attackRSSMiB, func(t *testing.T, after func()) {
 		c := rogueTLS(t, e)
 		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		c.Write(repeat(floodPings, func(i int) []byte { return muxHeader(muxPing, muxSYN, 0, uint32(i)) }))
+		c.Write(tunneltest.Flood(floodPings, func(i int) []byte { return tunneltest.MuxHeader(muxPing, muxSYN, 0, uint32(i)) }))
 		after() // nothing has read the gateway's answers
 		if !closedSoon(c, 5*time.Second) {
 			t.Error("100,000 pings before hello: the session is still open")
@@ -465,7 +449,7 @@ func testRogueAgent(t *testing.T) {
 	v.attack(t, "tcp/pings-after-hello-unread", attackGoroutines, attackRSSMiB, func(t *testing.T, after func()) {
 		m := rogueSession(t, e, false)
 		m.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		m.c.Write(repeat(floodPings, func(i int) []byte { return muxHeader(muxPing, muxSYN, 0, uint32(i)) }))
+		m.c.Write(tunneltest.Flood(floodPings, func(i int) []byte { return tunneltest.MuxHeader(muxPing, muxSYN, 0, uint32(i)) }))
 		after() // nothing has read the gateway's answers
 		if !closedSoon(m.c, 5*time.Second) {
 			t.Error("100,000 pings after hello: the session is still open")
@@ -474,7 +458,7 @@ func testRogueAgent(t *testing.T) {
 	v.attack(t, "tcp/syn-flood", attackGoroutines, attackRSSMiB, func(t *testing.T, after func()) {
 		c := rogueTLS(t, e)
 		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		c.Write(repeat(10_000, func(i int) []byte { return muxHeader(muxWindowUpdate, muxSYN, uint32(2*i+1), 0) }))
+		c.Write(tunneltest.Flood(10_000, func(i int) []byte { return tunneltest.MuxHeader(muxWindowUpdate, muxSYN, uint32(2*i+1), 0) }))
 		after()
 		if !closedSoon(c, 5*time.Second) {
 			t.Error("10,000 SYNs: the session is still open")
@@ -482,12 +466,12 @@ func testRogueAgent(t *testing.T) {
 	})
 	v.attack(t, "tcp/window-updates-known-stream", attackGoroutines, attackRSSMiB, func(t *testing.T, after func()) {
 		m := rogueSession(t, e, true)
-		m.write(repeat(50_000, func(int) []byte { return muxHeader(muxWindowUpdate, 0, 1, 1<<20) }))
+		m.write(tunneltest.Flood(50_000, func(int) []byte { return tunneltest.MuxHeader(muxWindowUpdate, 0, 1, 1<<20) }))
 	})
 	v.attack(t, "tcp/window-updates-unknown-streams", attackGoroutines, attackRSSMiB, func(t *testing.T, after func()) {
 		m := rogueSession(t, e, false)
 		m.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		m.c.Write(repeat(50_000, func(i int) []byte { return muxHeader(muxWindowUpdate, 0, uint32(1001+2*i), 1<<20) }))
+		m.c.Write(tunneltest.Flood(50_000, func(i int) []byte { return tunneltest.MuxHeader(muxWindowUpdate, 0, uint32(1001+2*i), 1<<20) }))
 		if !closedSoon(m.c, 5*time.Second) {
 			t.Error("window updates for streams never opened: the session is still open")
 		}
@@ -495,8 +479,8 @@ func testRogueAgent(t *testing.T) {
 	v.attack(t, "tcp/data-unknown-streams", attackGoroutines, attackRSSMiB, func(t *testing.T, after func()) {
 		m := rogueSession(t, e, false)
 		m.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		m.c.Write(repeat(2_000, func(i int) []byte {
-			return append(muxHeader(muxData, 0, uint32(1001+2*i), 1024), make([]byte, 1024)...)
+		m.c.Write(tunneltest.Flood(2_000, func(i int) []byte {
+			return append(tunneltest.MuxHeader(muxData, 0, uint32(1001+2*i), 1024), make([]byte, 1024)...)
 		}))
 		if !closedSoon(m.c, 5*time.Second) {
 			t.Error("data for streams never opened: the session is still open")
@@ -803,8 +787,8 @@ func (g *rogueGateway) next(t *testing.T) *rawMux {
 func (m *rawMux) get(t *testing.T, id uint32) string {
 	t.Helper()
 	req := "GET /rest/api/3/myself HTTP/1.1\r\nHost: agent\r\nOx-Broker-Site: jira\r\nOx-Broker-Request-Id: rogue\r\nConnection: close\r\n\r\n"
-	m.write(muxHeader(muxWindowUpdate, muxSYN, id, 0))
-	m.write(append(muxHeader(muxData, muxFIN, id, uint32(len(req))), req...))
+	m.write(tunneltest.MuxHeader(muxWindowUpdate, muxSYN, id, 0))
+	m.write(append(tunneltest.MuxHeader(muxData, muxFIN, id, uint32(len(req))), req...))
 	b, err := m.waitStream(id, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -839,24 +823,24 @@ func testRogueGateway(t *testing.T) {
 		}
 	}
 	v.attack(t, "syn-flood", 1024+attackGoroutines, attackRSSMiB, func(t *testing.T, after func()) {
-		m.write(repeat(10_000, func(i int) []byte { return muxHeader(muxWindowUpdate, muxSYN, uint32(4+2*i), 0) }))
+		m.write(tunneltest.Flood(10_000, func(i int) []byte { return tunneltest.MuxHeader(muxWindowUpdate, muxSYN, uint32(4+2*i), 0) }))
 	})
 	v.attack(t, "pings-unread", attackGoroutines, attackRSSMiB, func(t *testing.T, after func()) {
 		m.hold.Lock() // stop reading
-		m.write(repeat(100_000, func(i int) []byte { return muxHeader(muxPing, muxSYN, 0, uint32(i)) }))
+		m.write(tunneltest.Flood(100_000, func(i int) []byte { return tunneltest.MuxHeader(muxPing, muxSYN, 0, uint32(i)) }))
 		after() // nothing has read the agent's answers
 		m.hold.Unlock()
 		closed(t, m, "100,000 pings")
 	})
 	v.attack(t, "window-updates-unknown-streams", attackGoroutines, attackRSSMiB, func(t *testing.T, after func()) {
 		m := g.next(t)
-		m.write(repeat(50_000, func(i int) []byte { return muxHeader(muxWindowUpdate, 0, uint32(100_000+2*i), 1<<20) }))
+		m.write(tunneltest.Flood(50_000, func(i int) []byte { return tunneltest.MuxHeader(muxWindowUpdate, 0, uint32(100_000+2*i), 1<<20) }))
 		closed(t, m, "window updates for streams never opened")
 	})
 	v.attack(t, "data-unknown-streams", attackGoroutines, attackRSSMiB, func(t *testing.T, after func()) {
 		m := g.next(t)
-		m.write(repeat(2_000, func(i int) []byte {
-			return append(muxHeader(muxData, 0, uint32(100_000+2*i), 1024), make([]byte, 1024)...)
+		m.write(tunneltest.Flood(2_000, func(i int) []byte {
+			return append(tunneltest.MuxHeader(muxData, 0, uint32(100_000+2*i), 1024), make([]byte, 1024)...)
 		}))
 		closed(t, m, "data for streams never opened")
 	})

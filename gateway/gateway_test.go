@@ -29,6 +29,7 @@ import (
 	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
 	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
+	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -406,14 +407,7 @@ func TestNoHello(t *testing.T) {
 			// A second session opens its control stream and stalls in
 			// the middle of a frame.
 			stalled := tg.dial(t, tr)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			st, err := stalled.OpenStream(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			if _, err := st.Write([]byte{0, 0, 1}); err != nil {
+			if _, err := tunneltest.Open(t, stalled.OpenStream).Write([]byte{0, 0, 1}); err != nil {
 				t.Fatal(err)
 			}
 			// A good agent still gets in meanwhile.

@@ -21,6 +21,7 @@ import (
 	"github.com/oxsecurity/oxbroker/tunnel"
 	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
+	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
 // rawAgent is a rogue agent whose control stream the test writes by hand
@@ -34,12 +35,7 @@ type rawAgent struct {
 func (tg *testGateway) rawConnect(t *testing.T, transport string, h tunnel.Hello) (*rawAgent, error) {
 	t.Helper()
 	s := tg.dial(t, transport)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := s.OpenStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := tunneltest.Open(t, s.OpenStream)
 	ctrl := tunnel.NewControl(st)
 	if h.Protocol == 0 {
 		h.Protocol = tunnel.ProtocolVersion
@@ -115,11 +111,7 @@ func TestBadControlFrameClosesSession(t *testing.T) {
 				})
 
 				a.st.Write([]byte(c.raw))
-				select {
-				case <-a.sess.Done():
-				case <-time.After(5 * time.Second):
-					t.Fatal("the session is still open 5 s after a bad control frame, with a request in flight")
-				}
+				testwait.Recv(t, 5*time.Second, "the session to close after a bad control frame, with a request in flight", a.sess.Done())
 				if n := limitCount(t, tg, limitControl); n != 1 {
 					t.Errorf("oxbroker_gateway_tunnel_limits_total{limit=control}: got %v, want 1", n)
 				}

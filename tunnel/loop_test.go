@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
 
 // TestControlLoop: each side's loop hands sites and goaway to its
@@ -26,20 +28,11 @@ func TestControlLoop(t *testing.T) {
 			cc.Send(GoAway{Reason: "first"})
 			cc.Send(GoAway{Reason: "second"})
 			cc.Send(Sites{Sites: []SiteInfo{{Name: "b"}}})
-			select {
-			case g := <-loop.GoAway():
-				if g.Reason != "first" {
-					t.Errorf("GoAway: got %q, want the first", g.Reason)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("no goaway delivered")
+			if g := testwait.Recv(t, 10*time.Second, "a goaway delivered", loop.GoAway()); g.Reason != "first" {
+				t.Errorf("GoAway: got %q, want the first", g.Reason)
 			}
 			cc.CloseWrite()
-			select {
-			case <-loop.Acknowledged():
-			case <-time.After(10 * time.Second):
-				t.Fatal("the half-close was not read")
-			}
+			testwait.Recv(t, 10*time.Second, "the half-close read", loop.Acknowledged())
 			if err := loop.Err(); err != nil || loop.BadFrame() {
 				t.Errorf("after a half-close: Err %v, BadFrame %v; want nil, false", err, loop.BadFrame())
 			}
@@ -74,11 +67,7 @@ func TestControlLoopBadFrame(t *testing.T) {
 			// The write may report the session's end: over yamux it waits
 			// for the send loop, and the gateway closes as soon as it reads.
 			cc.conn.Write(frame(t, `{"type":"goaway","reason":7}`))
-			select {
-			case <-server.Done():
-			case <-time.After(10 * time.Second):
-				t.Fatal("the session is still open after a bad frame")
-			}
+			testwait.Recv(t, 10*time.Second, "the session to close after a bad frame", server.Done())
 			loop.Wait()
 			if !loop.BadFrame() || !errors.Is(seen, ErrProtocol) {
 				t.Errorf("BadFrame %v, handler saw %v; want true and ErrProtocol", loop.BadFrame(), seen)

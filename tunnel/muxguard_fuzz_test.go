@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
 // FuzzFrameGuard feeds the yamux frame guard arbitrary bytes from a peer,
@@ -11,9 +13,9 @@ import (
 // gone over, or none) and its place in the stream must not depend on how
 // the bytes were cut, since TCP and TLS cut them anyhow.
 func FuzzFrameGuard(f *testing.F) {
-	f.Add(append(muxFrame(typePing, flagSYN, 0, 1), muxFrame(typeData, flagSYN, 1, 3)...), uint8(1), false)
-	f.Add(append(muxFrame(typeData, flagSYN, 2, 0), muxFrame(typeWindowUpdate, 0, 9, 0)...), uint8(5), true)
-	f.Add(append(append(muxFrame(typeData, flagSYN, 1, 4), 'a', 'b', 'c', 'd'), muxFrame(typeData, 0, 1, 2)...), uint8(7), false)
+	f.Add(append(tunneltest.MuxHeader(typePing, flagSYN, 0, 1), tunneltest.MuxHeader(typeData, flagSYN, 1, 3)...), uint8(1), false)
+	f.Add(append(tunneltest.MuxHeader(typeData, flagSYN, 2, 0), tunneltest.MuxHeader(typeWindowUpdate, 0, 9, 0)...), uint8(5), true)
+	f.Add(append(append(tunneltest.MuxHeader(typeData, flagSYN, 1, 4), 'a', 'b', 'c', 'd'), tunneltest.MuxHeader(typeData, 0, 1, 2)...), uint8(7), false)
 	f.Fuzz(func(t *testing.T, data []byte, piece uint8, client bool) {
 		lim := yamuxGuardLimits(Options{KeepAlive: DefaultKeepAlive, MaxIncomingStreams: 2}.withDefaults(), client, nil)
 		clock := time.Unix(1e9, 0)

@@ -13,19 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 	"github.com/quic-go/quic-go"
-)
 
-// muxFrame is a yamux frame header written by hand (yamux spec.md).
-func muxFrame(typ byte, flags uint16, id, length uint32) []byte {
-	h := make([]byte, headerSize)
-	h[1] = typ
-	binary.BigEndian.PutUint16(h[2:], flags)
-	binary.BigEndian.PutUint32(h[4:], id)
-	binary.BigEndian.PutUint32(h[8:], length)
-	return h
-}
+	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
+)
 
 const flagFIN = 4
 
@@ -41,7 +32,7 @@ func TestFrameGuard(t *testing.T) {
 		}
 		return b
 	}
-	ping := muxFrame(typePing, flagSYN, 0, 7)
+	ping := tunneltest.MuxHeader(typePing, flagSYN, 0, 7)
 	tests := []struct {
 		name  string
 		lim   guardLimits
@@ -54,34 +45,34 @@ func TestFrameGuard(t *testing.T) {
 		{"the fifth ping at once is one too many", agent, nil, cat(ping, ping, ping, ping, ping), LimitPings, 0},
 		{"pings a second apart pass", agent, nil, cat(ping, ping, ping, ping, ping, ping, ping, ping, ping, ping), "", time.Second},
 		{"ping answers are not counted", agent, nil, cat(ping, ping, ping, ping,
-			muxFrame(typePing, flagACK, 0, 1), muxFrame(typePing, flagACK, 0, 2)), "", 0},
+			tunneltest.MuxHeader(typePing, flagACK, 0, 1), tunneltest.MuxHeader(typePing, flagACK, 0, 2)), "", 0},
 		{"the agent opens four streams", agent, nil, cat(
-			muxFrame(typeWindowUpdate, flagSYN, 1, 0), muxFrame(typeWindowUpdate, flagSYN, 3, 0),
-			muxFrame(typeData, flagSYN, 5, 2), []byte("hi"), muxFrame(typeWindowUpdate, flagSYN, 7, 0)), "", 0},
+			tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 1, 0), tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 3, 0),
+			tunneltest.MuxHeader(typeData, flagSYN, 5, 2), []byte("hi"), tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 7, 0)), "", 0},
 		{"the agent opens a fifth stream", agent, nil, cat(
-			muxFrame(typeWindowUpdate, flagSYN, 1, 0), muxFrame(typeWindowUpdate, flagSYN, 3, 0),
-			muxFrame(typeWindowUpdate, flagSYN, 5, 0), muxFrame(typeWindowUpdate, flagSYN, 7, 0),
-			muxFrame(typeWindowUpdate, flagSYN, 9, 0)), LimitStreams, 0},
-		{"an agent's stream with an even id", agent, nil, muxFrame(typeWindowUpdate, flagSYN, 2, 0), LimitStreamIDs, 0},
-		{"stream id 0", agent, nil, muxFrame(typeData, flagSYN, 0, 0), LimitStreamIDs, 0},
-		{"streams opened at once overtake each other", agent, nil, cat(muxFrame(typeWindowUpdate, flagSYN, 3, 0),
-			muxFrame(typeWindowUpdate, flagSYN, 1, 0), muxFrame(typeData, 0, 1, 1), []byte("x")), "", 0},
-		{"an id used again is one more stream", agent, nil, cat(muxFrame(typeWindowUpdate, flagSYN, 1, 0),
-			muxFrame(typeWindowUpdate, flagSYN, 1, 0), muxFrame(typeWindowUpdate, flagSYN, 1, 0),
-			muxFrame(typeWindowUpdate, flagSYN, 1, 0), muxFrame(typeWindowUpdate, flagSYN, 1, 0)), LimitStreams, 0},
-		{"data for a stream never opened", agent, nil, cat(muxFrame(typeWindowUpdate, flagSYN, 1, 0),
-			muxFrame(typeData, 0, 3, 4), []byte("data")), LimitStreamIDs, 0},
-		{"a window update for one of ours never opened", agent, nil, muxFrame(typeWindowUpdate, 0, 2, 1<<20), LimitStreamIDs, 0},
-		{"a window update for one of ours", agent, muxFrame(typeWindowUpdate, flagSYN, 4, 0),
-			cat(muxFrame(typeWindowUpdate, flagACK, 4, 0), muxFrame(typeWindowUpdate, 0, 2, 1<<20)), "", 0},
-		{"frames for streams that ended pass", agent, nil, cat(muxFrame(typeWindowUpdate, flagSYN, 1, 0),
-			muxFrame(typeWindowUpdate, flagSYN, 3, 0), muxFrame(typeData, flagFIN, 1, 0),
-			muxFrame(typeWindowUpdate, 0, 1, 100), muxFrame(typeData, 0, 1, 3), []byte("abc")), "", 0},
-		{"a body that looks like pings is a body", agent, nil, cat(muxFrame(typeWindowUpdate, flagSYN, 1, 0),
-			muxFrame(typeData, 0, 1, 72), ping, ping, ping, ping, ping, ping), "", 0},
-		{"the gateway opens streams with even ids", gateway, nil, cat(muxFrame(typeWindowUpdate, flagSYN, 2, 0),
-			muxFrame(typeWindowUpdate, flagSYN, 4, 0), muxFrame(typeData, 0, 4, 1), []byte("x")), "", 0},
-		{"a gateway's stream with an odd id", gateway, nil, muxFrame(typeWindowUpdate, flagSYN, 1, 0), LimitStreamIDs, 0},
+			tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 1, 0), tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 3, 0),
+			tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 5, 0), tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 7, 0),
+			tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 9, 0)), LimitStreams, 0},
+		{"an agent's stream with an even id", agent, nil, tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 2, 0), LimitStreamIDs, 0},
+		{"stream id 0", agent, nil, tunneltest.MuxHeader(typeData, flagSYN, 0, 0), LimitStreamIDs, 0},
+		{"streams opened at once overtake each other", agent, nil, cat(tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 3, 0),
+			tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 1, 0), tunneltest.MuxHeader(typeData, 0, 1, 1), []byte("x")), "", 0},
+		{"an id used again is one more stream", agent, nil, cat(tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 1, 0),
+			tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 1, 0), tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 1, 0),
+			tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 1, 0), tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 1, 0)), LimitStreams, 0},
+		{"data for a stream never opened", agent, nil, cat(tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 1, 0),
+			tunneltest.MuxHeader(typeData, 0, 3, 4), []byte("data")), LimitStreamIDs, 0},
+		{"a window update for one of ours never opened", agent, nil, tunneltest.MuxHeader(typeWindowUpdate, 0, 2, 1<<20), LimitStreamIDs, 0},
+		{"a window update for one of ours", agent, tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 4, 0),
+			cat(tunneltest.MuxHeader(typeWindowUpdate, flagACK, 4, 0), tunneltest.MuxHeader(typeWindowUpdate, 0, 2, 1<<20)), "", 0},
+		{"frames for streams that ended pass", agent, nil, cat(tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 1, 0),
+			tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 3, 0), tunneltest.MuxHeader(typeData, flagFIN, 1, 0),
+			tunneltest.MuxHeader(typeWindowUpdate, 0, 1, 100), tunneltest.MuxHeader(typeData, 0, 1, 3), []byte("abc")), "", 0},
+		{"a body that looks like pings is a body", agent, nil, cat(tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 1, 0),
+			tunneltest.MuxHeader(typeData, 0, 1, 72), ping, ping, ping, ping, ping, ping), "", 0},
+		{"the gateway opens streams with even ids", gateway, nil, cat(tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 2, 0),
+			tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 4, 0), tunneltest.MuxHeader(typeData, 0, 4, 1), []byte("x")), "", 0},
+		{"a gateway's stream with an odd id", gateway, nil, tunneltest.MuxHeader(typeWindowUpdate, flagSYN, 1, 0), LimitStreamIDs, 0},
 		{"wrong version is yamux's to refuse", agent, nil, []byte{1, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}, "", 0},
 	}
 	for _, tt := range tests {
@@ -151,23 +142,16 @@ func rawYamuxClient(t *testing.T, p pki, addr string) *tls.Conn {
 // flood, a window-update flood for streams never opened. Each ends the
 // session, names the limit, and leaves the goroutine count where it was.
 func TestYamuxPeerOverLimitsIsClosed(t *testing.T) {
-	flood := func(n int, frame func(i int) []byte) []byte {
-		var b []byte
-		for i := range n {
-			b = append(b, frame(i)...)
-		}
-		return b
-	}
 	tests := []struct {
 		name  string
 		in    []byte
 		limit string
 	}{
-		{"100,000 pings, unread", flood(100_000, func(i int) []byte { return muxFrame(typePing, flagSYN, 0, uint32(i)) }), LimitPings},
-		{"10,000 streams", flood(10_000, func(i int) []byte { return muxFrame(typeWindowUpdate, flagSYN, uint32(2*i+1), 0) }), LimitStreams},
-		{"window updates for streams never opened", flood(10_000, func(i int) []byte { return muxFrame(typeWindowUpdate, 0, uint32(2*i+1), 1<<30) }), LimitStreamIDs},
-		{"data for streams never opened", flood(1000, func(i int) []byte {
-			return append(muxFrame(typeData, 0, uint32(2*i+101), 100), make([]byte, 100)...)
+		{"100,000 pings, unread", tunneltest.Flood(100_000, func(i int) []byte { return tunneltest.MuxHeader(typePing, flagSYN, 0, uint32(i)) }), LimitPings},
+		{"10,000 streams", tunneltest.Flood(10_000, func(i int) []byte { return tunneltest.MuxHeader(typeWindowUpdate, flagSYN, uint32(2*i+1), 0) }), LimitStreams},
+		{"window updates for streams never opened", tunneltest.Flood(10_000, func(i int) []byte { return tunneltest.MuxHeader(typeWindowUpdate, 0, uint32(2*i+1), 1<<30) }), LimitStreamIDs},
+		{"data for streams never opened", tunneltest.Flood(1000, func(i int) []byte {
+			return append(tunneltest.MuxHeader(typeData, 0, uint32(2*i+101), 100), make([]byte, 100)...)
 		}), LimitStreamIDs},
 	}
 	p := newPKI(t)
@@ -179,11 +163,7 @@ func TestYamuxPeerOverLimitsIsClosed(t *testing.T) {
 			c := rawYamuxClient(t, p, l.Addr().String())
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			s, err := l.Accept(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := tunneltest.Open(t, l.Accept)
 			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 			c.Write(tt.in) // fails once the gateway has closed
 			// The most goroutines while the session lasts (3 s at most):
@@ -238,7 +218,7 @@ func answerPings(c net.Conn, acked *atomic.Int64) {
 				return
 			}
 		case h[1] == typePing && flags&flagSYN != 0:
-			c.Write(muxFrame(typePing, flagACK, 0, binary.BigEndian.Uint32(h[8:])))
+			c.Write(tunneltest.MuxHeader(typePing, flagACK, 0, binary.BigEndian.Uint32(h[8:])))
 		}
 	}
 }
@@ -283,7 +263,7 @@ func TestYamuxAgentBoundsGatewayStreams(t *testing.T) {
 				}
 			}
 			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if _, err := c.Write(muxFrame(typeWindowUpdate, flagSYN, uint32(2*i+2), 0)); err != nil {
+			if _, err := c.Write(tunneltest.MuxHeader(typeWindowUpdate, flagSYN, uint32(2*i+2), 0)); err != nil {
 				return
 			}
 		}
@@ -400,11 +380,7 @@ func TestQUICOffersNoDatagrams(t *testing.T) {
 	if err := conn.SendDatagram([]byte("x")); err == nil {
 		t.Error("a datagram was sent to the listener")
 	}
-	s, err := l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	tunneltest.Open(t, l.Accept)
 	if _, err := conn.OpenUniStream(); err == nil { // no credit: it fails at once
 		t.Error("a unidirectional stream opened to the listener")
 	}

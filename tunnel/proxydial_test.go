@@ -39,11 +39,7 @@ func TestDialThroughConnectProxy(t *testing.T) {
 	if got := s.Transport(); got != TransportTCP {
 		t.Fatalf("transport: got %s, want tcp", got)
 	}
-	srv, err := l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := tunneltest.Open(t, l.Accept)
 	if got := proxy.Tunnels.Load(); got != 1 {
 		t.Fatalf("proxy tunnels: got %d, want 1", got)
 	}

@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oxsecurity/oxbroker/devcert"
 	"go.uber.org/goleak"
+
+	"github.com/oxsecurity/oxbroker/devcert"
+	"github.com/oxsecurity/oxbroker/internal/testwait"
+	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
 func TestMain(m *testing.M) {
@@ -70,11 +73,7 @@ func pair(t testing.TB, transport string, opts Options) (client, server Session)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	server, err = l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { server.Close() })
+	server = tunneltest.Open(t, l.Accept)
 	if got := client.Transport(); got != transport {
 		t.Fatalf("client transport: got %s, want %s", got, transport)
 	}
@@ -246,11 +245,7 @@ func TestPeerCloseEndsSession(t *testing.T) {
 			defer sc.Close()
 			cc.Close()
 			client.Close()
-			select {
-			case <-server.Done():
-			case <-time.After(5 * time.Second):
-				t.Fatal("server session still alive 5s after the client closed")
-			}
+			testwait.Recv(t, 5*time.Second, "the server session to end after the client closed", server.Done())
 		})
 	}
 }
@@ -264,27 +259,16 @@ func TestStalledPeerCannotHangReader(t *testing.T) {
 			client, server, cc, sc := handshake(t, tr, Options{StreamIdleTimeout: 300 * time.Millisecond})
 			defer cc.Close()
 			defer sc.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			st, err := server.OpenStream(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st := tunneltest.Open(t, server.OpenStream)
 			st.Write([]byte("x")) // make the stream known to the peer; the peer never answers
 			errc := make(chan error, 1)
 			go func() {
 				_, err := st.Read(make([]byte, 1))
 				errc <- err
 			}()
-			select {
-			case err := <-errc:
-				var ne net.Error
-				if !errors.As(err, &ne) || !ne.Timeout() {
-					t.Fatalf("read: got %v, want a timeout", err)
-				}
-			case <-time.After(4 * time.Second):
-				t.Fatal("read on a stalled stream did not time out")
+			var ne net.Error
+			if err := testwait.Recv(t, 4*time.Second, "the read on a stalled stream to time out", errc); !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("read: got %v, want a timeout", err)
 			}
 			_ = client
 		})
@@ -372,11 +356,7 @@ func TestAutoPrefersQUIC(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	srv, err := l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	tunneltest.Open(t, l.Accept)
 	if got := s.Transport(); got != TransportQUIC {
 		t.Fatalf("transport: got %s, want quic", got)
 	}

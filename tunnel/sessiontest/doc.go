@@ -6,5 +6,6 @@
 // stream with tunnel.ControlLoop, as the real sides do. Tests that play a
 // rogue peer write their frames by hand instead: that is their point.
 // (tunneltest holds the doubles of the network under it: a CONNECT proxy
-// and a fault relay, which know nothing of the protocol.)
+// and a fault relay, which know nothing of the protocol, and the yamux
+// header those rogue peers write.)
 package sessiontest

@@ -8,6 +8,7 @@ import (
 
 	"github.com/oxsecurity/oxbroker/devcert"
 	"github.com/oxsecurity/oxbroker/tunnel"
+	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
 // SessionPair returns two connected sessions on loopback over transport:
@@ -29,12 +30,7 @@ func SessionPair(t testing.TB, transport string, opts tunnel.Options) (dialled, 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dialled.Close() })
-	accepted, err = l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { accepted.Close() })
-	return dialled, accepted
+	return dialled, tunneltest.Open(t, l.Accept)
 }
 
 // tlsConfigs returns the TLS configurations of a server with a

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
 	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
@@ -176,13 +177,8 @@ func TestClientCallEnds(t *testing.T) {
 		errc <- err
 	}()
 	cancel()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("got %v, want context.Canceled", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the call did not end with its context")
+	if err := testwait.Recv(t, 10*time.Second, "the call to end with its context", errc); !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
 	}
 }
 

@@ -9,9 +9,11 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 	"github.com/oxsecurity/oxbroker/tunnel"
 	"github.com/oxsecurity/oxbroker/tunnel/sessiontest"
 	"github.com/oxsecurity/oxbroker/tunnel/streamhttp"
+	"github.com/oxsecurity/oxbroker/tunnel/tunneltest"
 )
 
 var transports = tunnel.Transports
@@ -35,13 +37,7 @@ func acceptLoop(l net.Listener) (conns chan net.Conn, errc chan error) {
 
 func receive(t *testing.T, conns chan net.Conn, what string) net.Conn {
 	t.Helper()
-	select {
-	case c := <-conns:
-		return c
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s: no connection accepted within 5 s", what)
-		return nil
-	}
+	return testwait.Recv(t, 5*time.Second, "a connection accepted "+what, conns)
 }
 
 // openStreams opens n streams of s beside the test, as a gateway does,
@@ -184,13 +180,8 @@ func TestStreamListenerClose(t *testing.T) {
 		_, errc := acceptLoop(l) // blocked in AcceptStream: no stream is opened
 		blocked()
 		end(l, agentSide, gatewaySide)
-		select {
-		case err := <-errc:
-			if !errors.Is(err, net.ErrClosed) {
-				t.Errorf("Accept: got %v, want net.ErrClosed", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("Accept still blocked 10 s later")
+		if err := testwait.Recv(t, 10*time.Second, "Accept to return", errc); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Accept: got %v, want net.ErrClosed", err)
 		}
 	}
 	for _, tt := range tests {
@@ -223,23 +214,14 @@ func TestStreamsQueueBeyondLimit(t *testing.T) {
 			defer l.Close()
 			conns, _ := acceptLoop(l)
 
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			open := func() net.Conn {
-				st, err := gatewaySide.OpenStream(ctx)
-				if err != nil {
+			open := func() {
+				if _, err := tunneltest.Open(t, gatewaySide.OpenStream).Write([]byte{'x'}); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := st.Write([]byte{'x'}); err != nil {
-					t.Fatal(err)
-				}
-				return st
 			}
-			first := open()
-			defer first.Close()
+			open()
 			busy := receive(t, conns, "first stream")
-			second := open()
-			defer second.Close()
+			open()
 
 			// A slow request in flight: the queued stream and its session
 			// outlive several idle timeouts.

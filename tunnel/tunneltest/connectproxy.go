@@ -1,5 +1,9 @@
 // Package tunneltest provides test doubles around the tunnel: a real
-// HTTP CONNECT proxy with Basic authentication, built on net/http.
+// HTTP CONNECT proxy with Basic authentication, built on net/http, a
+// fault relay, real dial and handshake failures, yamux frame headers
+// written by hand for tests that play a rogue peer, and Open for a stream
+// or session a test cannot go on without. It does not import the tunnel
+// package, so that the tunnel's own tests can use it.
 package tunneltest
 
 import (

@@ -130,21 +130,8 @@ func NewRelay(upstream string) (*Relay, error) {
 		peers:    make(map[string]*udpPeer),
 		timers:   make(map[*time.Timer]struct{}),
 	}
-	for range 20 {
-		tl, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			return nil, err
-		}
-		ul, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: tl.Addr().(*net.TCPAddr).Port})
-		if err != nil {
-			tl.Close()
-			continue
-		}
-		r.tcpLn, r.udpLn = tl, ul
-		break
-	}
-	if r.tcpLn == nil {
-		return nil, errors.New("relay: no port free on both tcp and udp")
+	if r.tcpLn, r.udpLn, err = listenTCPUDP(); err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
 	}
 	r.tcpMode.Store(&modeState{Mode: Pass()})
 	r.udpMode.Store(&modeState{Mode: Pass()})
@@ -152,6 +139,25 @@ func NewRelay(upstream string) (*Relay, error) {
 	go r.acceptTCP()
 	go r.readUDP()
 	return r, nil
+}
+
+// listenTCPUDP listens for TCP and UDP on one loopback port, as the
+// gateway does. A port the kernel gave for TCP may be taken for UDP, so it
+// tries up to 20.
+func listenTCPUDP() (*net.TCPListener, *net.UDPConn, error) {
+	for range 20 {
+		tl, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return nil, nil, err
+		}
+		ul, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: tl.Addr().(*net.TCPAddr).Port})
+		if err != nil {
+			tl.Close()
+			continue
+		}
+		return tl, ul, nil
+	}
+	return nil, nil, errors.New("no port free on both tcp and udp")
 }
 
 // Addr is the relay's address, host:port, for TCP and UDP alike.

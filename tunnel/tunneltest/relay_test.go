@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -20,25 +22,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // that tests can tell the relay's upstream sockets apart.
 func echoServers(t *testing.T) string {
 	t.Helper()
-	var (
-		tl *net.TCPListener
-		ul *net.UDPConn
-	)
-	for range 20 {
-		l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: l.Addr().(*net.TCPAddr).Port})
-		if err != nil {
-			l.Close()
-			continue
-		}
-		tl, ul = l, u
-		break
-	}
-	if tl == nil {
-		t.Fatal("no port free on both tcp and udp")
+	tl, ul, err := listenTCPUDP()
+	if err != nil {
+		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex // guards conns
@@ -102,6 +88,19 @@ func dialTCP(t *testing.T, addr string) *net.TCPConn {
 	return c.(*net.TCPConn)
 }
 
+// relayWithConn returns a relay in Pass and a TCP connection through it
+// that has carried a round trip: for the tests of what a mode does to a
+// connection already open.
+func relayWithConn(t *testing.T) (*Relay, *net.TCPConn) {
+	t.Helper()
+	r := newTestRelay(t)
+	c := dialTCP(t, r.Addr())
+	if _, err := roundTrip(c, []byte("before"), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return r, c
+}
+
 // roundTrip writes msg and reads len(msg) bytes back within timeout.
 func roundTrip(c net.Conn, msg []byte, timeout time.Duration) ([]byte, error) {
 	c.SetDeadline(time.Now().Add(timeout))
@@ -163,11 +162,7 @@ func TestRelayTCPDelay(t *testing.T) {
 }
 
 func TestRelayTCPBlackhole(t *testing.T) {
-	r := newTestRelay(t)
-	c := dialTCP(t, r.Addr())
-	if _, err := roundTrip(c, []byte("before"), 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	r, c := relayWithConn(t)
 	r.SetTCP(Blackhole())
 	// Silence, both on the open connection and on a new one; nothing is
 	// closed either.
@@ -189,11 +184,7 @@ func TestRelayTCPBlackhole(t *testing.T) {
 }
 
 func TestRelayTCPReset(t *testing.T) {
-	r := newTestRelay(t)
-	c := dialTCP(t, r.Addr())
-	if _, err := roundTrip(c, []byte("hi"), 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	r, c := relayWithConn(t)
 	r.SetTCP(Reset())
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
@@ -220,11 +211,7 @@ func TestRelayTCPReset(t *testing.T) {
 }
 
 func TestRelayTCPCut(t *testing.T) {
-	r := newTestRelay(t)
-	c := dialTCP(t, r.Addr())
-	if _, err := roundTrip(c, []byte("warm"), 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	r, c := relayWithConn(t)
 	// 100 bytes up count, then 50 of the echo: the connection is cut there.
 	r.SetTCP(Cut(150))
 	c.SetDeadline(time.Now().Add(5 * time.Second))
@@ -370,11 +357,7 @@ func TestRelayConcurrentUse(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	done := make(chan struct{})
 	go func() { r.Close(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not return within 5 s")
-	}
+	testwait.Recv(t, 5*time.Second, "Close to return", done)
 	close(stop)
 	wg.Wait()
 	r.Close() // twice is fine
