@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/oxsecurity/oxbroker/internal/atomicfile"
 )
 
 var agentIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -46,11 +48,7 @@ func loadAgentID(dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", fmt.Errorf("state_dir: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o640); err != nil {
-		return "", fmt.Errorf("write agent id: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, []byte(id+"\n"), 0o640); err != nil {
 		return "", fmt.Errorf("write agent id: %w", err)
 	}
 	return id, nil

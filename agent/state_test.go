@@ -37,8 +37,8 @@ func TestLoadAgentIDCreates(t *testing.T) {
 	if fi.Mode().Perm()&0o007 != 0 {
 		t.Errorf("agent-id mode: got %s, want no access for others", fi.Mode().Perm())
 	}
-	if _, err := os.Stat(filepath.Join(dir, "agent-id.tmp")); !os.IsNotExist(err) {
-		t.Errorf("agent-id.tmp left behind: %v", err)
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("state_dir holds %v, want only agent-id", entries)
 	}
 
 	// Stable across calls (restarts).

@@ -18,11 +18,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/internal/atomicfile"
 
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
@@ -95,9 +96,11 @@ func run(ctx context.Context) error {
 	}
 	addr := ln.Addr().String()
 	if *addrFile != "" {
-		if err := writeAtomic(*addrFile, addr+"\n"); err != nil {
+		// Renamed into place: a process polling for the file never
+		// reads it half written.
+		if err := atomicfile.Write(*addrFile, []byte(addr+"\n"), 0o644); err != nil {
 			ln.Close()
-			return err
+			return fmt.Errorf("write address file: %w", err)
 		}
 	}
 	srv := &http.Server{
@@ -169,28 +172,6 @@ func seed(s *jiratest.Server, key, attachSize string, log *slog.Logger) error {
 	}
 	id := s.AddAttachment(key, "seeded.bin", int64(size))
 	log.Info("seeded", "issue", key, "attachment", id, "bytes", int64(size))
-	return nil
-}
-
-// writeAtomic writes data to a temporary file beside path and renames it
-// into place, so that a process polling for path never reads it half
-// written.
-func writeAtomic(path, data string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write address file: %w", err)
-	}
 	return nil
 }
 

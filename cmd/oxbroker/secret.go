@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/oxsecurity/oxbroker/internal/atomicfile"
+
 	"github.com/spf13/cobra"
 
 	"github.com/oxsecurity/oxbroker/cmd/internal/cli"
@@ -75,19 +77,7 @@ func (s secretStore) set(name string, value []byte) error {
 	if err := s.mkdir(s.dir); err != nil {
 		return fmt.Errorf("secret folder %s: %w", s.dir, err)
 	}
-	f, err := os.CreateTemp(s.dir, name+".*.tmp")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(blob)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), s.path(name))
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := atomicfile.Write(s.path(name), blob, 0o600); err != nil {
 		return fmt.Errorf("write secret %s: %w", name, err)
 	}
 	return nil
