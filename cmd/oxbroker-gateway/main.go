@@ -40,15 +40,14 @@ Try it locally:
 }
 
 func configFlag(c *cobra.Command, p *string) {
-	c.Flags().StringVarP(p, "config", "c", "/etc/oxbroker-gateway/config.yaml", "path of the gateway's YAML config")
+	cli.ConfigFlag(c, p, "/etc/oxbroker-gateway/config.yaml", "gateway's")
 }
 
 // loadConfig loads and validates the config, printing every problem.
 func loadConfig(c *cobra.Command, path string) (*config.Gateway, error) {
 	cfg, err := config.LoadGateway(path, nil)
 	if err != nil {
-		fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\n", path, err)
-		return nil, cli.Reported(err)
+		return nil, cli.BadConfig(c, path, err)
 	}
 	return cfg, nil
 }

@@ -45,7 +45,7 @@ Start with:
 }
 
 func configFlag(c *cobra.Command, p *string) {
-	c.Flags().StringVarP(p, "config", "c", config.DefaultAgentPath(), "path of the agent's YAML config")
+	cli.ConfigFlag(c, p, config.DefaultAgentPath(), "agent's")
 }
 
 // loadConfig loads and validates the config, printing every problem, and
@@ -59,8 +59,7 @@ func loadConfig(c *cobra.Command, path string) (*config.Agent, error) {
 		err = agent.CheckCAFiles(cfg)
 	}
 	if err != nil {
-		fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\n", path, err)
-		return nil, cli.Reported(err)
+		return nil, cli.BadConfig(c, path, err)
 	}
 	return cfg, nil
 }

@@ -42,6 +42,19 @@ func (e reportedError) Unwrap() error { return e.error }
 // Reported marks err as already shown to the user.
 func Reported(err error) error { return reportedError{err} }
 
+// ConfigFlag adds --config (-c), the path of the command's YAML config;
+// whose says whose config it is ("agent's", "gateway's").
+func ConfigFlag(c *cobra.Command, p *string, def, whose string) {
+	c.Flags().StringVarP(p, "config", "c", def, "path of the "+whose+" YAML config")
+}
+
+// BadConfig prints why the config at path did not load (every problem,
+// under the file's name) and returns err as reported.
+func BadConfig(c *cobra.Command, path string, err error) error {
+	fmt.Fprintf(c.ErrOrStderr(), "%s:\n%v\n", path, err)
+	return Reported(err)
+}
+
 // CannotStart logs why a program cannot start, as the last line of its
 // run command, and returns err as reported there.
 func CannotStart(log *slog.Logger, err error) error {
