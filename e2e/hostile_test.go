@@ -103,12 +103,7 @@ func TestHostile(t *testing.T) {
 // within its bound without the payload being read, and the two agents
 // connected before keep their sessions.
 func testTunnelPort(t *testing.T) {
-	e := newLowPortEnv(t)
-	gw := e.startGateway()
-	e.startAgentNamed("q", agentOpts{transport: "quic", connections: 1})
-	e.startAgentNamed("t", agentOpts{transport: "tcp", connections: 1})
-	e.waitSessions(2, "", 15*time.Second)
-	before := sessionIDs(e)
+	e, gw, before := startWithHonestAgents(t)
 	rssBefore, err := rssKiB(gw)
 	if err != nil {
 		t.Fatal(err)
@@ -289,9 +284,7 @@ func testTunnelPort(t *testing.T) {
 		t.Fatalf("the gateway exited: %v", gw.cmd.ProcessState)
 	default:
 	}
-	if after := sessionIDs(e); !slices.Equal(before, after) {
-		t.Errorf("agent sessions changed under attack: before %v, after %v", before, after)
-	}
+	sameSessions(t, e, before, "the attacks")
 	e.mustServe("after the attacks")
 	if code, body := httpGet(t, "http://"+e.adminAddr+"/healthz"); code != 200 {
 		t.Errorf("gateway /healthz after the attacks: %d %s", code, body)

@@ -22,6 +22,31 @@ func sessionIDs(e *env) []string {
 	return ids
 }
 
+// sameSessions fails the test, and returns false, when the broker's
+// sessions are no longer the ones in before: what happened across (a
+// reload, an attack, a second agent refused) cost an agent its tunnel.
+func sameSessions(t *testing.T, e *env, before []string, across string) bool {
+	t.Helper()
+	if after := sessionIDs(e); !slices.Equal(before, after) {
+		t.Errorf("sessions changed across %s: before %v, after %v", across, before, after)
+		return false
+	}
+	return true
+}
+
+// startWithHonestAgents starts a gateway and two agents that behave, one
+// on each transport, and returns their session ids: the attack tests
+// check at the end that the honest sessions outlived the attacks.
+func startWithHonestAgents(t *testing.T) (e *env, gw *proc, sessions []string) {
+	t.Helper()
+	e = newLowPortEnv(t)
+	gw = e.startGateway()
+	e.startAgentNamed("q", agentOpts{transport: "quic", connections: 1})
+	e.startAgentNamed("t", agentOpts{transport: "tcp", connections: 1})
+	e.waitSessions(2, "", 15*time.Second)
+	return e, gw, sessionIDs(e)
+}
+
 // TestReloadKeepsTunnels: SIGHUP with a new site added makes the site
 // answer, while the gateway still sees the same sessions; a broken config
 // is refused and the running one kept; a rotated token file is used for
@@ -58,8 +83,8 @@ func TestReloadKeepsTunnels(t *testing.T) {
 	}); !ok {
 		t.Fatalf("jira2 after SIGHUP: %d %s", resp.StatusCode, b)
 	}
-	if after := sessionIDs(e); !slices.Equal(before, after) {
-		t.Fatalf("sessions changed across the reload: before %v, after %v", before, after)
+	if !sameSessions(t, e, before, "the reload") {
+		t.FailNow()
 	}
 	if st := e.brokerStatus(); !slices.Equal(st.Sites, []string{"jira", "jira2"}) {
 		t.Fatalf("gateway's site list: got %v, want [jira jira2]", st.Sites)
@@ -82,7 +107,7 @@ func TestReloadKeepsTunnels(t *testing.T) {
 		reqs := e.Jira.Requests()
 		return len(reqs) > 0 && reqs[len(reqs)-1].Header.Get("Authorization") == "Bearer "+rotated
 	})
-	if after := sessionIDs(e); !slices.Equal(before, after) {
-		t.Fatalf("sessions changed across the token rotation: before %v, after %v", before, after)
+	if !sameSessions(t, e, before, "the token rotation") {
+		t.FailNow()
 	}
 }

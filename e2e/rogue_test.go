@@ -22,7 +22,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -428,12 +427,7 @@ func closedSoon(c net.Conn, d time.Duration) bool {
 // each, its goroutines and RSS stay bounded, it logs each flood in a few
 // lines, and it keeps serving the two honest agents on the same sessions.
 func testRogueAgent(t *testing.T) {
-	e := newLowPortEnv(t)
-	gw := e.startGateway()
-	e.startAgentNamed("q", agentOpts{transport: "quic", connections: 1})
-	e.startAgentNamed("t", agentOpts{transport: "tcp", connections: 1})
-	e.waitSessions(2, "", 15*time.Second)
-	honest := sessionIDs(e)
+	e, gw, honest := startWithHonestAgents(t)
 	v := victim{name: "gateway", admin: e.adminAddr, p: gw}
 	const floodPings = 100_000
 
@@ -709,9 +703,7 @@ func testRogueAgent(t *testing.T) {
 	})
 
 	// The gateway still has both honest sessions and serves through them.
-	if after := sessionIDs(e); !slices.Equal(honest, after) {
-		t.Errorf("the honest agents' sessions changed: before %v, after %v", honest, after)
-	}
+	sameSessions(t, e, honest, "the rogue agent's attacks")
 	e.mustServe("after the rogue agent")
 	// Every flood's count is told within an interval (10 s).
 	if _, ok := testwait.Until(15*time.Second, func() bool { return strings.Contains(gw.out.String(), "suppressed=") }); !ok {
