@@ -42,3 +42,18 @@ func TestFree(t *testing.T) {
 	}
 	t.Error("Free(addr, udp) was never true twice in a row for 20 ports")
 }
+
+func TestListenTCPUDP(t *testing.T) {
+	tl, ul, err := ListenTCPUDP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
+	defer ul.Close()
+	if tp, up := tl.Addr().(*net.TCPAddr).Port, ul.LocalAddr().(*net.UDPAddr).Port; tp != up {
+		t.Errorf("TCP on %d, UDP on %d: want one port", tp, up)
+	}
+	if Free(tl.Addr().String(), true) {
+		t.Errorf("%s is reported free while both listeners hold it", tl.Addr())
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/oxsecurity/oxbroker/internal/freeport"
 )
 
 // Mode is what a Relay does with the traffic of one transport. Build one
@@ -130,7 +132,7 @@ func NewRelay(upstream string) (*Relay, error) {
 		peers:    make(map[string]*udpPeer),
 		timers:   make(map[*time.Timer]struct{}),
 	}
-	if r.tcpLn, r.udpLn, err = listenTCPUDP(); err != nil {
+	if r.tcpLn, r.udpLn, err = freeport.ListenTCPUDP(); err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
 	r.tcpMode.Store(&modeState{Mode: Pass()})
@@ -139,25 +141,6 @@ func NewRelay(upstream string) (*Relay, error) {
 	go r.acceptTCP()
 	go r.readUDP()
 	return r, nil
-}
-
-// listenTCPUDP listens for TCP and UDP on one loopback port, as the
-// gateway does. A port the kernel gave for TCP may be taken for UDP, so it
-// tries up to 20.
-func listenTCPUDP() (*net.TCPListener, *net.UDPConn, error) {
-	for range 20 {
-		tl, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			return nil, nil, err
-		}
-		ul, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: tl.Addr().(*net.TCPAddr).Port})
-		if err != nil {
-			tl.Close()
-			continue
-		}
-		return tl, ul, nil
-	}
-	return nil, nil, errors.New("no port free on both tcp and udp")
 }
 
 // Addr is the relay's address, host:port, for TCP and UDP alike.

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/internal/freeport"
+
 	"go.uber.org/goleak"
 
 	"github.com/oxsecurity/oxbroker/internal/testwait"
@@ -22,7 +24,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // that tests can tell the relay's upstream sockets apart.
 func echoServers(t *testing.T) string {
 	t.Helper()
-	tl, ul, err := listenTCPUDP()
+	tl, ul, err := freeport.ListenTCPUDP()
 	if err != nil {
 		t.Fatal(err)
 	}
