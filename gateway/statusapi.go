@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/oxsecurity/oxbroker/admin/ui"
+	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/internal/clip"
 	"github.com/oxsecurity/oxbroker/internal/window"
 )
@@ -80,20 +81,10 @@ type BrokerCalls struct {
 // /v1/brokers/{broker}/sites/{site}/check): the agent's report, as the
 // agent sent it (agent/diag's SiteReport), with when it came.
 type RemoteCheck struct {
-	At        time.Time   `json:"at"`
-	RequestID string      `json:"request_id"`
-	OK        bool        `json:"ok"`
-	Results   []CheckStep `json:"results"`
-}
-
-// CheckStep is one step of a remote check, in the agent's words.
-type CheckStep struct {
-	Name       string `json:"name"`
-	Status     string `json:"status"`
-	Detail     string `json:"detail,omitempty"`
-	Cause      string `json:"cause,omitempty"`
-	Fix        string `json:"fix,omitempty"`
-	DurationMS int64  `json:"duration_ms"`
+	At        time.Time              `json:"at"`
+	RequestID string                 `json:"request_id"`
+	OK        bool                   `json:"ok"`
+	Results   []brokerhttp.CheckStep `json:"results"`
 }
 
 // statusBoard is what the page shows beyond the registry: when the

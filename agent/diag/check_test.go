@@ -666,10 +666,31 @@ func TestCheckReflectedCredential(t *testing.T) {
 func TestScrubResults(t *testing.T) {
 	auth := config.Auth{Type: config.AuthBasic, Email: "me@acme.com", Token: "tok-5b0c1d2e3f"}
 	b64 := base64.StdEncoding.EncodeToString([]byte("me@acme.com:tok-5b0c1d2e3f"))
-	rs := []diag.Result{{Name: "x", Detail: "saw Basic " + b64, Cause: "token tok-5b0c1d2e3f", Fix: "me@acme.com:tok-5b0c1d2e3f"}}
+	rs := []diag.Result{{CheckStep: brokerhttp.CheckStep{Name: "x", Detail: "saw Basic " + b64, Cause: "token tok-5b0c1d2e3f", Fix: "me@acme.com:tok-5b0c1d2e3f"}}}
 	diag.ScrubResults(rs, proxy.NewScrubber(auth))
 	checkNoSecret(t, rs, "tok-5b0c1d2e3f", b64)
 	if !strings.Contains(rs[0].Detail, "REDACTED") {
 		t.Errorf("no marker: %+v", rs[0])
+	}
+}
+
+// TestResultJSON pins the JSON of a step, which the gateway reads into
+// brokerhttp.CheckStep: the step's own fields, flat, and nothing of what
+// only the agent uses (Lasting).
+func TestResultJSON(t *testing.T) {
+	r := diag.Result{CheckStep: brokerhttp.CheckStep{Name: "credentials", Status: diag.StatusFail,
+		Detail: "GET /rest/api/3/myself: 401", Cause: "Jira refused the token.", Fix: "Make a new token.", DurationMS: 12},
+		Lasting: true}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"name":"credentials","status":"fail","detail":"GET /rest/api/3/myself: 401","cause":"Jira refused the token.","fix":"Make a new token.","duration_ms":12}`
+	if string(b) != want {
+		t.Errorf("got  %s\nwant %s", b, want)
+	}
+	var back brokerhttp.CheckStep
+	if err := json.Unmarshal(b, &back); err != nil || back != r.CheckStep {
+		t.Errorf("the gateway reads %+v, %v; want %+v", back, err, r.CheckStep)
 	}
 }

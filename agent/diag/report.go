@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oxsecurity/oxbroker/brokerhttp"
 	"github.com/oxsecurity/oxbroker/config"
 	"github.com/oxsecurity/oxbroker/proxy"
 	"github.com/oxsecurity/oxbroker/tunnel"
@@ -15,10 +16,10 @@ import (
 
 // Statuses of a Result. A warning does not fail a check run.
 const (
-	StatusPass = "pass"
-	StatusFail = "fail"
-	StatusWarn = "warn"
-	StatusSkip = "skip"
+	StatusPass = brokerhttp.CheckPass
+	StatusFail = brokerhttp.CheckFail
+	StatusWarn = brokerhttp.CheckWarn
+	StatusSkip = brokerhttp.CheckSkip
 )
 
 // DefaultTimeout bounds a whole check run (Check) and a remote check of
@@ -42,18 +43,10 @@ type SiteReport struct {
 	Results []Result `json:"results"`
 }
 
-// Result is the outcome of one check. A failure always has Cause and Fix,
-// each one sentence; a warning usually has them too.
+// Result is the outcome of one check: the step as the JSON says it (the
+// gateway reads the same type), and what only the agent uses.
 type Result struct {
-	// Name is the check: dns, tcp, tls, quic, auth for the gateway;
-	// cloud_id, dns, tcp, tls, credentials, permissions for a site.
-	Name   string `json:"name"`
-	Status string `json:"status"`
-	// Detail says what was checked and found.
-	Detail     string `json:"detail,omitempty"`
-	Cause      string `json:"cause,omitempty"`
-	Fix        string `json:"fix,omitempty"`
-	DurationMS int64  `json:"duration_ms"`
+	brokerhttp.CheckStep
 	// Lasting marks a failure that retrying cannot mend (Words.Lasting):
 	// the agent's probe of a site keeps the site's last good settings
 	// over new ones that fail so.
@@ -217,15 +210,18 @@ func (c *chain) step(name string, limit time.Duration, f func(ctx context.Contex
 		c.stopped = "not run: the check's time limit ran out"
 	}
 	if c.stopped != "" {
-		c.results = append(c.results, Result{Name: name, Status: StatusSkip, Detail: c.stopped})
+		c.results = append(c.results, Result{CheckStep: brokerhttp.CheckStep{Name: name, Status: StatusSkip, Detail: c.stopped}})
 		return
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, limit)
 	start := time.Now()
 	o := f(ctx)
 	cancel()
-	c.results = append(c.results, Result{Name: name, Status: o.status, Detail: o.detail, Cause: o.cause, Fix: o.fix,
-		DurationMS: time.Since(start).Milliseconds(), Lasting: o.lasting && o.status == StatusFail})
+	c.results = append(c.results, Result{
+		CheckStep: brokerhttp.CheckStep{Name: name, Status: o.status, Detail: o.detail, Cause: o.cause, Fix: o.fix,
+			DurationMS: time.Since(start).Milliseconds()},
+		Lasting: o.lasting && o.status == StatusFail,
+	})
 	if o.status == StatusFail {
 		c.stopped = "not run: " + name + " failed"
 	}
