@@ -36,11 +36,7 @@ func TestDrainServesUntilGatewayAcks(t *testing.T) {
 
 				if who == "agent" {
 					go ra.cancel() // the agent drains: it sends goaway
-					select {
-					case <-old.Loop.GoAway():
-					case <-old.Loop.Done():
-						t.Fatalf("the control stream ended without a goaway: %v", old.Loop.Err())
-					}
+					sessiontest.ExpectGoAway(t, old.Loop, 15*time.Second)
 				} else {
 					old.Loop.Send(tunnel.GoAway{Reason: "test gateway draining"})
 					g.Next(t, 15*time.Second) // the agent's replacement session

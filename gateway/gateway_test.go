@@ -826,15 +826,8 @@ func TestShutdownSendsGoAway(t *testing.T) {
 			stopped := make(chan error, 1)
 			go func() { stopped <- tg.stop(t) }()
 
-			select {
-			case g := <-a.Loop.GoAway():
-				if g.Reason == "" {
-					t.Fatalf("control message: got %#v, want goaway with a reason", g)
-				}
-			case <-a.Loop.Done():
-				t.Fatal("the control stream ended without goaway")
-			case <-time.After(5 * time.Second):
-				t.Fatal("no goaway within 5 s of the gateway's shutdown")
+			if g := sessiontest.ExpectGoAway(t, a.Loop, 5*time.Second); g.Reason == "" {
+				t.Fatalf("control message: got %#v, want goaway with a reason", g)
 			}
 			select {
 			case err := <-stopped:

@@ -292,6 +292,30 @@ func Connect(t testing.TB, s tunnel.Session, hello tunnel.Hello, handler http.Ha
 	return a, nil
 }
 
+// ExpectGoAway waits up to within for the peer's goaway on l and returns
+// it, failing t if the control stream ends without one or none comes. The
+// loop hands a goaway over before it reads the end of the stream, but a
+// select over GoAway and Done may still see the end first when both are
+// ready (a peer that sends goaway and half-closes at once, as a gateway
+// with nothing in flight does); this looks again before failing.
+func ExpectGoAway(t testing.TB, l *tunnel.ControlLoop, within time.Duration) tunnel.GoAway {
+	t.Helper()
+	select {
+	case g := <-l.GoAway():
+		return g
+	case <-l.Done():
+		select {
+		case g := <-l.GoAway():
+			return g
+		default:
+			t.Fatalf("the control stream ended without a goaway: %v", l.Err())
+		}
+	case <-time.After(within):
+		t.Fatalf("no goaway within %s", within)
+	}
+	return tunnel.GoAway{}
+}
+
 // Close ends the session and waits for the Agent's goroutines.
 func (a *Agent) Close() {
 	a.close.Do(func() {

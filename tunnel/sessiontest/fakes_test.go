@@ -3,6 +3,7 @@ package sessiontest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -81,5 +82,26 @@ func TestFakesTalk(t *testing.T) {
 				t.Errorf("hello of agent refused: got %v, want reject %s", err, tunnel.RejectShutdown)
 			}
 		})
+	}
+}
+
+// TestExpectGoAwayAfterEnd: a gateway with nothing in flight sends goaway
+// and half-closes at once. Once the agent's loop has read both, GoAway and
+// Done are ready together, and ExpectGoAway still returns the goaway
+// rather than calling it an end without one, as a plain select over the
+// two does half the time: ten sessions make that a near certainty.
+func TestExpectGoAwayAfterEnd(t *testing.T) {
+	g, dial := fakes(t, tunnel.TransportTCP, nil)
+	for i := range 10 {
+		a, err := Connect(t, dial(), tunnel.Hello{BrokerID: "acme", AgentID: fmt.Sprintf("a%d", i)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Next(t, 10*time.Second).GoAway("cycling")
+		testwait.Recv(t, 10*time.Second, "the end of the control stream", a.Loop.Done())
+		if got := ExpectGoAway(t, a.Loop, time.Second); got.Reason != "cycling" {
+			t.Fatalf("session %d: got %+v, want the goaway sent", i, got)
+		}
+		a.Close()
 	}
 }
