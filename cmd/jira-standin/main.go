@@ -23,9 +23,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/oxsecurity/oxbroker/internal/atomicfile"
-
 	"github.com/oxsecurity/oxbroker/config"
+	"github.com/oxsecurity/oxbroker/internal/atomicfile"
 	"github.com/oxsecurity/oxbroker/jira/jiratest"
 )
 

@@ -9,11 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/oxsecurity/oxbroker/internal/atomicfile"
-
 	"github.com/spf13/cobra"
 
 	"github.com/oxsecurity/oxbroker/cmd/internal/cli"
+	"github.com/oxsecurity/oxbroker/internal/atomicfile"
 )
 
 // secretPrefix starts the names of the variables a config reads stored

@@ -23,6 +23,7 @@ func (f *fakeT) Fatalf(format string, args ...any) {
 	f.fatal = true
 	panic(f)
 }
+func (f *fakeT) Fatal(args ...any) { f.Fatalf("") }
 
 func check(path string, got []byte) (f *fakeT) {
 	f = &fakeT{}

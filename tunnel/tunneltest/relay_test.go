@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oxsecurity/oxbroker/internal/freeport"
-
 	"go.uber.org/goleak"
 
+	"github.com/oxsecurity/oxbroker/internal/freeport"
 	"github.com/oxsecurity/oxbroker/internal/testwait"
 )
 
